@@ -1,0 +1,80 @@
+# Lianxin build. `make` builds build/lianxin; see README for the rest.
+
+CC      ?= cc
+PKGS    := lmdb msgpack libzmq libuv libsodium jansson
+CFLAGS  ?= -O2 -g
+# -Wno-format-truncation: error messages are cut to their buffers on purpose.
+CFLAGS  += -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow \
+           -Wno-format-truncation \
+           -I. $(shell pkg-config --cflags $(PKGS))
+LDLIBS  += $(shell pkg-config --libs $(PKGS)) -lm -lpthread
+BUILD   ?= build
+
+COMMON_SRC := $(wildcard common/*.c)
+CLI_SRC    := $(wildcard cli/*.c)
+NODE_SRC   := $(wildcard node/*.c)
+COMMON_OBJ := $(COMMON_SRC:%.c=$(BUILD)/%.o)
+APP_OBJ    := $(CLI_SRC:%.c=$(BUILD)/%.o) $(NODE_SRC:%.c=$(BUILD)/%.o)
+UNIT_SRC   := $(wildcard tests/unit/test_*.c)
+UNIT_BIN   := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+
+.PHONY: all test unit integration asan bench fuzz demo clean
+
+all: $(BUILD)/lianxin
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(BUILD)/liblx.a: $(COMMON_OBJ)
+	ar rcs $@ $^
+
+$(BUILD)/lianxin: $(APP_OBJ) $(BUILD)/liblx.a
+	$(CC) $(CFLAGS) -o $@ $(APP_OBJ) $(BUILD)/liblx.a $(LDLIBS)
+
+$(BUILD)/tests/%: tests/unit/%.c $(BUILD)/liblx.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -o $@ $< $(BUILD)/liblx.a $(LDLIBS) -lcmocka
+
+unit: $(UNIT_BIN)
+
+# The whole suite: unit tests, integration tests, short fuzz runs.
+test: all unit
+	@BUILD=$(BUILD) tests/run-all
+
+# The suite under AddressSanitizer and UndefinedBehaviorSanitizer.
+asan:
+	$(MAKE) BUILD=build/asan CC=clang \
+	  CFLAGS="-O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all" \
+	  test
+
+FUZZ_CFLAGS := -O1 -g -fsanitize=fuzzer,address,undefined -std=c11 -D_GNU_SOURCE -I. \
+               $(shell pkg-config --cflags $(PKGS))
+FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(wildcard tests/fuzz/fuzz_*.c))
+
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(COMMON_SRC)
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) -o $@ $< $(COMMON_SRC) $(LDLIBS)
+
+fuzz-build: $(FUZZ_TARGETS)
+
+# Longer fuzz runs (make test runs each target for a fixed short count).
+fuzz: $(FUZZ_TARGETS)
+	@for t in $(FUZZ_TARGETS); do \
+	  n=$$(basename $$t); mkdir -p $(BUILD)/fuzz/corpus-$$n; \
+	  echo "== $$n"; $$t -max_total_time=$${FUZZ_SECONDS:-60} -max_len=4096 \
+	    $(BUILD)/fuzz/corpus-$$n tests/fuzz/seeds/$$n || exit 1; done
+
+bench: all
+	@BUILD=$(BUILD) tests/bench/run
+
+# Installs what is missing, builds, and runs the demo.
+demo:
+	@scripts/install-deps
+	@$(MAKE) --no-print-directory all
+	@scripts/demo
+
+clean:
+	rm -rf build
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -1,0 +1,332 @@
+/* Commands about the store as a whole: keygen, init, digest, status,
+ * conflicts. */
+#include "cli.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "common/recjson.h"
+
+#define OPT_HELP {"help", no_argument, 0, 'h'}
+
+/* Writes a whole file with the given mode; refuses to overwrite. */
+static int write_file(const char *path, const void *data, size_t n, mode_t mode,
+                      why_t *why)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+    if (fd < 0)
+        return why_set(why, errno == EEXIST ? LX_EEXIST : LX_EIO, "%s: %s",
+                       path, strerror(errno));
+    /* open() applies the umask; secrets must be exactly 0600. */
+    if (fchmod(fd, mode) || write(fd, data, n) != (ssize_t)n || fsync(fd)) {
+        int e = errno;
+        close(fd);
+        unlink(path);
+        return why_set(why, LX_EIO, "%s: %s", path, strerror(e));
+    }
+    close(fd);
+    return LX_OK;
+}
+
+int cmd_keygen(int argc, char **argv)
+{
+    static const char *U = "lianxin keygen --out DIR";
+    static struct option opts[] = {{"out", required_argument, 0, 'o'}, OPT_HELP, {0}};
+    const char *out = NULL;
+    int ch;
+    optind = 1;
+    while ((ch = getopt_long(argc, argv, "o:h", opts, NULL)) != -1) {
+        if (ch == 'o')
+            out = optarg;
+        else if (ch == 'h')
+            return printf("usage: %s\nWrites curve.pub, curve.key (0600), "
+                          "sign.pub and sign.key (0600) into DIR.\n", U), 0;
+        else
+            return cli_usage("keygen", U, "bad option");
+    }
+    if (!out)
+        return cli_usage("keygen", U, "--out is required");
+    if (sodium_init() < 0)
+        return cli_fail("keygen", "libsodium failed to initialise");
+    if (mkdir(out, 0700) && errno != EEXIST)
+        return cli_fail("keygen", "%s: %s", out, strerror(errno));
+
+    char cpub[41], csec[41];
+    if (zmq_curve_keypair(cpub, csec))
+        return cli_fail("keygen", "CURVE key generation failed: %s", zmq_strerror(errno));
+    unsigned char spk[crypto_sign_PUBLICKEYBYTES], ssk[crypto_sign_SECRETKEYBYTES];
+    crypto_sign_keypair(spk, ssk);
+    char spk_hex[2 * sizeof spk + 2], ssk_hex[2 * sizeof ssk + 2];
+    sodium_bin2hex(spk_hex, sizeof spk_hex, spk, sizeof spk);
+    sodium_bin2hex(ssk_hex, sizeof ssk_hex, ssk, sizeof ssk);
+    sodium_memzero(ssk, sizeof ssk);
+    strcat(cpub, "\n");
+    strcat(csec, "\n");
+    strcat(spk_hex, "\n");
+    strcat(ssk_hex, "\n");
+
+    struct { const char *name; const char *data; mode_t mode; } files[] = {
+        {"curve.pub", cpub, 0644}, {"curve.key", csec, 0600},
+        {"sign.pub", spk_hex, 0644}, {"sign.key", ssk_hex, 0600},
+    };
+    why_t why = {""};
+    int rc = LX_OK;
+    size_t i;
+    for (i = 0; i < 4 && !rc; i++) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%s", out, files[i].name);
+        rc = write_file(path, files[i].data, strlen(files[i].data), files[i].mode, &why);
+    }
+    sodium_memzero(csec, sizeof csec);
+    sodium_memzero(ssk_hex, sizeof ssk_hex);
+    if (rc) {
+        /* Leave no half pair behind. */
+        for (size_t j = 0; j + 1 < i; j++) {
+            char path[4096];
+            snprintf(path, sizeof path, "%s/%s", out, files[j].name);
+            unlink(path);
+        }
+        return cli_fail("keygen", "%s", why.msg);
+    }
+    printf("%s", cpub);
+    return 0;
+}
+
+int cmd_init(int argc, char **argv)
+{
+    static const char *U = "lianxin init --data DIR --code CODE";
+    static struct option opts[] = {{"data", required_argument, 0, 'd'},
+                                   {"code", required_argument, 0, 'c'}, OPT_HELP, {0}};
+    const char *data = NULL, *code_s = NULL;
+    int ch;
+    optind = 1;
+    while ((ch = getopt_long(argc, argv, "d:c:h", opts, NULL)) != -1) {
+        if (ch == 'd')
+            data = optarg;
+        else if (ch == 'c')
+            code_s = optarg;
+        else if (ch == 'h')
+            return printf("usage: %s\nCreates an empty store for the node with "
+                          "that 12-digit division code.\n", U), 0;
+        else
+            return cli_usage("init", U, "bad option");
+    }
+    if (!data || !code_s)
+        return cli_usage("init", U, "--data and --code are required");
+    code_t code;
+    if (code_parse(code_s, &code))
+        return cli_fail("init", "--code %s: not a 12-digit division code", code_s);
+    why_t why = {""};
+    int rc = store_create(data, code, &why);
+    if (rc)
+        return cli_fail("init", "%s", why.msg);
+    printf("initialised %s store for %s at %s\n", level_name(code_level(code)),
+           code_s, data);
+    return 0;
+}
+
+/* Parses --data DIR [--json] [--subtree CODE] shared by the read commands. */
+typedef struct {
+    const char *data;
+    bool json;
+    const char *subtree;
+} readopts_t;
+
+static int parse_read(const char *cmd, const char *U, const char *help,
+                      int argc, char **argv, readopts_t *o, bool subtree)
+{
+    static struct option opts[] = {{"data", required_argument, 0, 'd'},
+                                   {"json", no_argument, 0, 'j'},
+                                   {"subtree", required_argument, 0, 's'},
+                                   OPT_HELP, {0}};
+    int ch;
+    optind = 1;
+    while ((ch = getopt_long(argc, argv, "d:js:h", opts, NULL)) != -1) {
+        if (ch == 'd')
+            o->data = optarg;
+        else if (ch == 'j')
+            o->json = true;
+        else if (ch == 's' && subtree)
+            o->subtree = optarg;
+        else if (ch == 'h') {
+            printf("usage: %s\n%s\n", U, help);
+            return -1;
+        } else
+            return cli_usage(cmd, U, "bad option");
+    }
+    if (optind < argc)
+        return cli_usage(cmd, U, "unexpected argument '%s'", argv[optind]);
+    if (!o->data)
+        return cli_usage(cmd, U, "--data is required");
+    return 0;
+}
+
+int cmd_digest(int argc, char **argv)
+{
+    static const char *U = "lianxin digest --data DIR [--subtree CODE]";
+    readopts_t o = {0};
+    int rc = parse_read("digest", U, "Prints the hex digest of the live state "
+                        "under CODE (default: the node's subtree).", argc, argv, &o, true);
+    if (rc)
+        return rc < 0 ? 0 : rc;
+    code_t under = 0;
+    if (o.subtree && code_parse(o.subtree, &under))
+        return cli_fail("digest", "--subtree %s: not a 12-digit division code", o.subtree);
+    store_t *s = cli_open("digest", o.data, STORE_RDONLY);
+    if (!s)
+        return 1;
+    stxn_t *t;
+    unsigned char d[STORE_DIGEST_LEN];
+    rc = store_begin(s, false, &t);
+    if (!rc) {
+        rc = store_digest(t, under, d);
+        store_abort(&t);
+    }
+    store_close(&s);
+    if (rc)
+        return cli_fail("digest", "%s", err_str(rc));
+    char hex[2 * STORE_DIGEST_LEN + 1];
+    sodium_bin2hex(hex, sizeof hex, d, sizeof d);
+    printf("%s\n", hex);
+    return 0;
+}
+
+int cmd_status(int argc, char **argv)
+{
+    static const char *U = "lianxin status --data DIR [--json]";
+    readopts_t o = {0};
+    int rc = parse_read("status", U, "Shows the node's code, level, record "
+                        "count, log position and links.", argc, argv, &o, false);
+    if (rc)
+        return rc < 0 ? 0 : rc;
+    store_t *s = cli_open("status", o.data, STORE_RDONLY);
+    if (!s)
+        return 1;
+    stxn_t *t;
+    store_stats_t st;
+    rc = store_begin(s, false, &t);
+    if (!rc) {
+        rc = store_stats(t, &st);
+        store_abort(&t);
+    }
+    code_t code = store_code(s);
+    store_close(&s);
+    if (rc)
+        return cli_fail("status", "%s", err_str(rc));
+    char c[CODE_STRLEN + 1], when[48];
+    code_fmt(code, c);
+    if (o.json) {
+        json_t *j = json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:s, s:I, s:n, s:[]}",
+            "code", c, "level", level_name(code_level(code)),
+            "records", (json_int_t)st.records, "villages", (json_int_t)st.villages,
+            "last_seq", (json_int_t)st.last_seq, "conflicts", (json_int_t)st.conflicts,
+            "duplicates", (json_int_t)st.duplicates,
+            "hlc", hlc_fmt(st.hlc, when, sizeof when), "store_bytes", (json_int_t)st.bytes,
+            "parent", "children");
+        json_dumpf(j, stdout, JSON_INDENT(2));
+        putchar('\n');
+        json_decref(j);
+    } else {
+        printf("node        %s (%s)\n", c, level_name(code_level(code)));
+        printf("records     %llu in %llu villages\n", (unsigned long long)st.records,
+               (unsigned long long)st.villages);
+        printf("log         %llu changes, last clock %s\n",
+               (unsigned long long)st.last_seq, hlc_fmt(st.hlc, when, sizeof when));
+        printf("conflicts   %llu\n", (unsigned long long)st.conflicts);
+        printf("duplicates  %llu records share an ID number\n",
+               (unsigned long long)st.duplicates);
+        printf("store       %.1f MiB\n", (double)st.bytes / (1 << 20));
+    }
+    return 0;
+}
+
+/* Conflicts and duplicates, as text or one JSON object. */
+typedef struct {
+    bool json;
+    json_t *arr;
+} listctx_t;
+
+static json_t *field_json(const field_t *f)
+{
+    char origin[CODE_STRLEN + 1], when[48];
+    return json_pack("{s:o, s:s, s:s, s:s}", "value", recjson_value(&f->val),
+                     "time", hlc_fmt(f->ver.hlc, when, sizeof when),
+                     "origin", code_fmt(f->ver.origin, origin),
+                     "author", f->ver.author ? f->ver.author : "");
+}
+
+static int conflict_cb(void *arg, const conflict_t *c)
+{
+    listctx_t *x = arg;
+    if (x->json) {
+        json_array_append_new(x->arr, json_pack("{s:I, s:s, s:s, s:o, s:o}",
+            "seq", (json_int_t)c->seq, "id", c->id, "field", c->kept->name,
+            "kept", field_json(c->kept), "lost", field_json(c->lost)));
+        return 0;
+    }
+    char k[CODE_STRLEN + 1], l[CODE_STRLEN + 1], kt[48], lt[48];
+    printf("conflict %llu  %s  %s  kept %s@%s (%s)  over %s@%s (%s)\n",
+           (unsigned long long)c->seq, c->id, c->kept->name,
+           code_fmt(c->kept->ver.origin, k), hlc_fmt(c->kept->ver.hlc, kt, sizeof kt),
+           c->kept->ver.author ? c->kept->ver.author : "",
+           code_fmt(c->lost->ver.origin, l), hlc_fmt(c->lost->ver.hlc, lt, sizeof lt),
+           c->lost->ver.author ? c->lost->ver.author : "");
+    return 0;
+}
+
+static int dup_cb(void *arg, const char *idnum, const char *id)
+{
+    listctx_t *x = arg;
+    /* The number is what makes them duplicates; show it masked, as the
+     * records themselves are one `child get` away. */
+    char masked[40];
+    size_t n = strlen(idnum);
+    snprintf(masked, sizeof masked, "%.4s**********%s", idnum, n > 4 ? idnum + n - 4 : "");
+    if (x->json) {
+        json_array_append_new(x->arr, json_pack("{s:s, s:s}", "id_number", masked, "id", id));
+        return 0;
+    }
+    printf("duplicate %s  %s\n", masked, id);
+    return 0;
+}
+
+int cmd_conflicts(int argc, char **argv)
+{
+    static const char *U = "lianxin conflicts --data DIR [--json]";
+    readopts_t o = {0};
+    int rc = parse_read("conflicts", U, "Lists concurrent writes that overwrote "
+                        "each other, and records sharing an ID number.",
+                        argc, argv, &o, false);
+    if (rc)
+        return rc < 0 ? 0 : rc;
+    store_t *s = cli_open("conflicts", o.data, STORE_RDONLY);
+    if (!s)
+        return 1;
+    stxn_t *t;
+    listctx_t cx = {o.json, json_array()}, dx = {o.json, json_array()};
+    rc = store_begin(s, false, &t);
+    if (!rc) {
+        rc = store_each_conflict(t, conflict_cb, &cx);
+        if (!rc)
+            rc = store_each_duplicate(t, dup_cb, &dx);
+        store_abort(&t);
+    }
+    store_close(&s);
+    if (!rc && o.json) {
+        json_t *j = json_pack("{s:o, s:o}", "conflicts", cx.arr, "duplicates", dx.arr);
+        json_dumpf(j, stdout, JSON_INDENT(2));
+        putchar('\n');
+        json_decref(j);
+    } else {
+        json_decref(cx.arr);
+        json_decref(dx.arr);
+    }
+    return rc ? cli_fail("conflicts", "%s", err_str(rc)) : 0;
+}

@@ -1,0 +1,29 @@
+/* divs: the codes and Chinese names of division units, read from the
+ * statistical code tables in data/divisions (Sichuan, 2022 edition). */
+#ifndef LX_DIVS_H
+#define LX_DIVS_H
+
+#include <stddef.h>
+
+#include "code.h"
+#include "err.h"
+
+typedef struct divs divs_t;
+
+/* Loads provinces.csv, cities.csv, counties.csv, townships.csv and
+ * villages.csv from dir (short codes are padded to 12 digits). */
+int divs_load(const char *dir, divs_t **out, why_t *why);
+void divs_destroy(divs_t **self_p);
+
+/* The directory to load from: $LIANXIN_DIVISIONS, else data/divisions
+ * beside the program's build directory. Never NULL. */
+const char *divs_default_dir(char *buf, size_t n);
+
+/* The unit's name, or NULL when unknown. */
+const char *divs_name(const divs_t *d, code_t c);
+
+/* Village codes under node, in code order: up to max into out; returns
+ * how many there are in all. */
+size_t divs_villages(const divs_t *d, code_t node, code_t *out, size_t max);
+
+#endif

@@ -1,0 +1,496 @@
+#include "record.h"
+#include "mp.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAX_FIELDS 256
+#define MAX_ITEMS 64
+
+/* ---- values ---- */
+
+void val_free(val_t *v)
+{
+    if (v->kind == VAL_STR)
+        free(v->s);
+    if (v->kind == VAL_LIST) {
+        for (uint32_t i = 0; i < v->n; i++)
+            free(v->items[i]);
+        free(v->items);
+    }
+    memset(v, 0, sizeof *v);
+}
+
+int val_set_strn(val_t *v, const char *s, size_t n)
+{
+    char *c = malloc(n + 1);
+    if (!c)
+        return LX_ENOMEM;
+    memcpy(c, s, n);
+    c[n] = '\0';
+    val_free(v);
+    v->kind = VAL_STR;
+    v->s = c;
+    return LX_OK;
+}
+
+int val_set_str(val_t *v, const char *s)
+{
+    return val_set_strn(v, s, strlen(s));
+}
+
+int val_list_add(val_t *v, const char *s)
+{
+    if (v->kind == VAL_NIL)
+        v->kind = VAL_LIST;
+    if (v->kind != VAL_LIST)
+        return LX_EINVAL;
+    char **items = realloc(v->items, (v->n + 1) * sizeof *items);
+    if (!items)
+        return LX_ENOMEM;
+    v->items = items;
+    if (!(items[v->n] = strdup(s)))
+        return LX_ENOMEM;
+    v->n++;
+    return LX_OK;
+}
+
+bool val_list_has(const val_t *v, const char *s)
+{
+    if (v->kind != VAL_LIST)
+        return false;
+    for (uint32_t i = 0; i < v->n; i++)
+        if (strcmp(v->items[i], s) == 0)
+            return true;
+    return false;
+}
+
+int val_copy(val_t *dst, const val_t *src)
+{
+    val_t t = {.kind = src->kind, .b = src->b};
+    if (src->kind == VAL_STR && !(t.s = strdup(src->s)))
+        return LX_ENOMEM;
+    for (uint32_t i = 0; src->kind == VAL_LIST && i < src->n; i++) {
+        if (val_list_add(&t, src->items[i])) {
+            val_free(&t);
+            return LX_ENOMEM;
+        }
+    }
+    *dst = t;
+    return LX_OK;
+}
+
+bool val_eq(const val_t *a, const val_t *b)
+{
+    if (a->kind != b->kind)
+        return false;
+    switch (a->kind) {
+    case VAL_NIL: return true;
+    case VAL_BOOL: return a->b == b->b;
+    case VAL_STR: return strcmp(a->s, b->s) == 0;
+    case VAL_LIST:
+        if (a->n != b->n)
+            return false;
+        for (uint32_t i = 0; i < a->n; i++)
+            if (strcmp(a->items[i], b->items[i]) != 0)
+                return false;
+        return true;
+    }
+    return false;
+}
+
+int val_pack(const val_t *v, msgpack_packer *pk)
+{
+    switch (v->kind) {
+    case VAL_NIL: return msgpack_pack_nil(pk);
+    case VAL_BOOL: return v->b ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
+    case VAL_STR: {
+        size_t n = strlen(v->s);
+        msgpack_pack_str(pk, n);
+        return msgpack_pack_str_body(pk, v->s, n);
+    }
+    case VAL_LIST:
+        msgpack_pack_array(pk, v->n);
+        for (uint32_t i = 0; i < v->n; i++) {
+            size_t n = strlen(v->items[i]);
+            msgpack_pack_str(pk, n);
+            msgpack_pack_str_body(pk, v->items[i], n);
+        }
+        return 0;
+    }
+    return -1;
+}
+
+int val_from_obj(const msgpack_object *o, val_t *out, why_t *why)
+{
+    val_t v = {0};
+    int rc = LX_OK;
+    switch (o->type) {
+    case MSGPACK_OBJECT_NIL:
+        break;
+    case MSGPACK_OBJECT_BOOLEAN:
+        v.kind = VAL_BOOL;
+        v.b = o->via.boolean;
+        break;
+    case MSGPACK_OBJECT_STR:
+        v.kind = VAL_STR;
+        rc = mp_str(o, "value", &v.s, why);
+        if (rc)
+            v.kind = VAL_NIL;
+        break;
+    case MSGPACK_OBJECT_ARRAY:
+        if ((rc = mp_array(o, "value", 0, MAX_ITEMS, why)))
+            break;
+        v.kind = VAL_LIST;
+        for (uint32_t i = 0; i < o->via.array.size && !rc; i++) {
+            char *s;
+            if ((rc = mp_str(&o->via.array.ptr[i], "value item", &s, why)))
+                break;
+            rc = val_list_add(&v, s);
+            free(s);
+        }
+        break;
+    default:
+        rc = why_set(why, LX_ECORRUPT, "value: unsupported type");
+    }
+    if (rc) {
+        val_free(&v);
+        return rc;
+    }
+    *out = v;
+    return LX_OK;
+}
+
+/* ---- versions and fields ---- */
+
+int ver_cmp(const ver_t *a, const ver_t *b)
+{
+    if (a->hlc != b->hlc)
+        return a->hlc < b->hlc ? -1 : 1;
+    if (a->origin != b->origin)
+        return a->origin < b->origin ? -1 : 1;
+    return 0;
+}
+
+void field_free(field_t *f)
+{
+    free(f->name);
+    val_free(&f->val);
+    free(f->ver.author);
+    memset(f, 0, sizeof *f);
+}
+
+int field_init(field_t *f, const char *name, const val_t *val, const ver_t *ver)
+{
+    memset(f, 0, sizeof *f);
+    f->ver = *ver;
+    f->ver.author = NULL;
+    if (!(f->name = strdup(name))
+        || (ver->author && !(f->ver.author = strdup(ver->author)))
+        || val_copy(&f->val, val)) {
+        field_free(f);
+        return LX_ENOMEM;
+    }
+    return LX_OK;
+}
+
+int field_copy(field_t *dst, const field_t *src)
+{
+    return field_init(dst, src->name, &src->val, &src->ver);
+}
+
+int field_pack(const field_t *f, msgpack_packer *pk)
+{
+    size_t n = strlen(f->name);
+    const char *author = f->ver.author ? f->ver.author : "";
+    size_t an = strlen(author);
+    msgpack_pack_array(pk, 6);
+    msgpack_pack_str(pk, n);
+    msgpack_pack_str_body(pk, f->name, n);
+    val_pack(&f->val, pk);
+    msgpack_pack_uint64(pk, f->ver.hlc);
+    msgpack_pack_uint64(pk, f->ver.origin);
+    msgpack_pack_uint64(pk, f->ver.base);
+    msgpack_pack_str(pk, an);
+    return msgpack_pack_str_body(pk, author, an);
+}
+
+int field_from_obj(const msgpack_object *o, field_t *out, why_t *why)
+{
+    field_t f = {0};
+    int rc = mp_array(o, "field", 6, 6, why);
+    if (rc)
+        return rc;
+    const msgpack_object *a = o->via.array.ptr;
+    if ((rc = mp_str(&a[0], "field name", &f.name, why))
+        || (rc = val_from_obj(&a[1], &f.val, why))
+        || (rc = mp_u64(&a[2], "field hlc", &f.ver.hlc, why))
+        || (rc = mp_u64(&a[3], "field origin", &f.ver.origin, why))
+        || (rc = mp_u64(&a[4], "field base", &f.ver.base, why))
+        || (rc = mp_str(&a[5], "field author", &f.ver.author, why))) {
+        field_free(&f);
+        return rc;
+    }
+    if (f.name[0] == '\0' || strlen(f.name) > 64) {
+        field_free(&f);
+        return why_set(why, LX_ECORRUPT, "field name: empty or too long");
+    }
+    *out = f;
+    return LX_OK;
+}
+
+/* Decodes an array of fields whose names must be strictly increasing:
+ * that refuses duplicates and keeps the encoding canonical. */
+static int fields_from_obj(const msgpack_object *o, field_t **out, uint32_t *n,
+                           why_t *why)
+{
+    int rc = mp_array(o, "fields", 0, MAX_FIELDS, why);
+    if (rc)
+        return rc;
+    uint32_t cnt = o->via.array.size;
+    field_t *fs = calloc(cnt ? cnt : 1, sizeof *fs);
+    if (!fs)
+        return LX_ENOMEM;
+    uint32_t i;
+    for (i = 0; i < cnt; i++) {
+        if ((rc = field_from_obj(&o->via.array.ptr[i], &fs[i], why)))
+            break;
+        if (i > 0 && strcmp(fs[i - 1].name, fs[i].name) >= 0) {
+            rc = why_set(why, LX_ECORRUPT, "fields: duplicate or unordered field name");
+            i++;
+            break;
+        }
+    }
+    if (rc) {
+        for (uint32_t j = 0; j < i; j++)
+            field_free(&fs[j]);
+        free(fs);
+        return rc;
+    }
+    *out = fs;
+    *n = cnt;
+    return LX_OK;
+}
+
+/* ---- records ---- */
+
+record_t *record_new(const char *id)
+{
+    record_t *r = calloc(1, sizeof *r);
+    if (r && id && !(r->id = strdup(id))) {
+        free(r);
+        return NULL;
+    }
+    return r;
+}
+
+void record_destroy(record_t **self_p)
+{
+    record_t *r = *self_p;
+    if (!r)
+        return;
+    for (uint32_t i = 0; i < r->n; i++)
+        field_free(&r->f[i]);
+    free(r->f);
+    free(r->id);
+    free(r);
+    *self_p = NULL;
+}
+
+/* Binary search; returns the index of name or where it would go. */
+static uint32_t find(const record_t *r, const char *name, bool *found)
+{
+    uint32_t lo = 0, hi = r->n;
+    while (lo < hi) {
+        uint32_t mid = (lo + hi) / 2;
+        int c = strcmp(r->f[mid].name, name);
+        if (c == 0) {
+            *found = true;
+            return mid;
+        }
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    *found = false;
+    return lo;
+}
+
+const field_t *record_field(const record_t *r, const char *name)
+{
+    bool found;
+    uint32_t i = find(r, name, &found);
+    return found ? &r->f[i] : NULL;
+}
+
+const val_t *record_val(const record_t *r, const char *name)
+{
+    const field_t *f = record_field(r, name);
+    return f && f->val.kind != VAL_NIL ? &f->val : NULL;
+}
+
+const char *record_str(const record_t *r, const char *name)
+{
+    const val_t *v = record_val(r, name);
+    return v && v->kind == VAL_STR ? v->s : NULL;
+}
+
+int record_put(record_t *r, const field_t *src)
+{
+    bool found;
+    uint32_t i = find(r, src->name, &found);
+    field_t f;
+    int rc = field_copy(&f, src);
+    if (rc)
+        return rc;
+    if (found) {
+        field_free(&r->f[i]);
+        r->f[i] = f;
+        return LX_OK;
+    }
+    if (r->n == r->cap) {
+        uint32_t cap = r->cap ? r->cap * 2 : 16;
+        field_t *nf = realloc(r->f, cap * sizeof *nf);
+        if (!nf) {
+            field_free(&f);
+            return LX_ENOMEM;
+        }
+        r->f = nf;
+        r->cap = cap;
+    }
+    memmove(&r->f[i + 1], &r->f[i], (r->n - i) * sizeof *r->f);
+    r->f[i] = f;
+    r->n++;
+    return LX_OK;
+}
+
+int record_pack(const record_t *r, msgpack_packer *pk)
+{
+    const char *id = r->id ? r->id : "";
+    size_t n = strlen(id);
+    msgpack_pack_array(pk, 2);
+    msgpack_pack_str(pk, n);
+    msgpack_pack_str_body(pk, id, n);
+    msgpack_pack_array(pk, r->n);
+    for (uint32_t i = 0; i < r->n; i++)
+        field_pack(&r->f[i], pk);
+    return 0;
+}
+
+int record_from_obj(const msgpack_object *o, record_t **out, why_t *why)
+{
+    int rc = mp_array(o, "record", 2, 2, why);
+    if (rc)
+        return rc;
+    record_t *r = record_new(NULL);
+    if (!r)
+        return LX_ENOMEM;
+    if ((rc = mp_str(&o->via.array.ptr[0], "record id", &r->id, why))
+        || (rc = fields_from_obj(&o->via.array.ptr[1], &r->f, &r->n, why))) {
+        record_destroy(&r);
+        return rc;
+    }
+    r->cap = r->n;
+    if (!record_id_valid(r->id)) {
+        record_destroy(&r);
+        return why_set(why, LX_ECORRUPT, "record id: malformed");
+    }
+    *out = r;
+    return LX_OK;
+}
+
+int record_decode(const void *buf, size_t len, record_t **out, why_t *why)
+{
+    msgpack_unpacked u;
+    msgpack_unpacked_init(&u);
+    int rc = mp_unpack(buf, len, &u, why);
+    if (rc == LX_OK)
+        rc = record_from_obj(&u.data, out, why);
+    msgpack_unpacked_destroy(&u);
+    return rc;
+}
+
+/* ---- change log entries ---- */
+
+void change_free(change_t *c)
+{
+    for (uint32_t i = 0; i < c->n; i++)
+        field_free(&c->w[i]);
+    free(c->w);
+    free(c->id);
+    memset(c, 0, sizeof *c);
+}
+
+int change_pack(const change_t *c, msgpack_packer *pk)
+{
+    size_t n = strlen(c->id);
+    msgpack_pack_array(pk, 5);
+    msgpack_pack_str(pk, n);
+    msgpack_pack_str_body(pk, c->id, n);
+    msgpack_pack_uint64(pk, c->village);
+    msgpack_pack_uint64(pk, c->prev_village);
+    msgpack_pack_uint64(pk, c->from);
+    msgpack_pack_array(pk, c->n);
+    for (uint32_t i = 0; i < c->n; i++)
+        field_pack(&c->w[i], pk);
+    return 0;
+}
+
+int change_from_obj(const msgpack_object *o, change_t *out, why_t *why)
+{
+    change_t c = {0};
+    int rc = mp_array(o, "change", 5, 5, why);
+    if (rc)
+        return rc;
+    const msgpack_object *a = o->via.array.ptr;
+    if ((rc = mp_str(&a[0], "change id", &c.id, why))
+        || (rc = mp_u64(&a[1], "change village", &c.village, why))
+        || (rc = mp_u64(&a[2], "change previous village", &c.prev_village, why))
+        || (rc = mp_u64(&a[3], "change sender", &c.from, why))
+        || (rc = fields_from_obj(&a[4], &c.w, &c.n, why))) {
+        change_free(&c);
+        return rc;
+    }
+    if (!record_id_valid(c.id)) {
+        change_free(&c);
+        return why_set(why, LX_ECORRUPT, "change id: malformed");
+    }
+    *out = c;
+    return LX_OK;
+}
+
+int change_decode(const void *buf, size_t len, change_t *out, why_t *why)
+{
+    msgpack_unpacked u;
+    msgpack_unpacked_init(&u);
+    int rc = mp_unpack(buf, len, &u, why);
+    if (rc == LX_OK)
+        rc = change_from_obj(&u.data, out, why);
+    msgpack_unpacked_destroy(&u);
+    return rc;
+}
+
+/* ---- ids ---- */
+
+bool record_id_valid(const char *id)
+{
+    size_t n = id ? strlen(id) : 0;
+    if (n == 0 || n > 64)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char ch = id[i];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z')
+              || (ch >= '0' && ch <= '9') || ch == '_' || ch == '-'))
+            return false;
+    }
+    return true;
+}
+
+void record_id_make(code_t origin, hlc_t hlc, char out[32])
+{
+    char c[CODE_STRLEN + 1];
+    snprintf(out, 32, "%s-%016" PRIx64, code_fmt(origin, c), hlc);
+}

@@ -1,0 +1,77 @@
+/* schema: the default child schema of CONTRACT.md (fields, types, enums,
+ * zh/en labels) and the validation of values and whole records against
+ * it, including the GB 11643 citizen ID number. */
+#ifndef LX_SCHEMA_H
+#define LX_SCHEMA_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "code.h"
+#include "err.h"
+#include "record.h"
+
+typedef enum {
+    FT_STR,    /* free UTF-8 text, at most max_len bytes */
+    FT_ENUM,   /* one of enums */
+    FT_SET,    /* list of distinct values from enums (categories) */
+    FT_BOOL,
+    FT_DATE,   /* YYYY-MM-DD, a real calendar date */
+    FT_CODE,   /* a 12-digit village code */
+    FT_IDNUM,  /* 18-character GB 11643 citizen ID number */
+    FT_PHONE,  /* digits, spaces, '+' and '-', 5..20 characters */
+} ftype_t;
+
+typedef struct {
+    const char *value;  /* ASCII value stored in records */
+    const char *zh;     /* Chinese label */
+    const char *en;     /* English label */
+} enum_def_t;
+
+typedef struct {
+    const char *name;   /* ASCII snake_case */
+    ftype_t type;
+    bool required;
+    bool personal;      /* personal data: never logged, masked by role */
+    const enum_def_t *enums; /* FT_ENUM/FT_SET: terminated by {NULL} */
+    const char *zh, *en;     /* labels */
+    unsigned max_len;        /* FT_STR: byte limit */
+} field_def_t;
+
+/* The definition of a field, or NULL when the schema does not know it. */
+const field_def_t *schema_field(const char *name);
+/* Fields in display order (identity first, as in CONTRACT.md). */
+size_t schema_count(void);
+const field_def_t *schema_at(size_t i);
+
+/* Checks one value against its definition. VAL_NIL is accepted for any
+ * field that is not required. why names the field and the problem. */
+int schema_check_value(const field_def_t *d, const val_t *v, why_t *why);
+
+/* Converts operator text (a CSV cell, a --set argument) to a checked
+ * value. Empty text gives VAL_NIL. FT_SET items are separated by ';' or
+ * '|'. FT_BOOL accepts true/false, 1/0, yes/no, 是/否. */
+int schema_parse_text(const field_def_t *d, const char *text, val_t *out,
+                      why_t *why);
+
+/* Checks a whole record: every field known and valid, required fields
+ * present, village_code a village inside node's subtree, and the ID
+ * number's embedded birth date and sex consistent with birth_date and
+ * gender. */
+int schema_check_record(const record_t *r, code_t node, why_t *why);
+
+/* Label of an enum value, or NULL when unknown. */
+const char *schema_enum_label(const field_def_t *d, const char *value,
+                              bool zh);
+
+/* GB 11643-1999: the check character ('0'..'9' or 'X') for 17 digits. */
+char idnum_check_char(const char *first17);
+/* 17 digits, a valid embedded date, and the right check character
+ * (an upper-case 'X' only). why names the problem. */
+int idnum_check(const char *s, why_t *why);
+
+bool utf8_valid(const char *s, size_t n);
+/* YYYY-MM-DD with a real day of a real month, year 1900..2199. */
+bool date_valid(const char *s);
+
+#endif

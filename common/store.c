@@ -1,0 +1,867 @@
+/* The LMDB layout of a node's store. All integers big-endian so that key
+ * order is numeric order.
+ *
+ *   meta     "code" -> u64 node code, "hlc" -> u64 last HLC committed,
+ *            "seq" -> u64 last change log sequence, "cseq" -> u64 last
+ *            conflict sequence, "layout" -> u64 layout version
+ *   rec      record id -> record (msgpack, record_pack); ids made here sort
+ *            by creation time, so bulk inserts append
+ *   log      u64 seq -> change (msgpack, change_pack)
+ *   byvil    u64 village || id -> "" for live records (the village lies in
+ *            the node's subtree)
+ *   byidn    id_number || 0 || id -> "" for live records holding one
+ *   dup      id_number || 0 || id -> "" for those sharing their number
+ *   vdig     u64 village -> u64 count || 32-byte sum (mod 2^256) of the
+ *            BLAKE2b-256 hashes of the village's live records
+ *   conflict u64 cseq -> [id, kept field, lost field]
+ *
+ * The per-village sums make the digest independent of write order (a sum
+ * of hashes of a set) and let a parent compare any unit's digest by
+ * hashing the sums of the villages under it. */
+#include "store.h"
+#include "merge.h"
+#include "mp.h"
+
+#include <errno.h>
+#include <lmdb.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define LAYOUT_VERSION 1
+#define DEFAULT_MAPSIZE (64ULL << 30)
+#define IDNUM_MAX 32
+
+struct store {
+    MDB_env *env;
+    MDB_dbi meta, rec, log, byvil, byidn, dup, vdig, conf;
+    code_t code;
+    unsigned flags;
+    uint64_t skew_ms;
+    uint64_t (*wall)(void);
+};
+
+struct stxn {
+    store_t *s;
+    MDB_txn *txn;
+    bool write;
+    hlc_clock_t clock;
+    hlc_t hlc0;
+    uint64_t seq, seq0, cseq, cseq0;
+    msgpack_sbuffer buf;
+};
+
+static int lmdb_err(int rc, why_t *why, const char *what)
+{
+    if (rc == 0)
+        return LX_OK;
+    if (rc == MDB_NOTFOUND)
+        return LX_ENOTFOUND;
+    if (rc == MDB_MAP_FULL)
+        return why_set(why, LX_EFULL, "%s: store map full", what);
+    if (rc == ENOMEM)
+        return LX_ENOMEM;
+    if (rc == MDB_CORRUPTED || rc == MDB_INVALID || rc == MDB_VERSION_MISMATCH)
+        return why_set(why, LX_ECORRUPT, "%s: %s", what, mdb_strerror(rc));
+    return why_set(why, LX_EIO, "%s: %s", what, mdb_strerror(rc));
+}
+
+static void put_u64(unsigned char *p, uint64_t v)
+{
+    for (int i = 7; i >= 0; i--, v >>= 8)
+        p[i] = (unsigned char)v;
+}
+
+static uint64_t get_u64(const unsigned char *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+/* ---- meta ---- */
+
+static int meta_get(MDB_txn *txn, MDB_dbi dbi, const char *key, uint64_t *v)
+{
+    MDB_val k = {strlen(key), (void *)key}, d;
+    int rc = mdb_get(txn, dbi, &k, &d);
+    if (rc)
+        return rc;
+    if (d.mv_size != 8)
+        return MDB_CORRUPTED;
+    *v = get_u64(d.mv_data);
+    return 0;
+}
+
+static int meta_put(MDB_txn *txn, MDB_dbi dbi, const char *key, uint64_t v)
+{
+    unsigned char b[8];
+    put_u64(b, v);
+    MDB_val k = {strlen(key), (void *)key}, d = {8, b};
+    return mdb_put(txn, dbi, &k, &d, 0);
+}
+
+/* ---- open and create ---- */
+
+static int env_open(const char *dir, unsigned flags, bool create,
+                    store_t **out, why_t *why)
+{
+    store_t *s = calloc(1, sizeof *s);
+    if (!s)
+        return LX_ENOMEM;
+    s->flags = flags;
+    s->skew_ms = HLC_DEFAULT_SKEW_MS;
+    s->wall = hlc_wall_ms;
+    unsigned envflags = MDB_NOTLS;
+    if (flags & STORE_RDONLY)
+        envflags |= MDB_RDONLY;
+    if (flags & STORE_NOSYNC)
+        envflags |= MDB_NOSYNC;
+    MDB_txn *txn = NULL;
+    int rc = mdb_env_create(&s->env);
+    if (!rc)
+        rc = mdb_env_set_maxdbs(s->env, 16);
+    if (!rc)
+        rc = mdb_env_set_mapsize(s->env, DEFAULT_MAPSIZE);
+    if (!rc)
+        rc = mdb_env_open(s->env, dir, envflags, 0600);
+    if (rc) {
+        int r = rc == ENOENT ? why_set(why, LX_ENOTFOUND, "%s: no store here", dir)
+                             : lmdb_err(rc, why, dir);
+        mdb_env_close(s->env);
+        free(s);
+        return r;
+    }
+    rc = mdb_txn_begin(s->env, NULL, (flags & STORE_RDONLY) ? MDB_RDONLY : 0, &txn);
+    unsigned dbflags = create ? MDB_CREATE : 0;
+    struct { const char *name; MDB_dbi *dbi; } dbs[] = {
+        {"meta", &s->meta}, {"rec", &s->rec}, {"log", &s->log},
+        {"byvil", &s->byvil}, {"byidn", &s->byidn}, {"dup", &s->dup},
+        {"vdig", &s->vdig}, {"conflict", &s->conf},
+    };
+    for (size_t i = 0; !rc && i < sizeof dbs / sizeof dbs[0]; i++)
+        rc = mdb_dbi_open(txn, dbs[i].name, dbflags, dbs[i].dbi);
+    uint64_t layout = 0;
+    if (!rc && !create) {
+        rc = meta_get(txn, s->meta, "code", &s->code);
+        if (!rc)
+            rc = meta_get(txn, s->meta, "layout", &layout);
+        if (!rc && layout != LAYOUT_VERSION) {
+            mdb_txn_abort(txn);
+            mdb_env_close(s->env);
+            free(s);
+            return why_set(why, LX_ECORRUPT, "%s: store layout %llu, this "
+                           "program reads layout %d", dir,
+                           (unsigned long long)layout, LAYOUT_VERSION);
+        }
+    }
+    if (!rc)
+        rc = mdb_txn_commit(txn);
+    else if (txn)
+        mdb_txn_abort(txn);
+    if (rc) {
+        int r = rc == MDB_NOTFOUND
+                    ? why_set(why, LX_ENOTFOUND, "%s: not a Lianxin store (run lianxin init)", dir)
+                    : lmdb_err(rc, why, dir);
+        mdb_env_close(s->env);
+        free(s);
+        return r;
+    }
+    *out = s;
+    return LX_OK;
+}
+
+int store_create(const char *dir, code_t code, why_t *why)
+{
+    if (code_level(code) == LEVEL_NONE)
+        return why_set(why, LX_EINVAL, "code: not a division code");
+    if (mkdir(dir, 0700) && errno != EEXIST)
+        return why_set(why, LX_EIO, "%s: %s", dir, strerror(errno));
+    char path[4096];
+    snprintf(path, sizeof path, "%s/data.mdb", dir);
+    struct stat st;
+    if (stat(path, &st) == 0)
+        return why_set(why, LX_EEXIST, "%s: already holds a store", dir);
+    store_t *s;
+    int rc = env_open(dir, 0, true, &s, why);
+    if (rc)
+        return rc;
+    MDB_txn *txn;
+    rc = mdb_txn_begin(s->env, NULL, 0, &txn);
+    if (!rc) {
+        rc = meta_put(txn, s->meta, "code", code);
+        if (!rc)
+            rc = meta_put(txn, s->meta, "layout", LAYOUT_VERSION);
+        if (!rc)
+            rc = mdb_txn_commit(txn);
+        else
+            mdb_txn_abort(txn);
+    }
+    store_close(&s);
+    return lmdb_err(rc, why, dir);
+}
+
+int store_open(const char *dir, unsigned flags, store_t **out, why_t *why)
+{
+    return env_open(dir, flags, false, out, why);
+}
+
+void store_close(store_t **self_p)
+{
+    store_t *s = *self_p;
+    if (!s)
+        return;
+    mdb_env_close(s->env);
+    free(s);
+    *self_p = NULL;
+}
+
+code_t store_code(const store_t *s) { return s->code; }
+code_t store_code_of(const stxn_t *t) { return t->s->code; }
+void store_set_skew(store_t *s, uint64_t ms) { s->skew_ms = ms; }
+void store_set_wall(store_t *s, uint64_t (*wall_ms)(void)) { s->wall = wall_ms; }
+
+/* ---- transactions ---- */
+
+int store_begin(store_t *s, bool write, stxn_t **out)
+{
+    stxn_t *t = calloc(1, sizeof *t);
+    if (!t)
+        return LX_ENOMEM;
+    t->s = s;
+    t->write = write;
+    int rc = mdb_txn_begin(s->env, NULL, write ? 0 : MDB_RDONLY, &t->txn);
+    hlc_t last = 0;
+    if (!rc) {
+        /* Inside a write transaction these are the latest any process
+         * committed, since LMDB serialises writers. */
+        int r1 = meta_get(t->txn, s->meta, "hlc", &last);
+        int r2 = meta_get(t->txn, s->meta, "seq", &t->seq);
+        int r3 = meta_get(t->txn, s->meta, "cseq", &t->cseq);
+        rc = (r1 && r1 != MDB_NOTFOUND) ? r1
+           : (r2 && r2 != MDB_NOTFOUND) ? r2
+           : (r3 && r3 != MDB_NOTFOUND) ? r3 : 0;
+    }
+    if (rc) {
+        if (t->txn)
+            mdb_txn_abort(t->txn);
+        free(t);
+        return lmdb_err(rc, NULL, "begin");
+    }
+    hlc_init(&t->clock, last, s->skew_ms);
+    t->hlc0 = last;
+    t->seq0 = t->seq;
+    t->cseq0 = t->cseq;
+    msgpack_sbuffer_init(&t->buf);
+    *out = t;
+    return LX_OK;
+}
+
+static void txn_free(stxn_t *t)
+{
+    msgpack_sbuffer_destroy(&t->buf);
+    free(t);
+}
+
+int store_commit(stxn_t **txn_p)
+{
+    stxn_t *t = *txn_p;
+    if (!t)
+        return LX_EINVAL;
+    *txn_p = NULL;
+    int rc = 0;
+    if (t->write) {
+        if (t->clock.last != t->hlc0)
+            rc = meta_put(t->txn, t->s->meta, "hlc", t->clock.last);
+        if (!rc && t->seq != t->seq0)
+            rc = meta_put(t->txn, t->s->meta, "seq", t->seq);
+        if (!rc && t->cseq != t->cseq0)
+            rc = meta_put(t->txn, t->s->meta, "cseq", t->cseq);
+        if (rc) {
+            mdb_txn_abort(t->txn);
+            txn_free(t);
+            return lmdb_err(rc, NULL, "commit");
+        }
+    }
+    rc = mdb_txn_commit(t->txn);
+    txn_free(t);
+    return lmdb_err(rc, NULL, "commit");
+}
+
+void store_abort(stxn_t **txn_p)
+{
+    stxn_t *t = *txn_p;
+    if (!t)
+        return;
+    mdb_txn_abort(t->txn);
+    txn_free(t);
+    *txn_p = NULL;
+}
+
+hlc_t store_tick(stxn_t *t)
+{
+    return hlc_now(&t->clock, t->s->wall());
+}
+
+/* ---- records ---- */
+
+int store_get(stxn_t *t, const char *id, record_t **out, why_t *why)
+{
+    MDB_val k = {strlen(id), (void *)id}, d;
+    int rc = mdb_get(t->txn, t->s->rec, &k, &d);
+    if (rc)
+        return lmdb_err(rc, why, "get");
+    rc = record_decode(d.mv_data, d.mv_size, out, why);
+    return rc ? why_prefix(why, LX_ECORRUPT, "stored record") : LX_OK;
+}
+
+/* The village a record lies in, and whether it is live at this node. */
+static code_t record_village(const record_t *r)
+{
+    const char *v = record_str(r, "village_code");
+    code_t c = 0;
+    if (v && code_parse(v, &c) == LX_OK && code_level(c) == LEVEL_VILLAGE)
+        return c;
+    return 0;
+}
+
+static bool is_live(const store_t *s, code_t village)
+{
+    return village && code_contains(s->code, village);
+}
+
+/* ---- per-village digest sums ---- */
+
+static void sum_add(unsigned char sum[32], const unsigned char h[32], bool sub)
+{
+    /* Little-endian 256-bit addition or subtraction, carry across bytes. */
+    int carry = 0;
+    for (int i = 0; i < 32; i++) {
+        int v = sub ? sum[i] - h[i] - carry : sum[i] + h[i] + carry;
+        carry = sub ? (v < 0) : (v > 255);
+        sum[i] = (unsigned char)(v & 0xff);
+    }
+}
+
+static int vdig_update(stxn_t *t, code_t village, const unsigned char h[32],
+                       bool sub)
+{
+    unsigned char key[8], val[40] = {0};
+    put_u64(key, village);
+    MDB_val k = {8, key}, d;
+    int rc = mdb_get(t->txn, t->s->vdig, &k, &d);
+    if (rc && rc != MDB_NOTFOUND)
+        return rc;
+    if (!rc) {
+        if (d.mv_size != 40)
+            return MDB_CORRUPTED;
+        memcpy(val, d.mv_data, 40);
+    }
+    uint64_t count = get_u64(val);
+    if (sub && count == 0)
+        return MDB_CORRUPTED;
+    count = sub ? count - 1 : count + 1;
+    if (count == 0) /* an empty village is the same as no village */
+        return mdb_del(t->txn, t->s->vdig, &k, NULL);
+    put_u64(val, count);
+    sum_add(val + 8, h, sub);
+    d.mv_size = 40;
+    d.mv_data = val;
+    return mdb_put(t->txn, t->s->vdig, &k, &d, 0);
+}
+
+/* ---- indexes ---- */
+
+static size_t vil_key(unsigned char *key, code_t village, const char *id)
+{
+    size_t n = strlen(id);
+    put_u64(key, village);
+    memcpy(key + 8, id, n);
+    return 8 + n;
+}
+
+static size_t idn_key(unsigned char *key, const char *idn, const char *id)
+{
+    size_t a = strlen(idn), b = strlen(id);
+    memcpy(key, idn, a);
+    key[a] = 0;
+    memcpy(key + a + 1, id, b);
+    return a + 1 + b;
+}
+
+/* Re-flags the duplicates of one ID number: every record holding it is
+ * flagged when there are two or more, none otherwise. */
+static int dup_refresh(stxn_t *t, const char *idn)
+{
+    unsigned char pre[IDNUM_MAX + 1];
+    size_t pn = strlen(idn);
+    memcpy(pre, idn, pn);
+    pre[pn++] = 0;
+    MDB_cursor *c;
+    int rc = mdb_cursor_open(t->txn, t->s->byidn, &c);
+    if (rc)
+        return rc;
+    MDB_val k = {pn, pre}, d;
+    size_t count = 0;
+    for (rc = mdb_cursor_get(c, &k, &d, MDB_SET_RANGE);
+         !rc && k.mv_size > pn && memcmp(k.mv_data, pre, pn) == 0 && count < 2;
+         rc = mdb_cursor_get(c, &k, &d, MDB_NEXT))
+        count++;
+    if (rc && rc != MDB_NOTFOUND) {
+        mdb_cursor_close(c);
+        return rc;
+    }
+    /* Copy the members into dup (or clear them) in a second pass. */
+    MDB_cursor *dc;
+    if ((rc = mdb_cursor_open(t->txn, t->s->dup, &dc))) {
+        mdb_cursor_close(c);
+        return rc;
+    }
+    if (count >= 2) {
+        k.mv_size = pn;
+        k.mv_data = pre;
+        for (rc = mdb_cursor_get(c, &k, &d, MDB_SET_RANGE);
+             !rc && k.mv_size > pn && memcmp(k.mv_data, pre, pn) == 0;
+             rc = mdb_cursor_get(c, &k, &d, MDB_NEXT)) {
+            MDB_val e = {0, ""};
+            if ((rc = mdb_put(t->txn, t->s->dup, &k, &e, 0)))
+                break;
+        }
+    } else {
+        k.mv_size = pn;
+        k.mv_data = pre;
+        while ((rc = mdb_cursor_get(dc, &k, &d, MDB_SET_RANGE)) == 0
+               && k.mv_size > pn && memcmp(k.mv_data, pre, pn) == 0) {
+            if ((rc = mdb_cursor_del(dc, 0)))
+                break;
+            k.mv_size = pn;
+            k.mv_data = pre;
+        }
+    }
+    mdb_cursor_close(dc);
+    mdb_cursor_close(c);
+    return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+static int idn_index(stxn_t *t, const char *idn, const char *id, bool add)
+{
+    unsigned char key[IDNUM_MAX + 1 + 65];
+    if (strlen(idn) > IDNUM_MAX)
+        return 0; /* not a valid number: not indexed */
+    MDB_val k = {idn_key(key, idn, id), key}, e = {0, ""};
+    int rc = add ? mdb_put(t->txn, t->s->byidn, &k, &e, 0)
+                 : mdb_del(t->txn, t->s->byidn, &k, NULL);
+    if (!add && !rc)
+        mdb_del(t->txn, t->s->dup, &k, NULL);
+    if (rc && rc != MDB_NOTFOUND)
+        return rc;
+    return dup_refresh(t, idn);
+}
+
+/* ---- apply ---- */
+
+static int cmp_field_ptr(const void *a, const void *b)
+{
+    const field_t *x = *(const field_t *const *)a, *y = *(const field_t *const *)b;
+    return strcmp(x->name, y->name);
+}
+
+static int log_conflict(stxn_t *t, const char *id, const field_t *kept,
+                        const field_t *lost)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    size_t n = strlen(id);
+    msgpack_pack_array(&pk, 3);
+    msgpack_pack_str(&pk, n);
+    msgpack_pack_str_body(&pk, id, n);
+    field_pack(kept, &pk);
+    field_pack(lost, &pk);
+    unsigned char key[8];
+    put_u64(key, ++t->cseq);
+    MDB_val k = {8, key}, d = {sb.size, sb.data};
+    int rc = mdb_put(t->txn, t->s->conf, &k, &d, MDB_APPEND);
+    msgpack_sbuffer_destroy(&sb);
+    return rc;
+}
+
+int store_apply(stxn_t *t, const char *id, const field_t *w, uint32_t n,
+                code_t from, apply_t *res, why_t *why)
+{
+    memset(res, 0, sizeof *res);
+    if (!t->write)
+        return why_set(why, LX_EINVAL, "apply: read-only transaction");
+    if (!record_id_valid(id))
+        return why_set(why, LX_EINVAL, "id: malformed record id");
+    if (n == 0)
+        return LX_OK;
+    store_t *s = t->s;
+    uint64_t wall = s->wall();
+
+    /* Refuse the whole change before touching anything. */
+    const field_t **ws = malloc(n * sizeof *ws);
+    if (!ws)
+        return LX_ENOMEM;
+    for (uint32_t i = 0; i < n; i++)
+        ws[i] = &w[i];
+    qsort(ws, n, sizeof *ws, cmp_field_ptr);
+    int rc = LX_OK;
+    for (uint32_t i = 0; i < n && !rc; i++) {
+        if (i > 0 && strcmp(ws[i - 1]->name, ws[i]->name) == 0)
+            rc = why_set(why, LX_EINVAL, "field %s: written twice in one change", ws[i]->name);
+        else if (ws[i]->ver.hlc == 0 || ws[i]->ver.origin == 0)
+            rc = why_set(why, LX_EINVAL, "field %s: write without a version", ws[i]->name);
+        else if (from && hlc_ms(ws[i]->ver.hlc) > wall + s->skew_ms)
+            rc = why_set(why, LX_ESKEW, "field %s: timestamp %llu ms ahead of the local clock",
+                         ws[i]->name, (unsigned long long)(hlc_ms(ws[i]->ver.hlc) - wall));
+    }
+    if (rc) {
+        free(ws);
+        return rc;
+    }
+
+    MDB_val k = {strlen(id), (void *)id}, d;
+    record_t *r = NULL;
+    unsigned char old_hash[32];
+    int mrc = mdb_get(t->txn, s->rec, &k, &d);
+    if (mrc == 0) {
+        crypto_generichash(old_hash, 32, d.mv_data, d.mv_size, NULL, 0);
+        if ((rc = record_decode(d.mv_data, d.mv_size, &r, why))) {
+            free(ws);
+            return why_prefix(why, LX_ECORRUPT, "stored record");
+        }
+    } else if (mrc == MDB_NOTFOUND) {
+        if (!(r = record_new(id))) {
+            free(ws);
+            return LX_ENOMEM;
+        }
+        res->created = true;
+    } else {
+        free(ws);
+        return lmdb_err(mrc, why, "get");
+    }
+    code_t old_vil = record_village(r);
+    bool old_live = !res->created && is_live(s, old_vil);
+    char old_idn[IDNUM_MAX + 1] = "";
+    const char *oi = record_str(r, "id_number");
+    if (oi && strlen(oi) <= IDNUM_MAX)
+        strcpy(old_idn, oi);
+
+    change_t ch = {.id = (char *)id, .from = from};
+    field_t *won = calloc(n, sizeof *won); /* shallow views of ws */
+    if (!won) {
+        record_destroy(&r);
+        free(ws);
+        return LX_ENOMEM;
+    }
+    for (uint32_t i = 0; i < n && !rc; i++) {
+        bool conflict;
+        const field_t *cur = record_field(r, ws[i]->name);
+        merge_t m = merge_decide(cur, ws[i], &conflict);
+        if (conflict) {
+            res->conflicts++;
+            rc = lmdb_err(m == MERGE_WON ? log_conflict(t, id, ws[i], cur)
+                                         : log_conflict(t, id, cur, ws[i]),
+                          why, "conflict log");
+        }
+        if (!rc && m == MERGE_WON) {
+            won[ch.n++] = *ws[i];
+            rc = record_put(r, ws[i]);
+        }
+        if (!rc && from)
+            hlc_recv(&t->clock, ws[i]->ver.hlc, wall);
+        else if (!rc && ws[i]->ver.hlc > t->clock.last)
+            t->clock.last = ws[i]->ver.hlc;
+    }
+    free(ws);
+    if (rc || ch.n == 0)
+        goto done;
+
+    /* Store the record and hash its canonical bytes. */
+    msgpack_packer pk;
+    t->buf.size = 0;
+    msgpack_packer_init(&pk, &t->buf, msgpack_sbuffer_write);
+    record_pack(r, &pk);
+    unsigned char new_hash[32];
+    crypto_generichash(new_hash, 32, (unsigned char *)t->buf.data, t->buf.size, NULL, 0);
+    d.mv_size = t->buf.size;
+    d.mv_data = t->buf.data;
+    if ((mrc = mdb_put(t->txn, s->rec, &k, &d, 0)))
+        goto lmdb_fail;
+
+    code_t new_vil = record_village(r);
+    bool new_live = is_live(s, new_vil);
+    unsigned char vk[8 + 65];
+    if (old_live) {
+        if (old_vil != new_vil || !new_live) {
+            MDB_val key = {vil_key(vk, old_vil, id), vk};
+            if ((mrc = mdb_del(t->txn, s->byvil, &key, NULL)))
+                goto lmdb_fail;
+        }
+        if ((mrc = vdig_update(t, old_vil, old_hash, true)))
+            goto lmdb_fail;
+    }
+    if (new_live) {
+        if (!old_live || old_vil != new_vil) {
+            MDB_val key = {vil_key(vk, new_vil, id), vk}, e = {0, ""};
+            if ((mrc = mdb_put(t->txn, s->byvil, &key, &e, 0)))
+                goto lmdb_fail;
+        }
+        if ((mrc = vdig_update(t, new_vil, new_hash, false)))
+            goto lmdb_fail;
+    }
+    const char *ni = new_live ? record_str(r, "id_number") : NULL;
+    const char *oldi = old_live && old_idn[0] ? old_idn : NULL;
+    if (!(oldi && ni && strcmp(oldi, ni) == 0)) {
+        if (oldi && (mrc = idn_index(t, oldi, id, false)))
+            goto lmdb_fail;
+        if (ni && (mrc = idn_index(t, ni, id, true)))
+            goto lmdb_fail;
+    }
+
+    /* The change joins the log in the same transaction. */
+    ch.village = new_vil;
+    ch.prev_village = old_vil != new_vil ? old_vil : 0;
+    ch.w = won;
+    t->buf.size = 0;
+    change_pack(&ch, &pk);
+    unsigned char sk[8];
+    put_u64(sk, ++t->seq);
+    MDB_val lk = {8, sk};
+    d.mv_size = t->buf.size;
+    d.mv_data = t->buf.data;
+    if ((mrc = mdb_put(t->txn, s->log, &lk, &d, MDB_APPEND)))
+        goto lmdb_fail;
+    res->changed = ch.n;
+    res->seq = t->seq;
+    goto done;
+
+lmdb_fail:
+    rc = lmdb_err(mrc, why, "apply");
+done:
+    free(won);
+    record_destroy(&r);
+    return rc;
+}
+
+/* ---- walks ---- */
+
+int store_each_record(stxn_t *t, code_t under, store_record_cb cb, void *arg)
+{
+    code_t lo, hi;
+    code_range(under ? under : t->s->code, &lo, &hi);
+    MDB_cursor *c;
+    int rc = mdb_cursor_open(t->txn, t->s->byvil, &c);
+    if (rc)
+        return lmdb_err(rc, NULL, "walk");
+    unsigned char lk[8];
+    put_u64(lk, lo);
+    MDB_val k = {8, lk}, d;
+    for (rc = mdb_cursor_get(c, &k, &d, MDB_SET_RANGE); !rc;
+         rc = mdb_cursor_get(c, &k, &d, MDB_NEXT)) {
+        if (k.mv_size <= 8 || get_u64(k.mv_data) >= hi)
+            break;
+        MDB_val rk = {k.mv_size - 8, (char *)k.mv_data + 8}, rd;
+        record_t *r;
+        if ((rc = mdb_get(t->txn, t->s->rec, &rk, &rd))) {
+            rc = lmdb_err(rc == MDB_NOTFOUND ? MDB_CORRUPTED : rc, NULL, "walk");
+            break;
+        }
+        if ((rc = record_decode(rd.mv_data, rd.mv_size, &r, NULL)))
+            break;
+        rc = cb(arg, r);
+        record_destroy(&r);
+        if (rc)
+            break;
+    }
+    mdb_cursor_close(c);
+    return rc == MDB_NOTFOUND ? LX_OK : rc;
+}
+
+int store_each_log(stxn_t *t, uint64_t from, store_log_cb cb, void *arg)
+{
+    MDB_cursor *c;
+    int rc = mdb_cursor_open(t->txn, t->s->log, &c);
+    if (rc)
+        return lmdb_err(rc, NULL, "log");
+    unsigned char sk[8];
+    put_u64(sk, from);
+    MDB_val k = {8, sk}, d;
+    for (rc = mdb_cursor_get(c, &k, &d, MDB_SET_RANGE); !rc;
+         rc = mdb_cursor_get(c, &k, &d, MDB_NEXT)) {
+        change_t ch;
+        if (k.mv_size != 8) {
+            rc = LX_ECORRUPT;
+            break;
+        }
+        if ((rc = change_decode(d.mv_data, d.mv_size, &ch, NULL)))
+            break;
+        rc = cb(arg, get_u64(k.mv_data), &ch);
+        change_free(&ch);
+        if (rc)
+            break;
+    }
+    mdb_cursor_close(c);
+    return rc == MDB_NOTFOUND ? LX_OK : rc;
+}
+
+int store_digest(stxn_t *t, code_t under, unsigned char out[STORE_DIGEST_LEN])
+{
+    code_t lo, hi;
+    code_range(under ? under : t->s->code, &lo, &hi);
+    crypto_generichash_state st;
+    crypto_generichash_init(&st, NULL, 0, STORE_DIGEST_LEN);
+    MDB_cursor *c;
+    int rc = mdb_cursor_open(t->txn, t->s->vdig, &c);
+    if (rc)
+        return lmdb_err(rc, NULL, "digest");
+    unsigned char lk[8];
+    put_u64(lk, lo);
+    MDB_val k = {8, lk}, d;
+    for (rc = mdb_cursor_get(c, &k, &d, MDB_SET_RANGE); !rc;
+         rc = mdb_cursor_get(c, &k, &d, MDB_NEXT)) {
+        if (k.mv_size != 8 || d.mv_size != 40) {
+            rc = MDB_CORRUPTED;
+            break;
+        }
+        if (get_u64(k.mv_data) >= hi)
+            break;
+        crypto_generichash_update(&st, k.mv_data, 8);
+        crypto_generichash_update(&st, d.mv_data, 40);
+    }
+    mdb_cursor_close(c);
+    if (rc && rc != MDB_NOTFOUND)
+        return lmdb_err(rc, NULL, "digest");
+    crypto_generichash_final(&st, out, STORE_DIGEST_LEN);
+    return LX_OK;
+}
+
+int store_stats(stxn_t *t, store_stats_t *st)
+{
+    memset(st, 0, sizeof *st);
+    MDB_stat ms;
+    int rc;
+    if ((rc = mdb_stat(t->txn, t->s->byvil, &ms)))
+        return lmdb_err(rc, NULL, "stats");
+    st->records = ms.ms_entries;
+    if ((rc = mdb_stat(t->txn, t->s->vdig, &ms)))
+        return lmdb_err(rc, NULL, "stats");
+    st->villages = ms.ms_entries;
+    if ((rc = mdb_stat(t->txn, t->s->conf, &ms)))
+        return lmdb_err(rc, NULL, "stats");
+    st->conflicts = ms.ms_entries;
+    if ((rc = mdb_stat(t->txn, t->s->dup, &ms)))
+        return lmdb_err(rc, NULL, "stats");
+    st->duplicates = ms.ms_entries;
+    st->last_seq = t->seq;
+    st->hlc = t->clock.last;
+    MDB_envinfo info;
+    mdb_env_info(t->s->env, &info);
+    if ((rc = mdb_env_stat(t->s->env, &ms)))
+        return lmdb_err(rc, NULL, "stats");
+    st->bytes = (uint64_t)(info.me_last_pgno + 1) * ms.ms_psize;
+    return LX_OK;
+}
+
+int store_each_conflict(stxn_t *t, store_conflict_cb cb, void *arg)
+{
+    MDB_cursor *c;
+    int rc = mdb_cursor_open(t->txn, t->s->conf, &c);
+    if (rc)
+        return lmdb_err(rc, NULL, "conflicts");
+    MDB_val k, d;
+    for (rc = mdb_cursor_get(c, &k, &d, MDB_FIRST); !rc;
+         rc = mdb_cursor_get(c, &k, &d, MDB_NEXT)) {
+        msgpack_unpacked u;
+        msgpack_unpacked_init(&u);
+        field_t kept = {0}, lost = {0};
+        char *id = NULL;
+        rc = mp_unpack(d.mv_data, d.mv_size, &u, NULL);
+        if (!rc)
+            rc = mp_array(&u.data, "conflict", 3, 3, NULL);
+        if (!rc)
+            rc = mp_str(&u.data.via.array.ptr[0], "id", &id, NULL);
+        if (!rc)
+            rc = field_from_obj(&u.data.via.array.ptr[1], &kept, NULL);
+        if (!rc)
+            rc = field_from_obj(&u.data.via.array.ptr[2], &lost, NULL);
+        if (!rc) {
+            conflict_t cf = {get_u64(k.mv_data), id, &kept, &lost};
+            rc = cb(arg, &cf);
+        }
+        field_free(&kept);
+        field_free(&lost);
+        free(id);
+        msgpack_unpacked_destroy(&u);
+        if (rc)
+            break;
+    }
+    mdb_cursor_close(c);
+    return rc == MDB_NOTFOUND ? LX_OK : rc;
+}
+
+int store_each_duplicate(stxn_t *t, store_dup_cb cb, void *arg)
+{
+    MDB_cursor *c;
+    int rc = mdb_cursor_open(t->txn, t->s->dup, &c);
+    if (rc)
+        return lmdb_err(rc, NULL, "duplicates");
+    MDB_val k, d;
+    for (rc = mdb_cursor_get(c, &k, &d, MDB_FIRST); !rc;
+         rc = mdb_cursor_get(c, &k, &d, MDB_NEXT)) {
+        const char *p = k.mv_data;
+        const char *z = memchr(p, 0, k.mv_size);
+        if (!z) {
+            rc = LX_ECORRUPT;
+            break;
+        }
+        char idn[IDNUM_MAX + 1], id[65];
+        size_t a = (size_t)(z - p), b = k.mv_size - a - 1;
+        if (a > IDNUM_MAX || b > 64) {
+            rc = LX_ECORRUPT;
+            break;
+        }
+        memcpy(idn, p, a);
+        idn[a] = 0;
+        memcpy(id, z + 1, b);
+        id[b] = 0;
+        if ((rc = cb(arg, idn, id)))
+            break;
+    }
+    mdb_cursor_close(c);
+    return rc == MDB_NOTFOUND ? LX_OK : rc;
+}
+
+int store_find_idnum(stxn_t *t, const char *idnum, char ids[][65],
+                     uint32_t max, uint32_t *n)
+{
+    *n = 0;
+    size_t pn = strlen(idnum);
+    if (pn > IDNUM_MAX)
+        return LX_OK;
+    unsigned char pre[IDNUM_MAX + 1];
+    memcpy(pre, idnum, pn);
+    pre[pn++] = 0;
+    MDB_cursor *c;
+    int rc = mdb_cursor_open(t->txn, t->s->byidn, &c);
+    if (rc)
+        return lmdb_err(rc, NULL, "find");
+    MDB_val k = {pn, pre}, d;
+    for (rc = mdb_cursor_get(c, &k, &d, MDB_SET_RANGE);
+         !rc && k.mv_size > pn && memcmp(k.mv_data, pre, pn) == 0;
+         rc = mdb_cursor_get(c, &k, &d, MDB_NEXT)) {
+        size_t b = k.mv_size - pn;
+        if (*n < max && b <= 64) {
+            memcpy(ids[*n], (char *)k.mv_data + pn, b);
+            ids[*n][b] = 0;
+        }
+        (*n)++;
+    }
+    mdb_cursor_close(c);
+    return rc == MDB_NOTFOUND || rc == 0 ? LX_OK : lmdb_err(rc, NULL, "find");
+}

@@ -1,0 +1,121 @@
+/* store: the node's LMDB store. One environment holds the child records
+ * with their field versions, the numbered change log (written in the same
+ * transaction as the change), the indexes by village and by ID number,
+ * the per-village digest sums, the conflict log and the duplicate flags.
+ * The whole key layout is described at the top of store.c.
+ *
+ * Any number of processes may read while one writes (LMDB's own locking):
+ * an operator's command can write while the node runs. */
+#ifndef LX_STORE_H
+#define LX_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "code.h"
+#include "err.h"
+#include "hlc.h"
+#include "record.h"
+
+typedef struct store store_t;
+typedef struct stxn stxn_t;
+
+#define STORE_DIGEST_LEN 32
+
+enum {
+    STORE_RDONLY = 1 << 0,  /* open read-only */
+    STORE_NOSYNC = 1 << 1,  /* commits are not flushed (tests, benches) */
+};
+
+/* Creates an empty store for the node `code` in dir (created if absent).
+ * LX_EEXIST when dir already holds a store. */
+int store_create(const char *dir, code_t code, why_t *why);
+
+/* Opens an existing store. *out owned by the caller (store_close). */
+int store_open(const char *dir, unsigned flags, store_t **out, why_t *why);
+void store_close(store_t **self_p);
+
+code_t store_code(const store_t *s);
+code_t store_code_of(const stxn_t *t); /* the node code, from a transaction */
+/* Remote timestamps further ahead than this are refused (default 5 min). */
+void store_set_skew(store_t *s, uint64_t max_skew_ms);
+
+/* Transactions. A write transaction is exclusive across processes; its
+ * HLC continues from the last one committed by any process. */
+int store_begin(store_t *s, bool write, stxn_t **out);
+int store_commit(stxn_t **txn_p);  /* durable unless STORE_NOSYNC */
+void store_abort(stxn_t **txn_p);
+
+/* A fresh timestamp for a local write (write transactions only). */
+hlc_t store_tick(stxn_t *t);
+/* The wall clock the transaction uses; tests may pin it. */
+void store_set_wall(store_t *s, uint64_t (*wall_ms)(void));
+
+/* The record, decoded; LX_ENOTFOUND when absent. *out owned by caller. */
+int store_get(stxn_t *t, const char *id, record_t **out, why_t *why);
+
+typedef struct {
+    bool created;        /* the record did not exist before */
+    uint32_t changed;    /* writes that won (and were logged) */
+    uint32_t conflicts;  /* concurrent writes sent to the conflict log */
+    uint64_t seq;        /* log sequence of the change; 0 when nothing won */
+} apply_t;
+
+/* Merges n field writes into record `id` (creating it), logs the writes
+ * that won as one change with sender `from` (0: made here), and keeps the
+ * indexes, digests, conflict log and duplicate flags in step. Remote
+ * writes (from != 0) ahead of the clock beyond the skew bound give
+ * LX_ESKEW and change nothing. Validation against the schema is the
+ * caller's job. */
+int store_apply(stxn_t *t, const char *id, const field_t *w, uint32_t n,
+                code_t from, apply_t *res, why_t *why);
+
+/* Calls cb for every live record whose village lies under `under` (0: all
+ * the node holds), in village then id order. A non-zero return from cb
+ * stops the walk and is returned. */
+typedef int (*store_record_cb)(void *arg, const record_t *r);
+int store_each_record(stxn_t *t, code_t under, store_record_cb cb, void *arg);
+
+/* Calls cb for every log entry with sequence >= from, in order. */
+typedef int (*store_log_cb)(void *arg, uint64_t seq, const change_t *c);
+int store_each_log(stxn_t *t, uint64_t from, store_log_cb cb, void *arg);
+
+/* The digest of the live state under `under` (0: the node's subtree):
+ * equal sets of records with equal field versions give equal digests,
+ * whatever the order of writes. Built from per-village sums so a parent
+ * can compare it unit by unit. */
+int store_digest(stxn_t *t, code_t under, unsigned char out[STORE_DIGEST_LEN]);
+
+typedef struct {
+    uint64_t records;    /* live records */
+    uint64_t villages;   /* villages holding at least one record */
+    uint64_t last_seq;   /* the last log sequence */
+    uint64_t conflicts;  /* conflict log entries */
+    uint64_t duplicates; /* records sharing an ID number with another */
+    hlc_t hlc;           /* the last timestamp committed */
+    uint64_t bytes;      /* store file size */
+} store_stats_t;
+
+int store_stats(stxn_t *t, store_stats_t *st);
+
+/* Conflict log entries: the field both writes touched, the write that was
+ * kept and the one that was overwritten (or lost). */
+typedef struct {
+    uint64_t seq;
+    const char *id;
+    const field_t *kept;
+    const field_t *lost;
+} conflict_t;
+typedef int (*store_conflict_cb)(void *arg, const conflict_t *c);
+int store_each_conflict(stxn_t *t, store_conflict_cb cb, void *arg);
+
+/* Duplicates: records that share an ID number, grouped by number. */
+typedef int (*store_dup_cb)(void *arg, const char *idnum, const char *id);
+int store_each_duplicate(stxn_t *t, store_dup_cb cb, void *arg);
+
+/* The ids of the records holding an ID number (up to max); *n the count. */
+int store_find_idnum(stxn_t *t, const char *idnum, char ids[][65],
+                     uint32_t max, uint32_t *n);
+
+#endif
