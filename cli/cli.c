@@ -129,6 +129,17 @@ int cli_write(stxn_t *t, record_t *r, const char *author, write_mode_t mode,
         record_destroy(&cur);
         return why_set(why, LX_EEXIST, "a record with id %s already exists", r->id);
     }
+    /* A field set to the value it already holds is no change: drop it, so
+     * that it is neither versioned anew nor logged. */
+    uint32_t kept = 0;
+    for (uint32_t i = 0; i < r->n; i++) {
+        const field_t *old = record_field(cur, r->f[i].name);
+        if (old && val_eq(&old->val, &r->f[i].val))
+            field_free(&r->f[i]);
+        else
+            r->f[kept++] = r->f[i];
+    }
+    r->n = kept;
     for (uint32_t i = 0; i < r->n; i++) {
         field_t *f = &r->f[i];
         const field_t *old = record_field(cur, f->name);

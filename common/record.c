@@ -352,7 +352,8 @@ int record_put(record_t *r, const field_t *src)
         return LX_OK;
     }
     if (r->n == r->cap) {
-        uint32_t cap = r->cap ? r->cap * 2 : 16;
+        /* Start with room for the whole default schema. */
+        uint32_t cap = r->cap ? r->cap * 2 : 40;
         field_t *nf = realloc(r->f, cap * sizeof *nf);
         if (!nf) {
             field_free(&f);

@@ -1,0 +1,26 @@
+# Shared by the integration tests: a private temporary directory removed on
+# exit, the program under test, and assertions that say what failed.
+set -u
+LIANXIN=${LIANXIN:-$(cd "$(dirname "$0")/../.." && pwd)/build/lianxin}
+export LIANXIN_DIVISIONS=${LIANXIN_DIVISIONS:-$(cd "$(dirname "$0")/../.." && pwd)/data/divisions}
+TMP=$(mktemp -d /tmp/lx-it-XXXXXX)
+PIDS=()
+cleanup() {
+    for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill -9 "$p" 2>/dev/null; done
+    wait 2>/dev/null
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+lx() { "$LIANXIN" "$@"; }
+fail() { echo "FAIL: $*" >&2; exit 1; }
+assert_eq() { [ "$1" = "$2" ] || fail "$3: expected '$2', got '$1'"; }
+assert_contains() { printf '%s' "$1" | grep -qF -- "$2" || fail "$3: '$2' not in: $1"; }
+# Runs a command that must fail with the given exit code; prints its stderr.
+must_fail() {
+    local want=$1; shift
+    local err rc
+    err=$("$@" 2>&1 >/dev/null); rc=$?
+    [ "$rc" = "$want" ] || fail "'$*' exited $rc, expected $want: $err"
+    printf '%s' "$err"
+}
+records() { lx status --data "$1" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["records"])'; }

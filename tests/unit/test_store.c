@@ -1,0 +1,550 @@
+/* Store and merge: the properties the design rests on. Random sets of
+ * field writes applied in random orders, in random groupings and with
+ * duplicates must give byte-identical records, identical duplicate flags
+ * and equal digests; the indexes must follow moves; nothing that changes
+ * nothing is logged. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/merge.h"
+#include "common/store.h"
+
+static const code_t NODE = 510104000000ULL;
+static const code_t VIL[] = {510104001001ULL, 510104001002ULL, 510104002001ULL,
+                             510105001001ULL /* outside the node */};
+static const code_t ORIGINS[] = {510104001001ULL, 510104000000ULL, 510104002001ULL};
+
+static uint64_t rng_state;
+static uint64_t rnd(void)
+{
+    /* splitmix64: deterministic by seed */
+    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+static char *tmpdir(void)
+{
+    char *d = strdup("/tmp/lx-test-XXXXXX");
+    assert_non_null(mkdtemp(d));
+    return d;
+}
+
+static void rmrf(const char *d)
+{
+    char cmd[512];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", d);
+    assert_int_equal(system(cmd), 0);
+}
+
+static store_t *open_new(const char *dir, code_t code)
+{
+    store_t *s = NULL;
+    why_t why = {""};
+    assert_int_equal(store_create(dir, code, &why), LX_OK);
+    assert_int_equal(store_open(dir, STORE_NOSYNC, &s, &why), LX_OK);
+    return s;
+}
+
+/* A random write to one of a few fields of one record. */
+typedef struct {
+    char id[40];
+    field_t f;
+} wr_t;
+
+static void make_write(wr_t *w, int iter, uint64_t hbase)
+{
+    static const char *names[] = {"village_code", "id_number", "name",
+                                  "risk_level", "categories", "guardian_capable"};
+    snprintf(w->id, sizeof w->id, "r%d-%d", iter, (int)(rnd() % 3));
+    const char *name = names[rnd() % 6];
+    char buf[64];
+    val_t v = {0};
+    if (strcmp(name, "village_code") == 0) {
+        code_fmt(VIL[rnd() % 4], buf);
+        val_set_str(&v, buf);
+    } else if (strcmp(name, "id_number") == 0) {
+        snprintf(buf, sizeof buf, "51010420100101%04d", (int)(rnd() % 3));
+        val_set_str(&v, buf);
+    } else if (strcmp(name, "categories") == 0) {
+        v.kind = VAL_LIST;
+        val_list_add(&v, "left_behind");
+        if (rnd() % 2)
+            val_list_add(&v, "orphan");
+    } else if (strcmp(name, "guardian_capable") == 0) {
+        v.kind = VAL_BOOL;
+        v.b = rnd() % 2;
+    } else if (rnd() % 5 == 0) {
+        v.kind = VAL_NIL;
+    } else {
+        snprintf(buf, sizeof buf, "v%d", (int)(rnd() % 4));
+        val_set_str(&v, buf);
+    }
+    /* Few distinct timestamps, so ties on hlc (broken by origin) and even
+     * equal versions carrying different values occur. */
+    ver_t ver = {.hlc = hbase + rnd() % 6, .origin = ORIGINS[rnd() % 3],
+                 .base = rnd() % 3 ? hbase + rnd() % 6 : 0,
+                 .author = rnd() % 2 ? "510104000000/education/li" : "510104001001/local/wang"};
+    assert_int_equal(field_init(&w->f, name, &v, &ver), LX_OK);
+    val_free(&v);
+}
+
+/* Applies writes (indexes into ws) in groups of 1-3 writes of one record. */
+static void apply_all(store_t *s, wr_t *ws, const int *order, int n)
+{
+    stxn_t *t;
+    assert_int_equal(store_begin(s, true, &t), LX_OK);
+    int i = 0;
+    while (i < n) {
+        field_t group[3];
+        int g = 0;
+        const char *id = ws[order[i]].id;
+        /* A group holds distinct field names of one record. */
+        while (i < n && g < 3 && strcmp(ws[order[i]].id, id) == 0) {
+            bool dup = false;
+            for (int k = 0; k < g; k++)
+                dup |= strcmp(group[k].name, ws[order[i]].f.name) == 0;
+            if (dup)
+                break;
+            group[g++] = ws[order[i++]].f;
+            if (rnd() % 2)
+                break;
+        }
+        apply_t res;
+        why_t why = {""};
+        assert_int_equal(store_apply(t, id, group, (uint32_t)g, 0, &res, &why), LX_OK);
+    }
+    assert_int_equal(store_commit(&t), LX_OK);
+}
+
+static void pack_record(store_t *s, const char *id, msgpack_sbuffer *sb, bool *found)
+{
+    stxn_t *t;
+    record_t *r = NULL;
+    assert_int_equal(store_begin(s, false, &t), LX_OK);
+    int rc = store_get(t, id, &r, NULL);
+    store_abort(&t);
+    *found = rc == LX_OK;
+    if (!*found) {
+        assert_int_equal(rc, LX_ENOTFOUND);
+        return;
+    }
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+    record_pack(r, &pk);
+    record_destroy(&r);
+}
+
+static void digest_of(store_t *s, code_t under, unsigned char d[32])
+{
+    stxn_t *t;
+    assert_int_equal(store_begin(s, false, &t), LX_OK);
+    assert_int_equal(store_digest(t, under, d), LX_OK);
+    store_abort(&t);
+}
+
+typedef struct {
+    char buf[1 << 16];
+    size_t len;
+} text_t;
+
+static int dup_text(void *arg, const char *idn, const char *id)
+{
+    text_t *x = arg;
+    x->len += (size_t)snprintf(x->buf + x->len, sizeof x->buf - x->len, "%s %s\n", idn, id);
+    return 0;
+}
+
+static int rec_text(void *arg, const record_t *r)
+{
+    text_t *x = arg;
+    x->len += (size_t)snprintf(x->buf + x->len, sizeof x->buf - x->len, "%s\n", r->id);
+    return 0;
+}
+
+static void listing(store_t *s, code_t under, text_t *recs, text_t *dups)
+{
+    stxn_t *t;
+    recs->len = dups->len = 0;
+    recs->buf[0] = dups->buf[0] = 0;
+    assert_int_equal(store_begin(s, false, &t), LX_OK);
+    assert_int_equal(store_each_record(t, under, rec_text, recs), LX_OK);
+    assert_int_equal(store_each_duplicate(t, dup_text, dups), LX_OK);
+    store_abort(&t);
+}
+
+static void shuffle(int *a, int n)
+{
+    for (int i = n - 1; i > 0; i--) {
+        int j = (int)(rnd() % (uint64_t)(i + 1)), x = a[i];
+        a[i] = a[j];
+        a[j] = x;
+    }
+}
+
+/* The property: thousands of random sets, three delivery schedules. */
+static void test_merge_converges(void **state)
+{
+    (void)state;
+    char *da = tmpdir(), *db = tmpdir(), *dc = tmpdir();
+    char pa[300], pb[300], pc[300];
+    snprintf(pa, sizeof pa, "%s/s", da);
+    snprintf(pb, sizeof pb, "%s/s", db);
+    snprintf(pc, sizeof pc, "%s/s", dc);
+    store_t *a = open_new(pa, NODE), *b = open_new(pb, NODE), *c = open_new(pc, NODE);
+    rng_state = 42;
+    const int sets = 2000;
+    const uint64_t hbase = hlc_make(hlc_wall_ms() - 100000, 0);
+    for (int iter = 0; iter < sets; iter++) {
+        int n = 2 + (int)(rnd() % 14);
+        wr_t ws[16];
+        int order_a[16], order_b[32], order_c[16];
+        for (int i = 0; i < n; i++) {
+            make_write(&ws[i], iter, hbase);
+            order_a[i] = order_c[i] = i;
+            order_b[i] = i;
+        }
+        /* b sees every write, some twice; c in reverse. */
+        int nb = n;
+        for (int i = 0; i < n; i++)
+            if (rnd() % 3 == 0)
+                order_b[nb++] = (int)(rnd() % (uint64_t)n);
+        shuffle(order_b, nb);
+        for (int i = 0; i < n / 2; i++) {
+            int x = order_c[i];
+            order_c[i] = order_c[n - 1 - i];
+            order_c[n - 1 - i] = x;
+        }
+        apply_all(a, ws, order_a, n);
+        apply_all(b, ws, order_b, nb);
+        apply_all(c, ws, order_c, n);
+        for (int k = 0; k < 3; k++) {
+            char id[40];
+            snprintf(id, sizeof id, "r%d-%d", iter, k);
+            msgpack_sbuffer sa, sb, sc;
+            msgpack_sbuffer_init(&sa);
+            msgpack_sbuffer_init(&sb);
+            msgpack_sbuffer_init(&sc);
+            bool fa, fb, fc;
+            pack_record(a, id, &sa, &fa);
+            pack_record(b, id, &sb, &fb);
+            pack_record(c, id, &sc, &fc);
+            assert_int_equal(fa, fb);
+            assert_int_equal(fa, fc);
+            assert_int_equal(sa.size, sb.size);
+            assert_int_equal(sa.size, sc.size);
+            if (sa.size) {
+                assert_memory_equal(sa.data, sb.data, sa.size);
+                assert_memory_equal(sa.data, sc.data, sa.size);
+            }
+            msgpack_sbuffer_destroy(&sa);
+            msgpack_sbuffer_destroy(&sb);
+            msgpack_sbuffer_destroy(&sc);
+        }
+        for (int i = 0; i < n; i++)
+            field_free(&ws[i].f);
+        if (iter % 250 == 249) {
+            unsigned char x[32], y[32], z[32];
+            digest_of(a, 0, x);
+            digest_of(b, 0, y);
+            digest_of(c, 0, z);
+            assert_memory_equal(x, y, 32);
+            assert_memory_equal(x, z, 32);
+        }
+    }
+    /* Per-unit digests agree too, and so do indexes and duplicate flags. */
+    const code_t units[] = {0, 510104001000ULL, 510104002000ULL, 510104001001ULL};
+    for (size_t u = 0; u < 4; u++) {
+        unsigned char x[32], y[32];
+        digest_of(a, units[u], x);
+        digest_of(b, units[u], y);
+        assert_memory_equal(x, y, 32);
+    }
+    static text_t ra, rb, xa, xb;
+    listing(a, 0, &ra, &xa);
+    listing(b, 0, &rb, &xb);
+    assert_true(ra.len > 0);
+    assert_true(xa.len > 0);
+    assert_string_equal(ra.buf, rb.buf);
+    assert_string_equal(xa.buf, xb.buf);
+    store_close(&a);
+    store_close(&b);
+    store_close(&c);
+    rmrf(da);
+    rmrf(db);
+    rmrf(dc);
+    free(da);
+    free(db);
+    free(dc);
+}
+
+static field_t fw(const char *name, const char *value, hlc_t hlc, code_t origin, hlc_t base)
+{
+    field_t f;
+    val_t v = {0};
+    if (value)
+        val_set_str(&v, value);
+    ver_t ver = {.hlc = hlc, .origin = origin, .base = base, .author = "t/local/u"};
+    assert_int_equal(field_init(&f, name, &v, &ver), LX_OK);
+    val_free(&v);
+    return f;
+}
+
+static apply_t apply1(store_t *s, const char *id, field_t *f, uint32_t n, code_t from, int want)
+{
+    stxn_t *t;
+    apply_t res;
+    why_t why = {""};
+    assert_int_equal(store_begin(s, true, &t), LX_OK);
+    assert_int_equal(store_apply(t, id, f, n, from, &res, &why), want);
+    assert_int_equal(store_commit(&t), LX_OK);
+    return res;
+}
+
+static uint64_t count_under(store_t *s, code_t under)
+{
+    text_t *x = calloc(1, sizeof *x), *y = calloc(1, sizeof *y);
+    listing(s, under, x, y);
+    uint64_t n = 0;
+    for (size_t i = 0; i < x->len; i++)
+        n += x->buf[i] == '\n';
+    free(x);
+    free(y);
+    return n;
+}
+
+static void test_log_indexes_moves(void **state)
+{
+    (void)state;
+    char *d = tmpdir();
+    char p[300];
+    snprintf(p, sizeof p, "%s/s", d);
+    store_t *s = open_new(p, NODE);
+    hlc_t h = hlc_make(hlc_wall_ms() - 1000, 0);
+    field_t f[2] = {fw("name", "a", h, VIL[0], 0), fw("village_code", "510104001001", h, VIL[0], 0)};
+    apply_t r = apply1(s, "x1", f, 2, 0, LX_OK);
+    assert_true(r.created);
+    assert_int_equal(r.changed, 2);
+    assert_int_equal(r.seq, 1);
+    /* The same writes again change nothing and are not logged. */
+    r = apply1(s, "x1", f, 2, VIL[0], LX_OK);
+    assert_int_equal(r.changed, 0);
+    assert_int_equal(r.seq, 0);
+    /* An older write loses and is not logged either. */
+    field_t old = fw("name", "old", h - 5, VIL[0], 0);
+    r = apply1(s, "x1", &old, 1, 0, LX_OK);
+    assert_int_equal(r.changed, 0);
+    assert_int_equal(count_under(s, VIL[0]), 1);
+    /* Move within the node: the village index follows. */
+    field_t mv = fw("village_code", "510104002001", h + 10, NODE, h);
+    r = apply1(s, "x1", &mv, 1, 0, LX_OK);
+    assert_int_equal(r.seq, 2);
+    assert_int_equal(count_under(s, VIL[0]), 0);
+    assert_int_equal(count_under(s, VIL[2]), 1);
+    assert_int_equal(count_under(s, 0), 1);
+    /* Move out of the node: no longer live here, the digest is empty. */
+    unsigned char empty[32], dg[32];
+    char *d2 = tmpdir();
+    char p2[300];
+    snprintf(p2, sizeof p2, "%s/s", d2);
+    store_t *e = open_new(p2, NODE);
+    digest_of(e, 0, empty);
+    field_t out = fw("village_code", "510105001001", h + 20, NODE, h + 10);
+    r = apply1(s, "x1", &out, 1, 0, LX_OK);
+    assert_int_equal(count_under(s, 0), 0);
+    digest_of(s, 0, dg);
+    assert_memory_equal(dg, empty, 32);
+    /* The log holds exactly the three changes that won. */
+    stxn_t *t;
+    store_stats_t st;
+    assert_int_equal(store_begin(s, false, &t), LX_OK);
+    assert_int_equal(store_stats(t, &st), LX_OK);
+    store_abort(&t);
+    assert_int_equal(st.last_seq, 3);
+    assert_int_equal(st.records, 0);
+    /* A remote write far ahead of the clock is refused whole. */
+    field_t fut[2] = {fw("name", "z", hlc_make(hlc_wall_ms() + 3600000, 0), VIL[0], 0),
+                      fw("risk_level", "high", h + 30, VIL[0], 0)};
+    r = apply1(s, "x1", fut, 2, VIL[0], LX_ESKEW);
+    assert_int_equal(r.changed, 0);
+    assert_int_equal(store_begin(s, false, &t), LX_OK);
+    assert_int_equal(store_stats(t, &st), LX_OK);
+    store_abort(&t);
+    assert_int_equal(st.last_seq, 3);
+    for (int i = 0; i < 2; i++) {
+        field_free(&f[i]);
+        field_free(&fut[i]);
+    }
+    field_free(&old);
+    field_free(&mv);
+    field_free(&out);
+    store_close(&s);
+    store_close(&e);
+    rmrf(d);
+    rmrf(d2);
+    free(d);
+    free(d2);
+}
+
+typedef struct {
+    int n;
+    char field[32];
+    char kept[32], lost[32];
+} conf_seen_t;
+
+static int conf_cb(void *arg, const conflict_t *c)
+{
+    conf_seen_t *x = arg;
+    x->n++;
+    snprintf(x->field, sizeof x->field, "%s", c->kept->name);
+    snprintf(x->kept, sizeof x->kept, "%s", c->kept->val.s);
+    snprintf(x->lost, sizeof x->lost, "%s", c->lost->val.s);
+    return 0;
+}
+
+/* A village and its county edit one field concurrently: whichever order,
+ * both stores keep the same value and each logs the conflict once; a
+ * sequential edit is no conflict. */
+static void test_conflicts(void **state)
+{
+    (void)state;
+    for (int order = 0; order < 2; order++) {
+        char *d = tmpdir();
+        char p[300];
+        snprintf(p, sizeof p, "%s/s", d);
+        store_t *s = open_new(p, NODE);
+        hlc_t h = hlc_make(hlc_wall_ms() - 1000, 0);
+        field_t base[2] = {fw("school_status", "enrolled", h, VIL[0], 0),
+                           fw("village_code", "510104001001", h, VIL[0], 0)};
+        apply1(s, "c1", base, 2, 0, LX_OK);
+        field_t seq = fw("school_status", "boarding", h + 1, VIL[0], h);
+        field_t vil = fw("school_status", "dropped_out", h + 2, VIL[0], h + 1);
+        field_t cty = fw("school_status", "enrolled_again", h + 3, NODE, h + 1);
+        apply1(s, "c1", &seq, 1, 0, LX_OK);
+        apply1(s, "c1", order ? &cty : &vil, 1, 0, LX_OK);
+        apply1(s, "c1", order ? &vil : &cty, 1, 0, LX_OK);
+        conf_seen_t x = {0};
+        stxn_t *t;
+        record_t *r;
+        assert_int_equal(store_begin(s, false, &t), LX_OK);
+        assert_int_equal(store_each_conflict(t, conf_cb, &x), LX_OK);
+        assert_int_equal(store_get(t, "c1", &r, NULL), LX_OK);
+        store_abort(&t);
+        assert_int_equal(x.n, 1);
+        assert_string_equal(x.field, "school_status");
+        assert_string_equal(x.kept, "enrolled_again");
+        assert_string_equal(x.lost, "dropped_out");
+        assert_string_equal(record_str(r, "school_status"), "enrolled_again");
+        record_destroy(&r);
+        field_free(&base[0]);
+        field_free(&base[1]);
+        field_free(&seq);
+        field_free(&vil);
+        field_free(&cty);
+        store_close(&s);
+        rmrf(d);
+        free(d);
+    }
+}
+
+static int dup_count(void *arg, const char *idn, const char *id)
+{
+    (void)idn;
+    (void)id;
+    (*(int *)arg)++;
+    return 0;
+}
+
+static void test_duplicates(void **state)
+{
+    (void)state;
+    char *d = tmpdir();
+    char p[300];
+    snprintf(p, sizeof p, "%s/s", d);
+    store_t *s = open_new(p, NODE);
+    hlc_t h = hlc_make(hlc_wall_ms() - 1000, 0);
+    const char *idn = "510104201001011234";
+    field_t a[2] = {fw("id_number", idn, h, VIL[0], 0), fw("village_code", "510104001001", h, VIL[0], 0)};
+    field_t b[2] = {fw("id_number", idn, h + 1, VIL[2], 0), fw("village_code", "510104002001", h + 1, VIL[2], 0)};
+    apply1(s, "d1", a, 2, 0, LX_OK);
+    int n = 0;
+    stxn_t *t;
+    assert_int_equal(store_begin(s, false, &t), LX_OK);
+    assert_int_equal(store_each_duplicate(t, dup_count, &n), LX_OK);
+    store_abort(&t);
+    assert_int_equal(n, 0);
+    apply1(s, "d2", b, 2, 0, LX_OK);
+    n = 0;
+    assert_int_equal(store_begin(s, false, &t), LX_OK);
+    assert_int_equal(store_each_duplicate(t, dup_count, &n), LX_OK);
+    char ids[4][65];
+    uint32_t found;
+    assert_int_equal(store_find_idnum(t, idn, ids, 4, &found), LX_OK);
+    store_abort(&t);
+    assert_int_equal(n, 2);
+    assert_int_equal(found, 2);
+    /* Correcting one number clears both flags. */
+    field_t fix = fw("id_number", "510104201001015678", h + 2, VIL[2], h + 1);
+    apply1(s, "d2", &fix, 1, 0, LX_OK);
+    n = 0;
+    assert_int_equal(store_begin(s, false, &t), LX_OK);
+    assert_int_equal(store_each_duplicate(t, dup_count, &n), LX_OK);
+    store_abort(&t);
+    assert_int_equal(n, 0);
+    for (int i = 0; i < 2; i++) {
+        field_free(&a[i]);
+        field_free(&b[i]);
+    }
+    field_free(&fix);
+    store_close(&s);
+    rmrf(d);
+    free(d);
+}
+
+/* The HLC continues across transactions and processes' reopenings. */
+static void test_clock_persists(void **state)
+{
+    (void)state;
+    char *d = tmpdir();
+    char p[300];
+    snprintf(p, sizeof p, "%s/s", d);
+    store_t *s = open_new(p, NODE);
+    stxn_t *t;
+    assert_int_equal(store_begin(s, true, &t), LX_OK);
+    hlc_t h1 = store_tick(t);
+    assert_int_equal(store_commit(&t), LX_OK);
+    store_close(&s);
+    why_t why;
+    assert_int_equal(store_open(p, 0, &s, &why), LX_OK);
+    assert_int_equal(store_code(s), NODE);
+    assert_int_equal(store_begin(s, true, &t), LX_OK);
+    hlc_t h2 = store_tick(t);
+    store_abort(&t);
+    assert_true(h2 > h1);
+    /* A second create over the same directory is refused. */
+    assert_int_equal(store_create(p, NODE, &why), LX_EEXIST);
+    store_close(&s);
+    rmrf(d);
+    free(d);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_merge_converges),
+        cmocka_unit_test(test_log_indexes_moves),
+        cmocka_unit_test(test_conflicts),
+        cmocka_unit_test(test_duplicates),
+        cmocka_unit_test(test_clock_persists),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
