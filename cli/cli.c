@@ -123,6 +123,7 @@ int cli_write(stxn_t *t, record_t *r, const char *author, write_mode_t mode,
             return why_set(why, LX_ENOTFOUND, "no record with id %s", r->id);
         if (!(cur = record_new(r->id)))
             return LX_ENOMEM;
+        rc = LX_OK;
     } else if (rc) {
         return rc;
     } else if (mode == WRITE_NEW) {
@@ -143,20 +144,22 @@ int cli_write(stxn_t *t, record_t *r, const char *author, write_mode_t mode,
     for (uint32_t i = 0; i < r->n; i++) {
         field_t *f = &r->f[i];
         const field_t *old = record_field(cur, f->name);
+        /* The author is borrowed for the apply and handed back below:
+         * one string for every field of every row of an import. */
         free(f->ver.author);
         f->ver = (ver_t){.hlc = now, .origin = node, .base = old ? old->ver.hlc : 0,
-                         .author = strdup(author)};
-        if (!f->ver.author) {
-            rc = LX_ENOMEM;
-            break;
-        }
-        if ((rc = record_put(cur, f)))
+                         .author = (char *)author};
+        if (cur->n && (rc = record_put(cur, f)))
             break;
     }
+    /* A new record is checked as it is; an existing one as it will be. */
     if (!rc)
-        rc = schema_check_record(cur, node, why);
+        rc = schema_check_record(cur->n ? cur : r, node, why);
     record_destroy(&cur);
     if (!rc)
         rc = store_apply(t, r->id, r->f, r->n, 0, res, why);
-    return rc ? rc : LX_OK;
+    for (uint32_t i = 0; i < r->n; i++)
+        if (r->f[i].ver.author == author)
+            r->f[i].ver.author = NULL;
+    return rc;
 }

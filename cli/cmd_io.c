@@ -74,10 +74,13 @@ static int row_record(const header_t *h, const csv_row_t *row, record_t **out,
         }
         if (!*cell)
             continue; /* an empty cell leaves the field absent */
-        field_t f = {.name = (char *)h->cols[i]->name};
+        field_t f = {0};
         if (!(rc = schema_parse_text(h->cols[i], cell, &f.val, why))) {
-            rc = record_put(r, &f);
-            val_free(&f.val);
+            if ((f.name = strdup(h->cols[i]->name)))
+                rc = record_take(r, &f);
+            else
+                rc = LX_ENOMEM;
+            field_free(&f);
         }
     }
     if (rc) {
@@ -143,6 +146,8 @@ int cmd_import(int argc, char **argv)
         rc = read_header(&h, &row, &why);
     else if (rc < 0)
         why_prefix(&why, rc, "%s", path);
+    /* A stored child takes about five times its CSV row. */
+    store_reserve(s, len * 6);
     if (!rc)
         rc = store_begin(s, true, &t);
 

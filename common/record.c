@@ -241,23 +241,108 @@ int field_from_obj(const msgpack_object *o, field_t *out, why_t *why)
     return LX_OK;
 }
 
-/* Decodes an array of fields whose names must be strictly increasing:
- * that refuses duplicates and keeps the encoding canonical. */
-static int fields_from_obj(const msgpack_object *o, field_t **out, uint32_t *n,
-                           why_t *why)
+/* The compact form of a set of fields, shared by records and changes:
+ * the distinct versions (hlc, origin, author) once each, in order of first
+ * use, then per field [name, value, version index, base]. Most records and
+ * changes carry one or two versions, so this is about half the size of a
+ * version per field, and keeps a record under LMDB's overflow size. */
+typedef struct {
+    hlc_t hlc;
+    code_t origin;
+    const char *author;
+} vent_t;
+
+static int fields_pack(const field_t *f, uint32_t n, msgpack_packer *pk)
 {
-    int rc = mp_array(o, "fields", 0, MAX_FIELDS, why);
-    if (rc)
+    vent_t vt[MAX_FIELDS];
+    uint32_t nv = 0, idx[MAX_FIELDS];
+    for (uint32_t i = 0; i < n && i < MAX_FIELDS; i++) {
+        const char *a = f[i].ver.author ? f[i].ver.author : "";
+        uint32_t j;
+        for (j = 0; j < nv; j++)
+            if (vt[j].hlc == f[i].ver.hlc && vt[j].origin == f[i].ver.origin
+                && strcmp(vt[j].author, a) == 0)
+                break;
+        if (j == nv)
+            vt[nv++] = (vent_t){f[i].ver.hlc, f[i].ver.origin, a};
+        idx[i] = j;
+    }
+    msgpack_pack_array(pk, nv);
+    for (uint32_t j = 0; j < nv; j++) {
+        size_t an = strlen(vt[j].author);
+        msgpack_pack_array(pk, 3);
+        msgpack_pack_uint64(pk, vt[j].hlc);
+        msgpack_pack_uint64(pk, vt[j].origin);
+        msgpack_pack_str(pk, an);
+        msgpack_pack_str_body(pk, vt[j].author, an);
+    }
+    msgpack_pack_array(pk, n);
+    for (uint32_t i = 0; i < n; i++) {
+        size_t nn = strlen(f[i].name);
+        msgpack_pack_array(pk, 4);
+        msgpack_pack_str(pk, nn);
+        msgpack_pack_str_body(pk, f[i].name, nn);
+        val_pack(&f[i].val, pk);
+        msgpack_pack_uint32(pk, idx[i]);
+        msgpack_pack_uint64(pk, f[i].ver.base);
+    }
+    return 0;
+}
+
+/* Decodes the compact form. Field names must be strictly increasing:
+ * that refuses duplicates and keeps the encoding canonical. */
+static int fields_unpack(const msgpack_object *vo, const msgpack_object *fo,
+                         field_t **out, uint32_t *n, why_t *why)
+{
+    int rc;
+    if ((rc = mp_array(vo, "versions", 0, MAX_FIELDS, why))
+        || (rc = mp_array(fo, "fields", 0, MAX_FIELDS, why)))
         return rc;
-    uint32_t cnt = o->via.array.size;
+    uint32_t nv = vo->via.array.size, cnt = fo->via.array.size;
+    for (uint32_t j = 0; j < nv; j++) {
+        const msgpack_object *v = &vo->via.array.ptr[j];
+        if ((rc = mp_array(v, "version", 3, 3, why)))
+            return rc;
+        if (v->via.array.ptr[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER
+            || v->via.array.ptr[1].type != MSGPACK_OBJECT_POSITIVE_INTEGER
+            || v->via.array.ptr[2].type != MSGPACK_OBJECT_STR
+            || v->via.array.ptr[2].via.str.size > 160)
+            return why_set(why, LX_ECORRUPT, "version %u: expected [hlc, origin, author]", j);
+    }
     field_t *fs = calloc(cnt ? cnt : 1, sizeof *fs);
     if (!fs)
         return LX_ENOMEM;
     uint32_t i;
     for (i = 0; i < cnt; i++) {
-        if ((rc = field_from_obj(&o->via.array.ptr[i], &fs[i], why)))
+        const msgpack_object *o = &fo->via.array.ptr[i];
+        uint64_t vi = 0;
+        field_t *f = &fs[i];
+        if ((rc = mp_array(o, "field", 4, 4, why))
+            || (rc = mp_str(&o->via.array.ptr[0], "field name", &f->name, why))
+            || (rc = val_from_obj(&o->via.array.ptr[1], &f->val, why))
+            || (rc = mp_u64(&o->via.array.ptr[2], "field version", &vi, why))
+            || (rc = mp_u64(&o->via.array.ptr[3], "field base", &f->ver.base, why))) {
+            i++;
             break;
-        if (i > 0 && strcmp(fs[i - 1].name, fs[i].name) >= 0) {
+        }
+        if (vi >= nv) {
+            rc = why_set(why, LX_ECORRUPT, "field version: index out of range");
+            i++;
+            break;
+        }
+        if (f->name[0] == '\0' || strlen(f->name) > 64) {
+            rc = why_set(why, LX_ECORRUPT, "field name: empty or too long");
+            i++;
+            break;
+        }
+        const msgpack_object *v = vo->via.array.ptr[vi].via.array.ptr;
+        f->ver.hlc = v[0].via.u64;
+        f->ver.origin = v[1].via.u64;
+        if ((rc = mp_str(&v[2], "author", &f->ver.author, why))) {
+            i++;
+            break;
+        }
+        if (i > 0 && strcmp(fs[i - 1].name, f->name) >= 0) {
             rc = why_set(why, LX_ECORRUPT, "fields: duplicate or unordered field name");
             i++;
             break;
@@ -338,59 +423,69 @@ const char *record_str(const record_t *r, const char *name)
     return v && v->kind == VAL_STR ? v->s : NULL;
 }
 
-int record_put(record_t *r, const field_t *src)
+int record_take(record_t *r, field_t *f)
 {
-    bool found;
-    uint32_t i = find(r, src->name, &found);
-    field_t f;
-    int rc = field_copy(&f, src);
-    if (rc)
-        return rc;
+    bool found = false;
+    uint32_t i;
+    if (r->n == 0 || strcmp(r->f[r->n - 1].name, f->name) < 0)
+        i = r->n;
+    else
+        i = find(r, f->name, &found);
     if (found) {
         field_free(&r->f[i]);
-        r->f[i] = f;
+        r->f[i] = *f;
+        memset(f, 0, sizeof *f);
         return LX_OK;
     }
     if (r->n == r->cap) {
-        /* Start with room for the whole default schema. */
         uint32_t cap = r->cap ? r->cap * 2 : 40;
         field_t *nf = realloc(r->f, cap * sizeof *nf);
         if (!nf) {
-            field_free(&f);
+            field_free(f);
             return LX_ENOMEM;
         }
         r->f = nf;
         r->cap = cap;
     }
     memmove(&r->f[i + 1], &r->f[i], (r->n - i) * sizeof *r->f);
-    r->f[i] = f;
+    r->f[i] = *f;
     r->n++;
+    memset(f, 0, sizeof *f);
     return LX_OK;
+}
+
+int record_put(record_t *r, const field_t *src)
+{
+    field_t f;
+    int rc = field_copy(&f, src);
+    return rc ? rc : record_take(r, &f);
 }
 
 int record_pack(const record_t *r, msgpack_packer *pk)
 {
+    /* fields_pack indexes arrays of MAX_FIELDS, and the decoder refuses
+     * more: refuse before writing anything rather than write garbage. */
+    if (r->n > MAX_FIELDS)
+        return LX_EINVAL;
     const char *id = r->id ? r->id : "";
     size_t n = strlen(id);
-    msgpack_pack_array(pk, 2);
+    msgpack_pack_array(pk, 3);
     msgpack_pack_str(pk, n);
     msgpack_pack_str_body(pk, id, n);
-    msgpack_pack_array(pk, r->n);
-    for (uint32_t i = 0; i < r->n; i++)
-        field_pack(&r->f[i], pk);
-    return 0;
+    return fields_pack(r->f, r->n, pk);
 }
 
 int record_from_obj(const msgpack_object *o, record_t **out, why_t *why)
 {
-    int rc = mp_array(o, "record", 2, 2, why);
+    int rc = mp_array(o, "record", 3, 3, why);
     if (rc)
         return rc;
     record_t *r = record_new(NULL);
     if (!r)
         return LX_ENOMEM;
     if ((rc = mp_str(&o->via.array.ptr[0], "record id", &r->id, why))
-        || (rc = fields_from_obj(&o->via.array.ptr[1], &r->f, &r->n, why))) {
+        || (rc = fields_unpack(&o->via.array.ptr[1], &o->via.array.ptr[2], &r->f,
+                               &r->n, why))) {
         record_destroy(&r);
         return rc;
     }
@@ -427,23 +522,22 @@ void change_free(change_t *c)
 
 int change_pack(const change_t *c, msgpack_packer *pk)
 {
+    if (c->n > MAX_FIELDS)
+        return LX_EINVAL;
     size_t n = strlen(c->id);
-    msgpack_pack_array(pk, 5);
+    msgpack_pack_array(pk, 6);
     msgpack_pack_str(pk, n);
     msgpack_pack_str_body(pk, c->id, n);
     msgpack_pack_uint64(pk, c->village);
     msgpack_pack_uint64(pk, c->prev_village);
     msgpack_pack_uint64(pk, c->from);
-    msgpack_pack_array(pk, c->n);
-    for (uint32_t i = 0; i < c->n; i++)
-        field_pack(&c->w[i], pk);
-    return 0;
+    return fields_pack(c->w, c->n, pk);
 }
 
 int change_from_obj(const msgpack_object *o, change_t *out, why_t *why)
 {
     change_t c = {0};
-    int rc = mp_array(o, "change", 5, 5, why);
+    int rc = mp_array(o, "change", 6, 6, why);
     if (rc)
         return rc;
     const msgpack_object *a = o->via.array.ptr;
@@ -451,7 +545,7 @@ int change_from_obj(const msgpack_object *o, change_t *out, why_t *why)
         || (rc = mp_u64(&a[1], "change village", &c.village, why))
         || (rc = mp_u64(&a[2], "change previous village", &c.prev_village, why))
         || (rc = mp_u64(&a[3], "change sender", &c.from, why))
-        || (rc = fields_from_obj(&a[4], &c.w, &c.n, why))) {
+        || (rc = fields_unpack(&a[4], &a[5], &c.w, &c.n, why))) {
         change_free(&c);
         return rc;
     }

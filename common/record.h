@@ -74,6 +74,9 @@ const char *record_str(const record_t *r, const char *name);
 
 /* Inserts or replaces a field, copying f. */
 int record_put(record_t *r, const field_t *f);
+/* The same, taking ownership of *f's contents (left zeroed), even when it
+ * fails. */
+int record_take(record_t *r, field_t *f);
 
 /* Canonical encoding: equal records give equal bytes. */
 int record_pack(const record_t *r, msgpack_packer *pk);

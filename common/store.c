@@ -6,7 +6,11 @@
  *            conflict sequence, "layout" -> u64 layout version
  *   rec      record id -> record (msgpack, record_pack); ids made here sort
  *            by creation time, so bulk inserts append
- *   log      u64 seq -> change (msgpack, change_pack)
+ *   log      u64 seq -> [id, village, previous village, sender, names]:
+ *            the fields a change set, by name (nil: every field of a new
+ *            record). Readers send the fields' current state, which under
+ *            last-writer-wins carries the change or a later one; so the log
+ *            never holds the values twice.
  *   byvil    u64 village || id -> "" for live records (the village lies in
  *            the node's subtree)
  *   byidn    id_number || 0 || id -> "" for live records holding one
@@ -31,11 +35,17 @@
 #include <sys/stat.h>
 
 #define LAYOUT_VERSION 1
-#define DEFAULT_MAPSIZE (64ULL << 30)
+/* The map grows in steps as the store fills (see map_fit): with
+ * MDB_WRITEMAP the file is as large as the map, so it starts small. */
+#define MAP_MIN (64ULL << 20)
+#define MAP_STEP (64ULL << 20)
 #define IDNUM_MAX 32
 
 struct store {
     MDB_env *env;
+    size_t mapsize;
+    int active;       /* transactions open in this process */
+    bool was_full;    /* a write failed on a full map: grow before the next */
     MDB_dbi meta, rec, log, byvil, byidn, dup, vdig, conf;
     code_t code;
     unsigned flags;
@@ -51,6 +61,7 @@ struct stxn {
     hlc_t hlc0;
     uint64_t seq, seq0, cseq, cseq0;
     msgpack_sbuffer buf;
+    MDB_cursor *idn_cursor; /* write transactions: reused across applies */
 };
 
 static int lmdb_err(int rc, why_t *why, const char *what)
@@ -115,17 +126,28 @@ static int env_open(const char *dir, unsigned flags, bool create,
     s->flags = flags;
     s->skew_ms = HLC_DEFAULT_SKEW_MS;
     s->wall = hlc_wall_ms;
+    /* MDB_WRITEMAP: dirty pages are written in place in the map instead of
+     * malloc'd and copied out at commit, which halves the cost of a large
+     * import; commits stay durable (msync). */
     unsigned envflags = MDB_NOTLS;
     if (flags & STORE_RDONLY)
         envflags |= MDB_RDONLY;
+    else
+        envflags |= MDB_WRITEMAP;
     if (flags & STORE_NOSYNC)
         envflags |= MDB_NOSYNC;
     MDB_txn *txn = NULL;
     int rc = mdb_env_create(&s->env);
     if (!rc)
         rc = mdb_env_set_maxdbs(s->env, 16);
+    char path[4096];
+    struct stat st;
+    snprintf(path, sizeof path, "%s/data.mdb", dir);
+    s->mapsize = MAP_MIN;
+    if (stat(path, &st) == 0 && (size_t)st.st_size > s->mapsize)
+        s->mapsize = (size_t)st.st_size;
     if (!rc)
-        rc = mdb_env_set_mapsize(s->env, DEFAULT_MAPSIZE);
+        rc = mdb_env_set_mapsize(s->env, s->mapsize);
     if (!rc)
         rc = mdb_env_open(s->env, dir, envflags, 0600);
     if (rc) {
@@ -226,6 +248,37 @@ void store_set_wall(store_t *s, uint64_t (*wall_ms)(void)) { s->wall = wall_ms; 
 
 /* ---- transactions ---- */
 
+/* Grows the map so that `more` bytes beyond what is used (and a quarter of
+ * the map) fit. LMDB allows this only with no transaction open in this
+ * process; otherwise the map stays and a full map fails the write with
+ * LX_EFULL. */
+static void map_fit(store_t *s, size_t more)
+{
+    MDB_envinfo info;
+    MDB_stat st;
+    if (s->active || (s->flags & STORE_RDONLY) || mdb_env_info(s->env, &info)
+        || mdb_env_stat(s->env, &st))
+        return;
+    s->mapsize = info.me_mapsize;
+    size_t used = (info.me_last_pgno + 1) * (size_t)st.ms_psize;
+    size_t need = used + more + s->mapsize / 4;
+    if (s->was_full && need < s->mapsize * 2)
+        need = s->mapsize * 2;
+    if (need <= s->mapsize)
+        return;
+    size_t grow = s->mapsize * 2 > need ? s->mapsize * 2 : need;
+    grow = (grow + MAP_STEP - 1) / MAP_STEP * MAP_STEP;
+    if (mdb_env_set_mapsize(s->env, grow) == 0) {
+        s->mapsize = grow;
+        s->was_full = false;
+    }
+}
+
+void store_reserve(store_t *s, size_t bytes)
+{
+    map_fit(s, bytes);
+}
+
 int store_begin(store_t *s, bool write, stxn_t **out)
 {
     stxn_t *t = calloc(1, sizeof *t);
@@ -233,7 +286,16 @@ int store_begin(store_t *s, bool write, stxn_t **out)
         return LX_ENOMEM;
     t->s = s;
     t->write = write;
+    if (write)
+        map_fit(s, 0);
     int rc = mdb_txn_begin(s->env, NULL, write ? 0 : MDB_RDONLY, &t->txn);
+    if (rc == MDB_MAP_RESIZED && s->active == 0) {
+        /* Another process grew the map: adopt its size. */
+        mdb_env_set_mapsize(s->env, 0);
+        rc = mdb_txn_begin(s->env, NULL, write ? 0 : MDB_RDONLY, &t->txn);
+    }
+    if (!rc)
+        s->active++;
     hlc_t last = 0;
     if (!rc) {
         /* Inside a write transaction these are the latest any process
@@ -246,8 +308,10 @@ int store_begin(store_t *s, bool write, stxn_t **out)
            : (r3 && r3 != MDB_NOTFOUND) ? r3 : 0;
     }
     if (rc) {
-        if (t->txn)
+        if (t->txn) {
             mdb_txn_abort(t->txn);
+            s->active--;
+        }
         free(t);
         return lmdb_err(rc, NULL, "begin");
     }
@@ -262,6 +326,7 @@ int store_begin(store_t *s, bool write, stxn_t **out)
 
 static void txn_free(stxn_t *t)
 {
+    t->s->active--;
     msgpack_sbuffer_destroy(&t->buf);
     free(t);
 }
@@ -287,6 +352,8 @@ int store_commit(stxn_t **txn_p)
         }
     }
     rc = mdb_txn_commit(t->txn);
+    if (rc == MDB_MAP_FULL)
+        t->s->was_full = true;
     txn_free(t);
     return lmdb_err(rc, NULL, "commit");
 }
@@ -392,73 +459,95 @@ static size_t idn_key(unsigned char *key, const char *idn, const char *id)
     return a + 1 + b;
 }
 
-/* Re-flags the duplicates of one ID number: every record holding it is
- * flagged when there are two or more, none otherwise. */
-static int dup_refresh(stxn_t *t, const char *idn)
+/* Whether another record holds the number of the byidn entry the cursor
+ * stands on: its neighbours in key order share the prefix. */
+static int idn_shared(MDB_cursor *c, const unsigned char *pre, size_t pn, bool *shared)
 {
-    unsigned char pre[IDNUM_MAX + 1];
-    size_t pn = strlen(idn);
-    memcpy(pre, idn, pn);
-    pre[pn++] = 0;
-    MDB_cursor *c;
-    int rc = mdb_cursor_open(t->txn, t->s->byidn, &c);
-    if (rc)
-        return rc;
-    MDB_val k = {pn, pre}, d;
-    size_t count = 0;
-    for (rc = mdb_cursor_get(c, &k, &d, MDB_SET_RANGE);
-         !rc && k.mv_size > pn && memcmp(k.mv_data, pre, pn) == 0 && count < 2;
-         rc = mdb_cursor_get(c, &k, &d, MDB_NEXT))
-        count++;
-    if (rc && rc != MDB_NOTFOUND) {
-        mdb_cursor_close(c);
-        return rc;
+    MDB_val k, d;
+    *shared = false;
+    int rc = mdb_cursor_get(c, &k, &d, MDB_PREV);
+    if (!rc && k.mv_size > pn && memcmp(k.mv_data, pre, pn) == 0) {
+        *shared = true;
+        return 0;
     }
-    /* Copy the members into dup (or clear them) in a second pass. */
-    MDB_cursor *dc;
-    if ((rc = mdb_cursor_open(t->txn, t->s->dup, &dc))) {
-        mdb_cursor_close(c);
+    if (rc && rc != MDB_NOTFOUND)
         return rc;
-    }
-    if (count >= 2) {
-        k.mv_size = pn;
-        k.mv_data = pre;
-        for (rc = mdb_cursor_get(c, &k, &d, MDB_SET_RANGE);
-             !rc && k.mv_size > pn && memcmp(k.mv_data, pre, pn) == 0;
-             rc = mdb_cursor_get(c, &k, &d, MDB_NEXT)) {
-            MDB_val e = {0, ""};
-            if ((rc = mdb_put(t->txn, t->s->dup, &k, &e, 0)))
-                break;
-        }
-    } else {
-        k.mv_size = pn;
-        k.mv_data = pre;
-        while ((rc = mdb_cursor_get(dc, &k, &d, MDB_SET_RANGE)) == 0
-               && k.mv_size > pn && memcmp(k.mv_data, pre, pn) == 0) {
-            if ((rc = mdb_cursor_del(dc, 0)))
-                break;
-            k.mv_size = pn;
-            k.mv_data = pre;
-        }
-    }
-    mdb_cursor_close(dc);
-    mdb_cursor_close(c);
+    /* Back to the entry (or the first one when there was no previous),
+     * then one further. */
+    rc = mdb_cursor_get(c, &k, &d, rc ? MDB_FIRST : MDB_NEXT);
+    if (!rc)
+        rc = mdb_cursor_get(c, &k, &d, MDB_NEXT);
+    if (!rc && k.mv_size > pn && memcmp(k.mv_data, pre, pn) == 0)
+        *shared = true;
     return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
+/* Sets (flag) or clears the duplicate flag of every record holding the
+ * number. */
+static int dup_flag_all(stxn_t *t, const unsigned char *pre, size_t pn, bool flag)
+{
+    MDB_cursor *c;
+    int rc = mdb_cursor_open(t->txn, flag ? t->s->byidn : t->s->dup, &c);
+    if (rc)
+        return rc;
+    MDB_val k = {pn, (void *)pre}, d, e = {0, ""};
+    rc = mdb_cursor_get(c, &k, &d, MDB_SET_RANGE);
+    while (!rc && k.mv_size > pn && memcmp(k.mv_data, pre, pn) == 0) {
+        if (flag) {
+            if ((rc = mdb_put(t->txn, t->s->dup, &k, &e, 0)))
+                break;
+            rc = mdb_cursor_get(c, &k, &d, MDB_NEXT);
+        } else {
+            if ((rc = mdb_cursor_del(c, 0)))
+                break;
+            rc = mdb_cursor_get(c, &k, &d, MDB_GET_CURRENT);
+        }
+    }
+    mdb_cursor_close(c);
+    return rc == MDB_NOTFOUND || rc == EINVAL ? 0 : rc;
+}
+
+/* Adds or removes a record in the ID number index and keeps the duplicate
+ * flags right: every holder of a number is flagged when there are two or
+ * more. The common case, a number nobody else holds, costs one insert and
+ * a look at the neighbours. */
 static int idn_index(stxn_t *t, const char *idn, const char *id, bool add)
 {
     unsigned char key[IDNUM_MAX + 1 + 65];
-    if (strlen(idn) > IDNUM_MAX)
+    size_t pn = strlen(idn) + 1;
+    if (pn > IDNUM_MAX + 1)
         return 0; /* not a valid number: not indexed */
     MDB_val k = {idn_key(key, idn, id), key}, e = {0, ""};
-    int rc = add ? mdb_put(t->txn, t->s->byidn, &k, &e, 0)
-                 : mdb_del(t->txn, t->s->byidn, &k, NULL);
-    if (!add && !rc)
-        mdb_del(t->txn, t->s->dup, &k, NULL);
+    MDB_cursor *c = t->idn_cursor;
+    int rc = 0;
+    bool shared = false;
+    if (!c && (rc = mdb_cursor_open(t->txn, t->s->byidn, &c)))
+        return rc;
+    t->idn_cursor = c; /* closed by LMDB when the write transaction ends */
+    if (add) {
+        if ((rc = mdb_cursor_put(c, &k, &e, 0)))
+            return rc;
+        rc = mdb_cursor_get(c, &k, &e, MDB_GET_CURRENT);
+        if (!rc)
+            rc = idn_shared(c, key, pn, &shared);
+        return rc ? rc : shared ? dup_flag_all(t, key, pn, true) : 0;
+    }
+    rc = mdb_del(t->txn, t->s->byidn, &k, NULL);
     if (rc && rc != MDB_NOTFOUND)
         return rc;
-    return dup_refresh(t, idn);
+    rc = mdb_del(t->txn, t->s->dup, &k, NULL);
+    if (rc && rc != MDB_NOTFOUND)
+        return rc;
+    /* A lone remaining holder is no duplicate any more. */
+    MDB_val p = {pn, key}, d;
+    int n = 0;
+    for (rc = mdb_cursor_get(c, &p, &d, MDB_SET_RANGE);
+         !rc && n < 2 && p.mv_size > pn && memcmp(p.mv_data, key, pn) == 0;
+         rc = mdb_cursor_get(c, &p, &d, MDB_NEXT))
+        n++;
+    if (rc && rc != MDB_NOTFOUND)
+        return rc;
+    return n == 1 ? dup_flag_all(t, key, pn, false) : 0;
 }
 
 /* ---- apply ---- */
@@ -527,6 +616,7 @@ int store_apply(stxn_t *t, const char *id, const field_t *w, uint32_t n,
 
     MDB_val k = {strlen(id), (void *)id}, d;
     record_t *r = NULL;
+    bool view = false;
     unsigned char old_hash[32];
     int mrc = mdb_get(t->txn, s->rec, &k, &d);
     if (mrc == 0) {
@@ -536,10 +626,19 @@ int store_apply(stxn_t *t, const char *id, const field_t *w, uint32_t n,
             return why_prefix(why, LX_ECORRUPT, "stored record");
         }
     } else if (mrc == MDB_NOTFOUND) {
-        if (!(r = record_new(id))) {
+        /* A new record is a view of the writes themselves, which are
+         * sorted and unique: no copies (the import path). */
+        r = calloc(1, sizeof *r);
+        if (r && !(r->f = malloc(n * sizeof *r->f))) {
+            free(r);
+            r = NULL;
+        }
+        if (!r) {
             free(ws);
             return LX_ENOMEM;
         }
+        r->id = (char *)id;
+        view = true;
         res->created = true;
     } else {
         free(ws);
@@ -552,8 +651,8 @@ int store_apply(stxn_t *t, const char *id, const field_t *w, uint32_t n,
     if (oi && strlen(oi) <= IDNUM_MAX)
         strcpy(old_idn, oi);
 
-    change_t ch = {.id = (char *)id, .from = from};
-    field_t *won = calloc(n, sizeof *won); /* shallow views of ws */
+    uint32_t nwon = 0;
+    const field_t **won = malloc(n * sizeof *won); /* the writes that won */
     if (!won) {
         record_destroy(&r);
         free(ws);
@@ -570,8 +669,11 @@ int store_apply(stxn_t *t, const char *id, const field_t *w, uint32_t n,
                           why, "conflict log");
         }
         if (!rc && m == MERGE_WON) {
-            won[ch.n++] = *ws[i];
-            rc = record_put(r, ws[i]);
+            won[nwon++] = ws[i];
+            if (view)
+                r->f[r->n++] = *ws[i];
+            else
+                rc = record_put(r, ws[i]);
         }
         if (!rc && from)
             hlc_recv(&t->clock, ws[i]->ver.hlc, wall);
@@ -579,7 +681,7 @@ int store_apply(stxn_t *t, const char *id, const field_t *w, uint32_t n,
             t->clock.last = ws[i]->ver.hlc;
     }
     free(ws);
-    if (rc || ch.n == 0)
+    if (rc || nwon == 0)
         goto done;
 
     /* Store the record and hash its canonical bytes. */
@@ -625,11 +727,24 @@ int store_apply(stxn_t *t, const char *id, const field_t *w, uint32_t n,
     }
 
     /* The change joins the log in the same transaction. */
-    ch.village = new_vil;
-    ch.prev_village = old_vil != new_vil ? old_vil : 0;
-    ch.w = won;
     t->buf.size = 0;
-    change_pack(&ch, &pk);
+    size_t idn = strlen(id);
+    msgpack_pack_array(&pk, 5);
+    msgpack_pack_str(&pk, idn);
+    msgpack_pack_str_body(&pk, id, idn);
+    msgpack_pack_uint64(&pk, new_vil);
+    msgpack_pack_uint64(&pk, old_vil != new_vil ? old_vil : 0);
+    msgpack_pack_uint64(&pk, from);
+    if (res->created && nwon == n) {
+        msgpack_pack_nil(&pk);
+    } else {
+        msgpack_pack_array(&pk, nwon);
+        for (uint32_t i = 0; i < nwon; i++) {
+            size_t nn = strlen(won[i]->name);
+            msgpack_pack_str(&pk, nn);
+            msgpack_pack_str_body(&pk, won[i]->name, nn);
+        }
+    }
     unsigned char sk[8];
     put_u64(sk, ++t->seq);
     MDB_val lk = {8, sk};
@@ -637,15 +752,22 @@ int store_apply(stxn_t *t, const char *id, const field_t *w, uint32_t n,
     d.mv_data = t->buf.data;
     if ((mrc = mdb_put(t->txn, s->log, &lk, &d, MDB_APPEND)))
         goto lmdb_fail;
-    res->changed = ch.n;
+    res->changed = nwon;
     res->seq = t->seq;
     goto done;
 
 lmdb_fail:
+    if (mrc == MDB_MAP_FULL)
+        s->was_full = true;
     rc = lmdb_err(mrc, why, "apply");
 done:
     free(won);
-    record_destroy(&r);
+    if (view) {
+        free(r->f);
+        free(r);
+    } else {
+        record_destroy(&r);
+    }
     return rc;
 }
 
@@ -683,6 +805,57 @@ int store_each_record(stxn_t *t, code_t under, store_record_cb cb, void *arg)
     return rc == MDB_NOTFOUND ? LX_OK : rc;
 }
 
+/* Turns a log entry into a change carrying the current state of the
+ * fields it names. */
+static int log_materialize(stxn_t *t, const MDB_val *d, change_t *ch, why_t *why)
+{
+    msgpack_unpacked u;
+    msgpack_unpacked_init(&u);
+    record_t *r = NULL;
+    memset(ch, 0, sizeof *ch);
+    int rc = mp_unpack(d->mv_data, d->mv_size, &u, why);
+    const msgpack_object *a = u.data.via.array.ptr;
+    if (!rc)
+        rc = mp_array(&u.data, "log entry", 5, 5, why);
+    if (!rc && !((rc = mp_str(&a[0], "log id", &ch->id, why))
+                 || (rc = mp_u64(&a[1], "log village", &ch->village, why))
+                 || (rc = mp_u64(&a[2], "log previous village", &ch->prev_village, why))
+                 || (rc = mp_u64(&a[3], "log sender", &ch->from, why)))) {
+        rc = store_get(t, ch->id, &r, why);
+    }
+    if (!rc) {
+        bool all = a[4].type == MSGPACK_OBJECT_NIL;
+        uint32_t want = all ? r->n : (a[4].type == MSGPACK_OBJECT_ARRAY ? a[4].via.array.size : 0);
+        if (!all && a[4].type != MSGPACK_OBJECT_ARRAY)
+            rc = why_set(why, LX_ECORRUPT, "log names: expected a list");
+        ch->w = calloc(want ? want : 1, sizeof *ch->w);
+        if (!rc && !ch->w)
+            rc = LX_ENOMEM;
+        for (uint32_t i = 0; !rc && i < want; i++) {
+            const field_t *f = all ? &r->f[i] : NULL;
+            if (!all) {
+                const msgpack_object *o = &a[4].via.array.ptr[i];
+                char name[65];
+                if (o->type != MSGPACK_OBJECT_STR || o->via.str.size >= sizeof name) {
+                    rc = why_set(why, LX_ECORRUPT, "log names: bad name");
+                    break;
+                }
+                memcpy(name, o->via.str.ptr, o->via.str.size);
+                name[o->via.str.size] = '\0';
+                f = record_field(r, name);
+            }
+            /* A stub that moved away no longer holds every field. */
+            if (f && !(rc = field_copy(&ch->w[ch->n], f)))
+                ch->n++;
+        }
+    }
+    record_destroy(&r);
+    msgpack_unpacked_destroy(&u);
+    if (rc)
+        change_free(ch);
+    return rc;
+}
+
 int store_each_log(stxn_t *t, uint64_t from, store_log_cb cb, void *arg)
 {
     MDB_cursor *c;
@@ -699,7 +872,7 @@ int store_each_log(stxn_t *t, uint64_t from, store_log_cb cb, void *arg)
             rc = LX_ECORRUPT;
             break;
         }
-        if ((rc = change_decode(d.mv_data, d.mv_size, &ch, NULL)))
+        if ((rc = log_materialize(t, &d, &ch, NULL)))
             break;
         rc = cb(arg, get_u64(k.mv_data), &ch);
         change_free(&ch);

@@ -41,6 +41,10 @@ code_t store_code_of(const stxn_t *t); /* the node code, from a transaction */
 /* Remote timestamps further ahead than this are refused (default 5 min). */
 void store_set_skew(store_t *s, uint64_t max_skew_ms);
 
+/* Makes room for a write of about `bytes` (an import) before its
+ * transaction begins. */
+void store_reserve(store_t *s, size_t bytes);
+
 /* Transactions. A write transaction is exclusive across processes; its
  * HLC continues from the last one committed by any process. */
 int store_begin(store_t *s, bool write, stxn_t **out);
@@ -77,7 +81,10 @@ int store_apply(stxn_t *t, const char *id, const field_t *w, uint32_t n,
 typedef int (*store_record_cb)(void *arg, const record_t *r);
 int store_each_record(stxn_t *t, code_t under, store_record_cb cb, void *arg);
 
-/* Calls cb for every log entry with sequence >= from, in order. */
+/* Calls cb for every log entry with sequence >= from, in order. The
+ * change carries the current state of the fields the entry changed: under
+ * last-writer-wins that is the change itself or a later one, and either is
+ * what a peer needs. */
 typedef int (*store_log_cb)(void *arg, uint64_t seq, const change_t *c);
 int store_each_log(stxn_t *t, uint64_t from, store_log_cb cb, void *arg);
 
