@@ -132,10 +132,6 @@ int main(int argc, char **argv)
             return 1;
         }
         t_apply += now() - a1;
-        if (getenv("BATCH") && i % (size_t)atoi(getenv("BATCH")) == 0) {
-            store_commit(&t);
-            store_begin(s, true, &t);
-        }
     }
     double c0 = now();
     if (store_commit(&t))
