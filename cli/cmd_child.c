@@ -235,14 +235,28 @@ static int child_get(int argc, char **argv)
         putchar('\n');
         json_decref(j);
     } else {
-        printf("%-20s %s\n", "id", r->id);
+        printf("%-18s %s\n", "id", r->id);
         for (size_t i = 0; i < schema_count(); i++) {
             const field_def_t *d = schema_at(i);
             const field_t *f = record_field(r, d->name);
             if (!f || f->val.kind == VAL_NIL)
                 continue;
-            printf("%-20s ", d->zh);
-            put_text(stdout, &f->val);
+            /* Pad by display width: a CJK label is two columns a character. */
+            int cols = 0;
+            for (const unsigned char *c = (const unsigned char *)d->zh; *c; c++)
+                if ((*c & 0xc0) != 0x80)
+                    cols += *c >= 0x80 ? 2 : 1;
+            printf("%s%*s ", d->zh, cols < 18 ? 18 - cols : 0, "");
+            const char *label = f->val.kind == VAL_STR ? schema_enum_label(d, f->val.s, true) : NULL;
+            if (label)
+                printf("%s (%s)", label, f->val.s);
+            else if (f->val.kind == VAL_LIST && d->enums) {
+                for (uint32_t k = 0; k < f->val.n; k++) {
+                    const char *l = schema_enum_label(d, f->val.items[k], true);
+                    printf("%s%s", k ? "、" : "", l ? l : f->val.items[k]);
+                }
+            } else
+                put_text(stdout, &f->val);
             if (o.versions) {
                 char when[48];
                 printf("   [%s %s]", hlc_fmt(f->ver.hlc, when, sizeof when),

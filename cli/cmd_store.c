@@ -58,7 +58,7 @@ int cmd_keygen(int argc, char **argv)
     if (mkdir(out, 0700) && errno != EEXIST)
         return cli_fail("keygen", "%s: %s", out, strerror(errno));
 
-    char cpub[41], csec[41];
+    char cpub[42], csec[42]; /* 40 Z85 characters, a newline, a NUL */
     if (zmq_curve_keypair(cpub, csec))
         return cli_fail("keygen", "CURVE key generation failed: %s", zmq_strerror(errno));
     unsigned char spk[crypto_sign_PUBLICKEYBYTES], ssk[crypto_sign_SECRETKEYBYTES];

@@ -123,12 +123,15 @@ int mp_str(const msgpack_object *o, const char *what, char **out, why_t *why)
 {
     if (o->type != MSGPACK_OBJECT_STR)
         return why_set(why, LX_ECORRUPT, "%s: expected a string", what);
-    if (memchr(o->via.str.ptr, '\0', o->via.str.size))
+    /* msgpack-c may give an empty string a NULL ptr, which memchr and
+     * memcpy must not see even with a zero length. */
+    if (o->via.str.size && memchr(o->via.str.ptr, '\0', o->via.str.size))
         return why_set(why, LX_ECORRUPT, "%s: string holds a NUL byte", what);
     char *s = malloc(o->via.str.size + 1);
     if (!s)
         return LX_ENOMEM;
-    memcpy(s, o->via.str.ptr, o->via.str.size);
+    if (o->via.str.size)
+        memcpy(s, o->via.str.ptr, o->via.str.size);
     s[o->via.str.size] = '\0';
     *out = s;
     return LX_OK;
@@ -157,5 +160,5 @@ bool mp_str_eq(const msgpack_object *o, const char *s)
 {
     size_t n = strlen(s);
     return o->type == MSGPACK_OBJECT_STR && o->via.str.size == n
-        && memcmp(o->via.str.ptr, s, n) == 0;
+        && (n == 0 || memcmp(o->via.str.ptr, s, n) == 0);
 }

@@ -8,6 +8,7 @@
 
 #define MAX_FIELDS 256
 #define MAX_ITEMS 64
+#define MAX_AUTHOR 160
 
 /* ---- values ---- */
 
@@ -306,7 +307,7 @@ static int fields_unpack(const msgpack_object *vo, const msgpack_object *fo,
         if (v->via.array.ptr[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER
             || v->via.array.ptr[1].type != MSGPACK_OBJECT_POSITIVE_INTEGER
             || v->via.array.ptr[2].type != MSGPACK_OBJECT_STR
-            || v->via.array.ptr[2].via.str.size > 160)
+            || v->via.array.ptr[2].via.str.size > MAX_AUTHOR)
             return why_set(why, LX_ECORRUPT, "version %u: expected [hlc, origin, author]", j);
     }
     field_t *fs = calloc(cnt ? cnt : 1, sizeof *fs);
@@ -566,6 +567,13 @@ int change_decode(const void *buf, size_t len, change_t *out, why_t *why)
         rc = change_from_obj(&u.data, out, why);
     msgpack_unpacked_destroy(&u);
     return rc;
+}
+
+bool field_encodable(const field_t *f)
+{
+    size_t n = f->name ? strlen(f->name) : 0;
+    return n >= 1 && n <= 64 && (!f->ver.author || strlen(f->ver.author) <= MAX_AUTHOR)
+        && (f->val.kind != VAL_LIST || f->val.n <= MAX_ITEMS);
 }
 
 /* ---- ids ---- */

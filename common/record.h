@@ -105,6 +105,10 @@ int val_from_obj(const msgpack_object *o, val_t *out, why_t *why);
 int field_pack(const field_t *f, msgpack_packer *pk);
 int field_from_obj(const msgpack_object *o, field_t *out, why_t *why);
 
+/* Whether the decoder will take f back: a name of 1..64 bytes, an author
+ * of at most 160, a list of at most 64 items. */
+bool field_encodable(const field_t *f);
+
 /* Record ids: 1..64 characters of [A-Za-z0-9_-]. */
 bool record_id_valid(const char *id);
 /* A new id "ORIGIN-HLC16HEX" that sorts in creation order at one node. */

@@ -605,6 +605,8 @@ int store_apply(stxn_t *t, const char *id, const field_t *w, uint32_t n,
             rc = why_set(why, LX_EINVAL, "field %s: written twice in one change", ws[i]->name);
         else if (ws[i]->ver.hlc == 0 || ws[i]->ver.origin == 0)
             rc = why_set(why, LX_EINVAL, "field %s: write without a version", ws[i]->name);
+        else if (!field_encodable(ws[i]))
+            rc = why_set(why, LX_EINVAL, "field %.64s: name, author or list too long", ws[i]->name);
         else if (from && hlc_ms(ws[i]->ver.hlc) > wall + s->skew_ms)
             rc = why_set(why, LX_ESKEW, "field %s: timestamp %llu ms ahead of the local clock",
                          ws[i]->name, (unsigned long long)(hlc_ms(ws[i]->ver.hlc) - wall));
@@ -688,7 +690,10 @@ int store_apply(stxn_t *t, const char *id, const field_t *w, uint32_t n,
     msgpack_packer pk;
     t->buf.size = 0;
     msgpack_packer_init(&pk, &t->buf, msgpack_sbuffer_write);
-    record_pack(r, &pk);
+    if (record_pack(r, &pk)) {
+        rc = why_set(why, LX_EINVAL, "record %s: more fields than a record may hold", id);
+        goto done;
+    }
     unsigned char new_hash[32];
     crypto_generichash(new_hash, 32, (unsigned char *)t->buf.data, t->buf.size, NULL, 0);
     d.mv_size = t->buf.size;
@@ -836,7 +841,8 @@ static int log_materialize(stxn_t *t, const MDB_val *d, change_t *ch, why_t *why
             if (!all) {
                 const msgpack_object *o = &a[4].via.array.ptr[i];
                 char name[65];
-                if (o->type != MSGPACK_OBJECT_STR || o->via.str.size >= sizeof name) {
+                if (o->type != MSGPACK_OBJECT_STR || o->via.str.size == 0
+                    || o->via.str.size >= sizeof name) {
                     rc = why_set(why, LX_ECORRUPT, "log names: bad name");
                     break;
                 }
