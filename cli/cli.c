@@ -106,7 +106,7 @@ FILE *cli_out(const char *path, why_t *why)
 }
 
 int cli_write(stxn_t *t, record_t *r, const char *author, write_mode_t mode,
-              apply_t *res, why_t *why)
+              bool checked, apply_t *res, why_t *why)
 {
     code_t node = store_code_of(t);
     hlc_t now = store_tick(t);
@@ -153,7 +153,7 @@ int cli_write(stxn_t *t, record_t *r, const char *author, write_mode_t mode,
             break;
     }
     /* A new record is checked as it is; an existing one as it will be. */
-    if (!rc)
+    if (!rc && (cur->n || !checked))
         rc = schema_check_record(cur->n ? cur : r, node, why);
     record_destroy(&cur);
     if (!rc)

@@ -60,6 +60,8 @@ typedef enum { WRITE_NEW, WRITE_UPSERT, WRITE_EXISTING } write_mode_t;
 
 /* Stamps r's fields as local writes by author (one fresh HLC, the base of
  * each being the version it replaces), assigns an id when r has none,
- * checks the resulting record against the schema and applies it. */
+ * checks the resulting record against the schema and applies it. `checked`
+ * says r already passed the schema on its own, which is enough when it is
+ * a new record. */
 int cli_write(stxn_t *t, record_t *r, const char *author, write_mode_t mode,
-              apply_t *res, why_t *why);
+              bool checked, apply_t *res, why_t *why);

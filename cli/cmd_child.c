@@ -100,7 +100,7 @@ static int child_add(int argc, char **argv)
     if (!rc)
         rc = store_begin(s, true, &t);
     if (!rc)
-        rc = cli_write(t, r, author, WRITE_NEW, &res, &why);
+        rc = cli_write(t, r, author, WRITE_NEW, false, &res, &why);
     /* Tell the operator when the ID number is already on file: the new
      * record is kept and both are flagged as duplicates. */
     const char *idn = rc ? NULL : record_str(r, "id_number");
@@ -179,7 +179,7 @@ static int child_update(int argc, char **argv)
     apply_t res = {0};
     rc = store_begin(s, true, &t);
     if (!rc)
-        rc = cli_write(t, r, author, WRITE_EXISTING, &res, &why);
+        rc = cli_write(t, r, author, WRITE_EXISTING, false, &res, &why);
     if (!rc)
         rc = store_commit(&t);
     store_abort(&t);

@@ -2,6 +2,7 @@
 #include "cli.h"
 
 #include <jansson.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -91,6 +92,120 @@ static int row_record(const header_t *h, const csv_row_t *row, record_t **out,
     return LX_OK;
 }
 
+/* The import runs as a pipeline on two threads: a reader parses and
+ * checks rows (CSV, field values, the whole record when it stands alone)
+ * while the main thread merges them into the store, in file order. */
+#define BATCH_ROWS 512
+#define QUEUE_BATCHES 8
+
+typedef struct {
+    record_t *rec;     /* NULL for a bad row */
+    uint64_t rec_line; /* the row's line */
+    bool checked;      /* rec passed the schema on its own */
+    char *msg;         /* why a row is bad */
+} item_t;
+
+typedef struct {
+    item_t it[BATCH_ROWS];
+    size_t n;
+    size_t offset;     /* bytes of the file read, for progress */
+} batch_t;
+
+typedef struct {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    batch_t *q[QUEUE_BATCHES];
+    size_t head, count;
+    bool done, stop;
+    csv_t *c;
+    const header_t *h;
+    code_t node;
+} reader_t;
+
+static void batch_free(batch_t *b)
+{
+    for (size_t i = 0; b && i < b->n; i++) {
+        record_destroy(&b->it[i].rec);
+        free(b->it[i].msg);
+    }
+    free(b);
+}
+
+static void *reader_main(void *arg)
+{
+    reader_t *rd = arg;
+    bool eof = false;
+    while (!eof) {
+        batch_t *b = calloc(1, sizeof *b);
+        while (b && b->n < BATCH_ROWS) {
+            why_t why = {""};
+            csv_row_t row;
+            int r = csv_next(rd->c, &row, &why);
+            if (r == 0) {
+                eof = true;
+                break;
+            }
+            item_t *it = &b->it[b->n++];
+            it->rec_line = row.line;
+            if (r < 0)
+                why_prefix(&why, r, "%s", rd->h->path);
+            else if ((r = row_record(rd->h, &row, &it->rec, &why)) == LX_OK)
+                it->checked = schema_check_record(it->rec, rd->node, NULL) == LX_OK;
+            if (r && !(it->msg = strdup(why.msg[0] ? why.msg : err_str(r))))
+                eof = true;
+        }
+        if (b)
+            b->offset = csv_offset(rd->c);
+        pthread_mutex_lock(&rd->mu);
+        while (rd->count == QUEUE_BATCHES && !rd->stop)
+            pthread_cond_wait(&rd->cv, &rd->mu);
+        if (rd->stop || !b) {
+            pthread_mutex_unlock(&rd->mu);
+            batch_free(b);
+            break;
+        }
+        rd->q[(rd->head + rd->count++) % QUEUE_BATCHES] = b;
+        pthread_cond_broadcast(&rd->cv);
+        pthread_mutex_unlock(&rd->mu);
+    }
+    pthread_mutex_lock(&rd->mu);
+    rd->done = true;
+    pthread_cond_broadcast(&rd->cv);
+    pthread_mutex_unlock(&rd->mu);
+    return NULL;
+}
+
+/* The next batch in file order, or NULL when the reader is done. */
+static batch_t *reader_next(reader_t *rd)
+{
+    pthread_mutex_lock(&rd->mu);
+    while (rd->count == 0 && !rd->done)
+        pthread_cond_wait(&rd->cv, &rd->mu);
+    batch_t *b = NULL;
+    if (rd->count) {
+        b = rd->q[rd->head];
+        rd->head = (rd->head + 1) % QUEUE_BATCHES;
+        rd->count--;
+        pthread_cond_broadcast(&rd->cv);
+    }
+    pthread_mutex_unlock(&rd->mu);
+    return b;
+}
+
+static void reader_stop(reader_t *rd, pthread_t th)
+{
+    pthread_mutex_lock(&rd->mu);
+    rd->stop = true;
+    pthread_cond_broadcast(&rd->cv);
+    pthread_mutex_unlock(&rd->mu);
+    pthread_join(th, NULL);
+    while (rd->count) {
+        batch_free(rd->q[rd->head]);
+        rd->head = (rd->head + 1) % QUEUE_BATCHES;
+        rd->count--;
+    }
+}
+
 int cmd_import(int argc, char **argv)
 {
     static struct option opts[] = {
@@ -151,45 +266,62 @@ int cmd_import(int argc, char **argv)
     if (!rc)
         rc = store_begin(s, true, &t);
 
-    while (!rc) {
-        int r = csv_next(c, &row, &why);
-        if (r == 0)
-            break;
-        record_t *rec = NULL;
-        apply_t res;
-        if (r < 0)
-            why_prefix(&why, r, "%s", path);
+    reader_t rd = {.c = c, .h = &h, .node = store_code(s)};
+    pthread_t th;
+    bool started = false;
+    if (!rc) {
+        pthread_mutex_init(&rd.mu, NULL);
+        pthread_cond_init(&rd.cv, NULL);
+        if (pthread_create(&th, NULL, reader_main, &rd))
+            rc = why_set(&why, LX_ENOMEM, "cannot start the reader thread");
         else
-            r = row_record(&h, &row, &rec, &why);
-        if (r == LX_OK) {
-            r = cli_write(t, rec, author, WRITE_UPSERT, &res, &why);
-            if (r && r != LX_ENOMEM && r != LX_EIO && r != LX_EFULL && r != LX_ECORRUPT)
-                why_prefix(&why, r, "%s line %llu", path, (unsigned long long)row.line);
+            started = true;
+    }
+    batch_t *b;
+    while (!rc && (b = reader_next(&rd))) {
+        for (size_t i = 0; i < b->n && !rc; i++) {
+            item_t *it = &b->it[i];
+            apply_t res;
+            int r = LX_EINVAL;
+            if (it->rec) {
+                r = cli_write(t, it->rec, author, WRITE_UPSERT, it->checked, &res, &why);
+                if (r == LX_ENOMEM || r == LX_EIO || r == LX_EFULL || r == LX_ECORRUPT) {
+                    rc = r; /* the store failed: stop, whatever the mode */
+                    break;
+                }
+            }
+            if (r) {
+                bad++;
+                const char *msg = it->msg ? it->msg : why.msg;
+                if (bad <= MAX_REPORTED || skip) {
+                    if (it->msg)
+                        fprintf(stderr, "lianxin import: %s\n", msg);
+                    else
+                        fprintf(stderr, "lianxin import: %s line %llu: %s\n", path,
+                                (unsigned long long)it->rec_line, msg);
+                }
+                why.msg[0] = '\0';
+                continue;
+            }
+            good++;
+            changed += res.changed ? 1 : 0;
+            if (skip && ++in_txn >= SKIP_BATCH) {
+                in_txn = 0;
+                if (!(rc = store_commit(&t)))
+                    rc = store_begin(s, true, &t);
+            }
         }
-        record_destroy(&rec);
-        if (r == LX_ENOMEM || r == LX_EIO || r == LX_EFULL || r == LX_ECORRUPT) {
-            rc = r; /* the store failed: stop, whatever the mode */
-            break;
-        }
-        if (r) {
-            bad++;
-            if (bad <= MAX_REPORTED || skip)
-                fprintf(stderr, "lianxin import: %s\n", why.msg);
-            why.msg[0] = '\0';
-            continue;
-        }
-        good++;
-        changed += res.changed ? 1 : 0;
-        if (skip && ++in_txn >= SKIP_BATCH) {
-            in_txn = 0;
-            if (!(rc = store_commit(&t)))
-                rc = store_begin(s, true, &t);
-        }
-        if (progress && (good + bad) % 4096 == 0 && time(NULL) != last) {
+        if (progress && time(NULL) != last) {
             last = time(NULL);
             fprintf(stderr, "import: %llu rows, %.0f%%\n",
-                    (unsigned long long)(good + bad), 100.0 * (double)csv_offset(c) / (double)len);
+                    (unsigned long long)(good + bad), 100.0 * (double)b->offset / (double)len);
         }
+        batch_free(b);
+    }
+    if (started) {
+        reader_stop(&rd, th);
+        pthread_cond_destroy(&rd.cv);
+        pthread_mutex_destroy(&rd.mu);
     }
     if (!rc && bad && !skip) {
         if (bad > MAX_REPORTED)
