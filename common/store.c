@@ -993,6 +993,77 @@ int store_digest(stxn_t *t, code_t under, unsigned char out[STORE_DIGEST_LEN])
     return LX_OK;
 }
 
+int store_verify(stxn_t *t, why_t *why)
+{
+    if (t->nvd && vdig_flush(t))
+        return LX_EIO;
+    /* Walk every record; recompute the sums of the live ones. */
+    MDB_cursor *c;
+    int rc = mdb_cursor_open(t->txn, t->s->rec, &c);
+    if (rc)
+        return lmdb_err(rc, why, "verify");
+    vdelta_t *save = t->vd;
+    size_t savecap = t->capvd, saven = t->nvd;
+    t->vd = NULL;
+    t->capvd = t->nvd = 0;
+    uint64_t live = 0;
+    MDB_val k, d;
+    for (rc = mdb_cursor_get(c, &k, &d, MDB_FIRST); !rc;
+         rc = mdb_cursor_get(c, &k, &d, MDB_NEXT)) {
+        record_t *r;
+        if ((rc = record_decode(d.mv_data, d.mv_size, &r, why)))
+            break;
+        code_t v = record_village(r);
+        if (is_live(t->s, v)) {
+            unsigned char h[32], vk[8 + 65];
+            crypto_generichash(h, 32, d.mv_data, d.mv_size, NULL, 0);
+            MDB_val key = {vil_key(vk, v, r->id), vk}, e;
+            if (mdb_get(t->txn, t->s->byvil, &key, &e)) {
+                rc = why_set(why, LX_ECORRUPT, "record %s: missing from the village index", r->id);
+                record_destroy(&r);
+                break;
+            }
+            rc = vdig_update(t, v, h, false);
+            live++;
+        }
+        record_destroy(&r);
+        if (rc)
+            break;
+    }
+    mdb_cursor_close(c);
+    if (rc == MDB_NOTFOUND)
+        rc = 0;
+    MDB_stat ms;
+    if (!rc && !mdb_stat(t->txn, t->s->byvil, &ms) && ms.ms_entries != live)
+        rc = why_set(why, LX_ECORRUPT, "village index lists %zu records, %llu are live",
+                     (size_t)ms.ms_entries, (unsigned long long)live);
+    /* Compare the recomputed sums with the stored ones, both ways. */
+    size_t found = 0;
+    for (size_t i = 0; !rc && i < t->capvd; i++) {
+        vdelta_t *v = &t->vd[i];
+        if (!v->village)
+            continue;
+        found++;
+        unsigned char key[8];
+        put_u64(key, v->village);
+        MDB_val vk = {8, key}, vd;
+        char cs[CODE_STRLEN + 1];
+        if (mdb_get(t->txn, t->s->vdig, &vk, &vd) || vd.mv_size != 40
+            || get_u64(vd.mv_data) != (uint64_t)v->count
+            || memcmp((char *)vd.mv_data + 8, v->sum, 32) != 0)
+            rc = why_set(why, LX_ECORRUPT, "village %s: stored digest sum differs",
+                         code_fmt(v->village, cs));
+    }
+    if (!rc && !mdb_stat(t->txn, t->s->vdig, &ms) && ms.ms_entries != found)
+        rc = why_set(why, LX_ECORRUPT, "%zu villages have digest sums, %zu hold records",
+                     (size_t)ms.ms_entries, found);
+    free(t->vd);
+    t->vd = save;
+    t->capvd = savecap;
+    t->nvd = saven;
+    return rc > 0 ? lmdb_err(rc, why, "verify") : rc;
+}
+
 int store_stats(stxn_t *t, store_stats_t *st)
 {
     memset(st, 0, sizeof *st);

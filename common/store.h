@@ -94,6 +94,12 @@ int store_each_log(stxn_t *t, uint64_t from, store_log_cb cb, void *arg);
  * can compare it unit by unit. */
 int store_digest(stxn_t *t, code_t under, unsigned char out[STORE_DIGEST_LEN]);
 
+/* Recomputes every village's digest sum and count from the records and
+ * compares them with the stored ones, and checks that the village index
+ * lists exactly the live records. LX_ECORRUPT with why naming the first
+ * village or record that differs. */
+int store_verify(stxn_t *t, why_t *why);
+
 typedef struct {
     uint64_t records;    /* live records */
     uint64_t villages;   /* villages holding at least one record */

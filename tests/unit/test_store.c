@@ -14,6 +14,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <lmdb.h>
+
 #include "common/merge.h"
 #include "common/store.h"
 
@@ -269,6 +271,15 @@ static void test_merge_converges(void **state)
         digest_of(b, units[u], y);
         assert_memory_equal(x, y, 32);
     }
+    /* The incrementally kept sums equal sums recomputed from scratch. */
+    stxn_t *vt;
+    why_t why = {""};
+    assert_int_equal(store_begin(a, false, &vt), LX_OK);
+    assert_int_equal(store_verify(vt, &why), LX_OK);
+    store_abort(&vt);
+    assert_int_equal(store_begin(b, true, &vt), LX_OK);
+    assert_int_equal(store_verify(vt, &why), LX_OK);
+    store_abort(&vt);
     static text_t ra, rb, xa, xb;
     listing(a, 0, &ra, &xa);
     listing(b, 0, &rb, &xb);
@@ -537,6 +548,56 @@ static void test_clock_persists(void **state)
     free(d);
 }
 
+/* store_verify notices a stored digest sum that no longer matches. */
+static void test_verify_detects_damage(void **state)
+{
+    (void)state;
+    char *d = tmpdir();
+    char p[300];
+    snprintf(p, sizeof p, "%s/s", d);
+    store_t *s = open_new(p, NODE);
+    hlc_t h = hlc_make(hlc_wall_ms() - 1000, 0);
+    field_t f[2] = {fw("name", "a", h, VIL[0], 0), fw("village_code", "510104001001", h, VIL[0], 0)};
+    apply1(s, "v1", f, 2, 0, LX_OK);
+    stxn_t *t;
+    why_t why = {""};
+    assert_int_equal(store_begin(s, false, &t), LX_OK);
+    assert_int_equal(store_verify(t, &why), LX_OK);
+    store_abort(&t);
+    store_close(&s);
+    /* Flip one byte of the village's sum behind the store's back. */
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    MDB_cursor *c;
+    MDB_val k, v;
+    assert_int_equal(mdb_env_create(&env), 0);
+    assert_int_equal(mdb_env_set_maxdbs(env, 16), 0);
+    assert_int_equal(mdb_env_open(env, p, 0, 0600), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    assert_int_equal(mdb_dbi_open(txn, "vdig", 0, &dbi), 0);
+    assert_int_equal(mdb_cursor_open(txn, dbi, &c), 0);
+    assert_int_equal(mdb_cursor_get(c, &k, &v, MDB_FIRST), 0);
+    unsigned char val[40];
+    memcpy(val, v.mv_data, 40);
+    val[20] ^= 1;
+    v.mv_data = val;
+    assert_int_equal(mdb_cursor_put(c, &k, &v, MDB_CURRENT), 0);
+    mdb_cursor_close(c);
+    assert_int_equal(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+    assert_int_equal(store_open(p, 0, &s, &why), LX_OK);
+    assert_int_equal(store_begin(s, false, &t), LX_OK);
+    assert_int_equal(store_verify(t, &why), LX_ECORRUPT);
+    assert_non_null(strstr(why.msg, "510104001001"));
+    store_abort(&t);
+    store_close(&s);
+    field_free(&f[0]);
+    field_free(&f[1]);
+    rmrf(d);
+    free(d);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -545,6 +606,7 @@ int main(void)
         cmocka_unit_test(test_conflicts),
         cmocka_unit_test(test_duplicates),
         cmocka_unit_test(test_clock_persists),
+        cmocka_unit_test(test_verify_detects_damage),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
