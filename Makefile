@@ -1,7 +1,7 @@
 # Lianxin build. `make` builds build/lianxin; see README for the rest.
 
 CC      ?= cc
-PKGS    := lmdb msgpack libzmq libuv libsodium jansson
+PKGS    := lmdb msgpack libzmq libuv libsodium jansson inih
 OPT     ?= -O2 -g
 SAN     ?=
 # Error messages are cut to their buffers on purpose: silence gcc's
@@ -12,7 +12,7 @@ CFLAGS  := $(OPT) $(SAN) -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow \
 LDLIBS  += $(shell pkg-config --libs $(PKGS)) -lm -lpthread
 BUILD   ?= build
 
-COMMON_SRC := $(wildcard common/*.c)
+COMMON_SRC := $(wildcard common/*.c) $(wildcard config/*.c) $(wildcard topology/*.c)
 CLI_SRC    := $(wildcard cli/*.c)
 NODE_SRC   := $(wildcard node/*.c)
 COMMON_OBJ := $(COMMON_SRC:%.c=$(BUILD)/%.o)

@@ -52,6 +52,9 @@ int cmd_digest(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_conflicts(int argc, char **argv);
 int cmd_gen(int argc, char **argv);
+int cmd_node(int argc, char **argv);
+int cmd_topology(int argc, char **argv);
+int cmd_restore(int argc, char **argv);
 
 #endif
 

@@ -14,6 +14,9 @@ static const cmd_t commands[] = {
     {"status", cmd_status, "the node's state"},
     {"conflicts", cmd_conflicts, "list conflicts and duplicates"},
     {"gen", cmd_gen, "generate synthetic children as CSV"},
+    {"node", cmd_node, "run a node (the daemon) in the foreground"},
+    {"restore", cmd_restore, "rebuild a node's store from its parent"},
+    {"topology", cmd_topology, "render a whole tree's configurations, keys and stores"},
 };
 
 static void usage(FILE *f)

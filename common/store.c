@@ -32,7 +32,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #define LAYOUT_VERSION 1
 /* The map grows in steps as the store fills (see map_fit): with
@@ -43,6 +45,7 @@
 
 struct store {
     MDB_env *env;
+    char poke[4200];  /* DIR/poke: a FIFO the running node reads */
     size_t mapsize;
     int active;       /* transactions open in this process */
     bool was_full;    /* a write failed on a full map: grow before the next */
@@ -133,6 +136,7 @@ static int env_open(const char *dir, unsigned flags, bool create,
     if (!s)
         return LX_ENOMEM;
     s->flags = flags;
+    snprintf(s->poke, sizeof s->poke, "%s/poke", dir);
     s->skew_ms = HLC_DEFAULT_SKEW_MS;
     s->wall = hlc_wall_ms;
     /* MDB_WRITEMAP: dirty pages are written in place in the map instead of
@@ -365,6 +369,17 @@ int store_commit(stxn_t **txn_p)
     rc = mdb_txn_commit(t->txn);
     if (rc == MDB_MAP_FULL)
         t->s->was_full = true;
+    if (!rc && t->write && t->seq != t->seq0 && !(t->s->flags & STORE_NOPOKE)) {
+        /* Tell a node running on this store that its log grew, so it
+         * sends the change at once (it also looks every 50 ms). */
+        int fd = open(t->s->poke, O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+        if (fd >= 0) {
+            if (write(fd, "!", 1) < 0) {
+                /* A full FIFO already holds a poke. */
+            }
+            close(fd);
+        }
+    }
     txn_free(t);
     return lmdb_err(rc, NULL, "commit");
 }
@@ -650,6 +665,30 @@ static int log_conflict(stxn_t *t, const char *id, const field_t *kept,
 int store_apply(stxn_t *t, const char *id, const field_t *w, uint32_t n,
                 code_t from, apply_t *res, why_t *why)
 {
+    apply_opts_t o = {.from = from};
+    return store_apply_ex(t, id, w, n, &o, res, why);
+}
+
+/* The village a change puts the record in: its village_code write, or
+ * where the record already is. */
+static code_t change_village(const field_t *const *ws, uint32_t n, code_t cur)
+{
+    for (uint32_t i = 0; i < n; i++) {
+        if (strcmp(ws[i]->name, "village_code") == 0) {
+            code_t v = 0;
+            if (ws[i]->val.kind == VAL_STR && code_parse(ws[i]->val.s, &v) == LX_OK
+                && code_level(v) == LEVEL_VILLAGE)
+                return v;
+            return 0;
+        }
+    }
+    return cur;
+}
+
+int store_apply_ex(stxn_t *t, const char *id, const field_t *w, uint32_t n,
+                   const apply_opts_t *o, apply_t *res, why_t *why)
+{
+    code_t from = o->from;
     memset(res, 0, sizeof *res);
     if (!t->write)
         return why_set(why, LX_EINVAL, "apply: read-only transaction");
@@ -721,6 +760,30 @@ int store_apply(stxn_t *t, const char *id, const field_t *w, uint32_t n,
     if (oi && strlen(oi) <= IDNUM_MAX)
         strcpy(old_idn, oi);
 
+    /* The sender's scope: a child writes only records that are and stay
+     * in its subtree; a parent only records that are or come into ours. */
+    if (o->within) {
+        code_t nv = change_village(ws, n, old_vil);
+        bool in_cur = !res->created && code_contains(o->within, old_vil);
+        bool in_new = nv && code_contains(o->within, nv);
+        bool ok = o->either ? (in_cur || in_new)
+                            : (in_new && (res->created || in_cur));
+        if (!ok) {
+            char a[CODE_STRLEN + 1], b[CODE_STRLEN + 1];
+            rc = why_set(why, LX_ESCOPE, "record in village %s (to %s) is outside %s",
+                         res->created ? "-" : code_fmt(old_vil, a),
+                         nv ? code_fmt(nv, b) : "-", o->either ? "this node" : "the sender");
+            if (view) {
+                free(r->f);
+                free(r);
+            } else {
+                record_destroy(&r);
+            }
+            free(ws);
+            return rc;
+        }
+    }
+
     uint32_t nwon = 0;
     const field_t **won = malloc(n * sizeof *won); /* the writes that won */
     if (!won) {
@@ -754,6 +817,27 @@ int store_apply(stxn_t *t, const char *id, const field_t *w, uint32_t n,
     if (rc || nwon == 0)
         goto done;
 
+    /* A record that left the node's subtree stays as a moved-out stub: its
+     * village and nothing personal (minimum necessary, PIPL art. 6). */
+    code_t new_vil = record_village(r);
+    bool new_live = is_live(s, new_vil);
+    if (new_vil && !new_live) {
+        uint32_t keep = 0;
+        for (uint32_t i = 0; i < r->n; i++) {
+            if (strcmp(r->f[i].name, "village_code") == 0) {
+                field_t f = r->f[i];
+                r->f[i] = r->f[0];
+                r->f[0] = f;
+                keep = 1;
+                break;
+            }
+        }
+        if (!view)
+            for (uint32_t i = keep; i < r->n; i++)
+                field_free(&r->f[i]);
+        r->n = keep;
+    }
+
     /* Store the record and hash its canonical bytes. */
     msgpack_packer pk;
     t->buf.size = 0;
@@ -769,8 +853,6 @@ int store_apply(stxn_t *t, const char *id, const field_t *w, uint32_t n,
     if ((mrc = mdb_put(t->txn, s->rec, &k, &d, 0)))
         goto lmdb_fail;
 
-    code_t new_vil = record_village(r);
-    bool new_live = is_live(s, new_vil);
     unsigned char vk[8 + 65];
     if (old_live) {
         if (old_vil != new_vil || !new_live) {
@@ -842,6 +924,216 @@ done:
         record_destroy(&r);
     }
     return rc;
+}
+
+/* ---- meta ---- */
+
+int store_meta_get(stxn_t *t, const char *key, uint64_t *v)
+{
+    int rc = meta_get(t->txn, t->s->meta, key, v);
+    return rc == MDB_NOTFOUND ? LX_ENOTFOUND : lmdb_err(rc, NULL, "meta");
+}
+
+int store_meta_put(stxn_t *t, const char *key, uint64_t v)
+{
+    return lmdb_err(meta_put(t->txn, t->s->meta, key, v), NULL, "meta");
+}
+
+int store_blob_get(stxn_t *t, const char *key, void **data, size_t *len)
+{
+    MDB_val k = {strlen(key), (void *)key}, d;
+    int rc = mdb_get(t->txn, t->s->meta, &k, &d);
+    if (rc)
+        return lmdb_err(rc, NULL, "meta");
+    if (!(*data = malloc(d.mv_size ? d.mv_size : 1)))
+        return LX_ENOMEM;
+    memcpy(*data, d.mv_data, d.mv_size);
+    *len = d.mv_size;
+    return LX_OK;
+}
+
+int store_blob_put(stxn_t *t, const char *key, const void *data, size_t len)
+{
+    MDB_val k = {strlen(key), (void *)key}, d = {len, (void *)data};
+    return lmdb_err(mdb_put(t->txn, t->s->meta, &k, &d, 0), NULL, "meta");
+}
+
+uint64_t store_last_seq(const stxn_t *t) { return t->seq; }
+
+void store_bump_seq(stxn_t *t, uint64_t at_least)
+{
+    if (t->write && t->seq < at_least)
+        t->seq = at_least;
+}
+
+/* ---- log headers ---- */
+
+int store_each_log_hdr(stxn_t *t, uint64_t from, store_loghdr_cb cb, void *arg)
+{
+    MDB_cursor *c;
+    int rc = mdb_cursor_open(t->txn, t->s->log, &c);
+    if (rc)
+        return lmdb_err(rc, NULL, "log");
+    unsigned char sk[8];
+    put_u64(sk, from);
+    MDB_val k = {8, sk}, d;
+    for (rc = mdb_cursor_get(c, &k, &d, MDB_SET_RANGE); !rc;
+         rc = mdb_cursor_get(c, &k, &d, MDB_NEXT)) {
+        msgpack_unpacked u;
+        msgpack_unpacked_init(&u);
+        loghdr_t h = {.seq = k.mv_size == 8 ? get_u64(k.mv_data) : 0};
+        char id[65];
+        const msgpack_object *a = u.data.via.array.ptr;
+        rc = k.mv_size == 8 ? mp_unpack(d.mv_data, d.mv_size, &u, NULL) : LX_ECORRUPT;
+        a = u.data.via.array.ptr;
+        if (!rc && (mp_array(&u.data, "log", 5, 5, NULL) || a[0].type != MSGPACK_OBJECT_STR
+                    || a[0].via.str.size == 0 || a[0].via.str.size > 64
+                    || mp_u64(&a[1], "v", &h.village, NULL) || mp_u64(&a[2], "p", &h.prev, NULL)
+                    || mp_u64(&a[3], "f", &h.from, NULL)))
+            rc = LX_ECORRUPT;
+        if (!rc) {
+            memcpy(id, a[0].via.str.ptr, a[0].via.str.size);
+            id[a[0].via.str.size] = '\0';
+            h.id = id;
+            h.priv = &a[4];
+            rc = cb(arg, &h);
+        }
+        msgpack_unpacked_destroy(&u);
+        if (rc)
+            break;
+    }
+    mdb_cursor_close(c);
+    return rc == MDB_NOTFOUND || rc == 1 ? LX_OK : rc;
+}
+
+int store_record_change(stxn_t *t, const record_t *r, change_t *out)
+{
+    (void)t;
+    memset(out, 0, sizeof *out);
+    if (!(out->id = strdup(r->id)) || !(out->w = calloc(r->n ? r->n : 1, sizeof *out->w))) {
+        change_free(out);
+        return LX_ENOMEM;
+    }
+    out->village = record_village(r);
+    for (uint32_t i = 0; i < r->n; i++) {
+        if (field_copy(&out->w[i], &r->f[i])) {
+            change_free(out);
+            return LX_ENOMEM;
+        }
+        out->n++;
+    }
+    return LX_OK;
+}
+
+int store_log_change(stxn_t *t, const loghdr_t *h, bool full, change_t *out, why_t *why)
+{
+    const msgpack_object *names = h->priv;
+    record_t *r = NULL;
+    memset(out, 0, sizeof *out);
+    int rc = store_get(t, h->id, &r, why);
+    if (rc)
+        return rc;
+    bool all = full || names->type == MSGPACK_OBJECT_NIL;
+    if (all) {
+        rc = store_record_change(t, r, out);
+    } else if (names->type != MSGPACK_OBJECT_ARRAY) {
+        rc = why_set(why, LX_ECORRUPT, "log names: expected a list");
+    } else {
+        uint32_t want = names->via.array.size;
+        out->id = strdup(h->id);
+        out->w = calloc(want ? want : 1, sizeof *out->w);
+        rc = out->id && out->w ? LX_OK : LX_ENOMEM;
+        for (uint32_t i = 0; !rc && i < want; i++) {
+            const msgpack_object *o = &names->via.array.ptr[i];
+            char name[65];
+            if (o->type != MSGPACK_OBJECT_STR || o->via.str.size == 0
+                || o->via.str.size >= sizeof name) {
+                rc = why_set(why, LX_ECORRUPT, "log names: bad name");
+                break;
+            }
+            memcpy(name, o->via.str.ptr, o->via.str.size);
+            name[o->via.str.size] = '\0';
+            /* A stub that moved away no longer holds every field. */
+            const field_t *f = record_field(r, name);
+            if (f && !(rc = field_copy(&out->w[out->n], f)))
+                out->n++;
+        }
+    }
+    out->village = h->village;
+    out->prev_village = h->prev;
+    out->from = h->from;
+    record_destroy(&r);
+    if (rc)
+        change_free(out);
+    return rc;
+}
+
+int store_unit_digests(stxn_t *t, code_t node, code_t **units,
+                       unsigned char (**digests)[STORE_DIGEST_LEN], uint32_t *n)
+{
+    *units = NULL;
+    *digests = NULL;
+    *n = 0;
+    if (t->nvd) {
+        int frc = vdig_flush(t);
+        if (frc)
+            return lmdb_err(frc, NULL, "digest");
+    }
+    code_t lo, hi;
+    code_range(node, &lo, &hi);
+    bool village = code_level(node) == LEVEL_VILLAGE;
+    MDB_cursor *c;
+    int rc = mdb_cursor_open(t->txn, t->s->vdig, &c);
+    if (rc)
+        return lmdb_err(rc, NULL, "digest");
+    unsigned char lk[8];
+    put_u64(lk, lo);
+    MDB_val k = {8, lk}, d;
+    crypto_generichash_state st;
+    code_t cur = 0;
+    uint32_t cap = 0;
+    for (rc = mdb_cursor_get(c, &k, &d, MDB_SET_RANGE);; rc = mdb_cursor_get(c, &k, &d, MDB_NEXT)) {
+        bool end = rc || k.mv_size != 8 || d.mv_size != 40 || get_u64(k.mv_data) >= hi;
+        code_t v = end ? 0 : get_u64(k.mv_data);
+        code_t unit = end ? 0 : village ? v : code_child_under(node, v);
+        if (cur && unit != cur) {
+            /* Close the unit, hashed like store_digest hashes a subtree. */
+            if (*n == cap) {
+                cap = cap ? cap * 2 : 16;
+                code_t *nu = realloc(*units, cap * sizeof *nu);
+                unsigned char (*nd)[STORE_DIGEST_LEN] = nu ? realloc(*digests, cap * sizeof *nd) : NULL;
+                if (nu)
+                    *units = nu;
+                if (nd)
+                    *digests = nd;
+                if (!nu || !nd) {
+                    rc = ENOMEM;
+                    break;
+                }
+            }
+            (*units)[*n] = cur;
+            crypto_generichash_final(&st, (*digests)[*n], STORE_DIGEST_LEN);
+            (*n)++;
+        }
+        if (end)
+            break;
+        if (unit != cur) {
+            crypto_generichash_init(&st, NULL, 0, STORE_DIGEST_LEN);
+            cur = unit;
+        }
+        crypto_generichash_update(&st, k.mv_data, 8);
+        crypto_generichash_update(&st, d.mv_data, 40);
+    }
+    mdb_cursor_close(c);
+    if (rc && rc != MDB_NOTFOUND) {
+        free(*units);
+        free(*digests);
+        *units = NULL;
+        *digests = NULL;
+        *n = 0;
+        return lmdb_err(rc, NULL, "digest");
+    }
+    return LX_OK;
 }
 
 /* ---- walks ---- */

@@ -26,6 +26,7 @@ typedef struct stxn stxn_t;
 enum {
     STORE_RDONLY = 1 << 0,  /* open read-only */
     STORE_NOSYNC = 1 << 1,  /* commits are not flushed (tests, benches) */
+    STORE_NOPOKE = 1 << 2,  /* the node itself: do not poke the FIFO */
 };
 
 /* Creates an empty store for the node `code` in dir (created if absent).
@@ -75,11 +76,62 @@ typedef struct {
 int store_apply(stxn_t *t, const char *id, const field_t *w, uint32_t n,
                 code_t from, apply_t *res, why_t *why);
 
+/* store_apply for changes from a peer. */
+typedef struct {
+    code_t from;    /* the sender; 0 when made here */
+    code_t within;  /* 0, or the subtree the change must lie in */
+    bool either;    /* within must hold the record before OR after the change
+                       (a parent's writes, moves in and out included);
+                       otherwise before (if it existed) AND after (a child) */
+} apply_opts_t;
+
+/* Refused with LX_ESCOPE when the change falls outside `within`. */
+int store_apply_ex(stxn_t *t, const char *id, const field_t *w, uint32_t n,
+                   const apply_opts_t *o, apply_t *res, why_t *why);
+
 /* Calls cb for every live record whose village lies under `under` (0: all
  * the node holds), in village then id order. A non-zero return from cb
  * stops the walk and is returned. */
 typedef int (*store_record_cb)(void *arg, const record_t *r);
 int store_each_record(stxn_t *t, code_t under, store_record_cb cb, void *arg);
+
+/* Numbers kept in the store's meta table (link positions and the like),
+ * and opaque blobs. Keys are short ASCII strings. */
+int store_meta_get(stxn_t *t, const char *key, uint64_t *v);  /* LX_ENOTFOUND */
+int store_meta_put(stxn_t *t, const char *key, uint64_t v);
+int store_blob_get(stxn_t *t, const char *key, void **data, size_t *len); /* copy; caller frees */
+int store_blob_put(stxn_t *t, const char *key, const void *data, size_t len);
+
+/* The last log sequence; and making sure the next one is above at_least
+ * (a store restored from a backup must not reuse numbers its peers saw). */
+uint64_t store_last_seq(const stxn_t *t);
+void store_bump_seq(stxn_t *t, uint64_t at_least);
+
+/* A log entry's header, for deciding where it goes without reading the
+ * record. priv is valid during the callback only. */
+typedef struct {
+    uint64_t seq;
+    const char *id;       /* NUL-terminated copy, valid during the callback */
+    code_t village;       /* the record's village after the change */
+    code_t prev;          /* before it, when the change moved the record */
+    code_t from;          /* the peer it came from; 0 when made here */
+    const void *priv;
+} loghdr_t;
+typedef int (*store_loghdr_cb)(void *arg, const loghdr_t *h);
+/* Walks headers from sequence `from` on; a cb return of 1 stops the walk
+ * (and is not an error). */
+int store_each_log_hdr(stxn_t *t, uint64_t from, store_loghdr_cb cb, void *arg);
+/* The change of a header: the current state of the fields it changed, or
+ * with full, of every field of the record. */
+int store_log_change(stxn_t *t, const loghdr_t *h, bool full, change_t *out, why_t *why);
+
+/* The record's current state as a change of all its fields. */
+int store_record_change(stxn_t *t, const record_t *r, change_t *out);
+
+/* The digests of the units one level below node that hold records (for a
+ * village node, the village itself). *out owned by the caller. */
+int store_unit_digests(stxn_t *t, code_t node, code_t **units,
+                       unsigned char (**digests)[STORE_DIGEST_LEN], uint32_t *n);
 
 /* Calls cb for every log entry with sequence >= from, in order. The
  * change carries the current state of the fields the entry changed: under

@@ -1,0 +1,138 @@
+#include "linkstate.h"
+#include "mp.h"
+#include "wire.h"
+
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+int links_save(stxn_t *t, const links_t *l)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, 7);
+    msgpack_pack_uint64(&pk, l->updated_ms);
+    msgpack_pack_int(&pk, l->pid);
+    msgpack_pack_array(&pk, l->n);
+    for (uint32_t i = 0; i < l->n; i++) {
+        const linkstate_t *s = &l->links[i];
+        size_t rl = strlen(s->reason);
+        msgpack_pack_array(&pk, 9);
+        msgpack_pack_uint64(&pk, s->code);
+        msgpack_pack_int(&pk, s->is_parent);
+        msgpack_pack_int(&pk, s->up);
+        msgpack_pack_uint64(&pk, s->acked);
+        msgpack_pack_uint64(&pk, s->applied);
+        msgpack_pack_uint64(&pk, s->refusals);
+        msgpack_pack_str(&pk, rl);
+        msgpack_pack_str_body(&pk, s->reason, rl);
+        msgpack_pack_uint64(&pk, s->sent);
+        msgpack_pack_uint64(&pk, s->received);
+    }
+    msgpack_pack_uint64(&pk, l->refusals);
+    msgpack_pack_uint64(&pk, l->skew);
+    msgpack_pack_uint64(&pk, l->malformed);
+    msgpack_pack_array(&pk, 2);
+    msgpack_pack_uint64(&pk, l->denied);
+    msgpack_pack_uint64(&pk, l->heartbeat_ms);
+    int rc = store_blob_put(t, "links", sb.data, sb.size);
+    msgpack_sbuffer_destroy(&sb);
+    return rc;
+}
+
+static uint64_t u64_of(const msgpack_object *o)
+{
+    return o->type == MSGPACK_OBJECT_POSITIVE_INTEGER ? o->via.u64 : 0;
+}
+
+int links_load(stxn_t *t, links_t *l)
+{
+    memset(l, 0, sizeof *l);
+    void *data;
+    size_t len;
+    int rc = store_blob_get(t, "links", &data, &len);
+    if (rc)
+        return rc;
+    msgpack_unpacked u;
+    msgpack_unpacked_init(&u);
+    rc = mp_unpack(data, len, &u, NULL);
+    const msgpack_object *a = u.data.via.array.ptr;
+    if (!rc && (mp_array(&u.data, "links", 7, 7, NULL) || a[2].type != MSGPACK_OBJECT_ARRAY
+                || a[6].type != MSGPACK_OBJECT_ARRAY || a[6].via.array.size != 2))
+        rc = LX_ECORRUPT;
+    if (!rc) {
+        l->updated_ms = u64_of(&a[0]);
+        l->pid = (int)u64_of(&a[1]);
+        l->refusals = u64_of(&a[3]);
+        l->skew = u64_of(&a[4]);
+        l->malformed = u64_of(&a[5]);
+        l->denied = u64_of(&a[6].via.array.ptr[0]);
+        l->heartbeat_ms = u64_of(&a[6].via.array.ptr[1]);
+        uint32_t n = a[2].via.array.size;
+        l->links = calloc(n ? n : 1, sizeof *l->links);
+        if (!l->links)
+            rc = LX_ENOMEM;
+        for (uint32_t i = 0; !rc && i < n; i++) {
+            const msgpack_object *e = &a[2].via.array.ptr[i];
+            if (mp_array(e, "link", 9, 9, NULL)) {
+                rc = LX_ECORRUPT;
+                break;
+            }
+            const msgpack_object *f = e->via.array.ptr;
+            linkstate_t *s = &l->links[l->n++];
+            s->code = u64_of(&f[0]);
+            s->is_parent = u64_of(&f[1]) != 0;
+            s->up = u64_of(&f[2]) != 0;
+            s->acked = u64_of(&f[3]);
+            s->applied = u64_of(&f[4]);
+            s->refusals = u64_of(&f[5]);
+            if (f[6].type == MSGPACK_OBJECT_STR && f[6].via.str.size)
+                snprintf(s->reason, sizeof s->reason, "%.*s",
+                         (int)(f[6].via.str.size < 159 ? f[6].via.str.size : 159), f[6].via.str.ptr);
+            s->sent = u64_of(&f[7]);
+            s->received = u64_of(&f[8]);
+        }
+    }
+    msgpack_unpacked_destroy(&u);
+    free(data);
+    if (rc)
+        links_free(l);
+    return rc;
+}
+
+void links_free(links_t *l)
+{
+    free(l->links);
+    memset(l, 0, sizeof *l);
+}
+
+bool links_alive(const links_t *l, uint64_t now_ms)
+{
+    uint64_t fresh = 3 * (l->heartbeat_ms ? l->heartbeat_ms : 1000);
+    if (fresh < 6000)
+        fresh = 6000;
+    return l->pid > 0 && kill(l->pid, 0) == 0 && l->updated_ms + fresh >= now_ms;
+}
+
+typedef struct {
+    const linkstate_t *ls;
+    uint64_t n, cap;
+} count_t;
+
+static int count_cb(void *arg, const loghdr_t *h)
+{
+    count_t *c = arg;
+    bool full;
+    if (wire_routes(c->ls->code, c->ls->is_parent, h->village, h->prev, h->from, &full))
+        c->n++;
+    return c->n >= c->cap ? 1 : 0;
+}
+
+uint64_t links_unacked(stxn_t *t, const linkstate_t *ls, uint64_t cap)
+{
+    count_t c = {ls, 0, cap};
+    store_each_log_hdr(t, ls->acked + 1, count_cb, &c);
+    return c.n;
+}

@@ -1,0 +1,45 @@
+/* linkstate: what a running node saves about its links (meta "links"), so
+ * that `lianxin status` in another process can show them. */
+#ifndef LX_LINKSTATE_H
+#define LX_LINKSTATE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "code.h"
+#include "err.h"
+#include "store.h"
+
+typedef struct {
+    code_t code;
+    bool is_parent;
+    bool up;
+    uint64_t acked;      /* the peer applied our log up to here */
+    uint64_t applied;    /* we applied the peer's log up to here */
+    uint64_t refusals;   /* changes or frames from the peer refused */
+    char reason[160];    /* the last refusal */
+    uint64_t sent, received;
+} linkstate_t;
+
+typedef struct {
+    uint64_t updated_ms;   /* wall clock of the save */
+    int pid;
+    linkstate_t *links;
+    uint32_t n;
+    uint64_t refusals, skew, malformed, denied;
+    uint64_t heartbeat_ms;
+} links_t;
+
+int links_save(stxn_t *t, const links_t *l);
+/* LX_ENOTFOUND when no node ever saved its links here. */
+int links_load(stxn_t *t, links_t *l);
+void links_free(links_t *l);
+
+/* Whether the node that saved l is running now. */
+bool links_alive(const links_t *l, uint64_t now_ms);
+
+/* Log entries after acked that go over the link (unacknowledged). Counts
+ * at most `cap`. */
+uint64_t links_unacked(stxn_t *t, const linkstate_t *ls, uint64_t cap);
+
+#endif

@@ -1,0 +1,283 @@
+#include "wire.h"
+#include "mp.h"
+
+#include <string.h>
+
+const char *wire_type_name(int type)
+{
+    static const char *names[] = {"?", "hello", "welcome", "refuse", "batch", "ack",
+                                  "ping", "pong", "digests", "pull", "repair",
+                                  "restore", "restored", "nack", "reset"};
+    return type >= 1 && type <= WM_RESET ? names[type] : "unknown";
+}
+
+static void start(msgpack_sbuffer *sb, msgpack_packer *pk, msg_type_t type, uint32_t n)
+{
+    msgpack_sbuffer_clear(sb);
+    msgpack_packer_init(pk, sb, msgpack_sbuffer_write);
+    msgpack_pack_array(pk, n);
+    msgpack_pack_int(pk, type);
+}
+
+void wire_handshake(msgpack_sbuffer *sb, msg_type_t type, code_t code,
+                    uint64_t applied, uint64_t last_seq)
+{
+    msgpack_packer pk;
+    start(sb, &pk, type, 5);
+    msgpack_pack_uint32(&pk, WIRE_VERSION);
+    msgpack_pack_uint64(&pk, code);
+    msgpack_pack_uint64(&pk, applied);
+    msgpack_pack_uint64(&pk, last_seq);
+}
+
+void wire_refuse(msgpack_sbuffer *sb, const char *reason)
+{
+    msgpack_packer pk;
+    size_t n = strlen(reason);
+    start(sb, &pk, WM_REFUSE, 2);
+    msgpack_pack_str(&pk, n);
+    msgpack_pack_str_body(&pk, reason, n);
+}
+
+void wire_ack(msgpack_sbuffer *sb, msg_type_t type, uint64_t seq)
+{
+    msgpack_packer pk;
+    start(sb, &pk, type, 2);
+    msgpack_pack_uint64(&pk, seq);
+}
+
+void wire_simple(msgpack_sbuffer *sb, msg_type_t type)
+{
+    msgpack_packer pk;
+    start(sb, &pk, type, 1);
+}
+
+void wire_pull(msgpack_sbuffer *sb, code_t unit)
+{
+    msgpack_packer pk;
+    start(sb, &pk, WM_PULL, 2);
+    msgpack_pack_uint64(&pk, unit);
+}
+
+void wire_restored(msgpack_sbuffer *sb, uint64_t applied, uint64_t last_seq)
+{
+    msgpack_packer pk;
+    start(sb, &pk, WM_RESTORED, 3);
+    msgpack_pack_uint64(&pk, applied);
+    msgpack_pack_uint64(&pk, last_seq);
+}
+
+void wire_digests(msgpack_sbuffer *sb, const unit_digest_t *d, uint32_t n)
+{
+    msgpack_packer pk;
+    start(sb, &pk, WM_DIGESTS, 2);
+    msgpack_pack_array(&pk, n);
+    for (uint32_t i = 0; i < n; i++) {
+        msgpack_pack_array(&pk, 2);
+        msgpack_pack_uint64(&pk, d[i].unit);
+        msgpack_pack_bin(&pk, 32);
+        msgpack_pack_bin_body(&pk, d[i].d, 32);
+    }
+}
+
+/* A batch's change count is not known up front: the array header is
+ * written as array32 and patched at the end. */
+void wire_batch_begin(wire_batch_t *b, msgpack_sbuffer *sb, msg_type_t type, uint64_t first)
+{
+    b->sb = sb;
+    b->n = 0;
+    start(sb, &b->pk, type, type == WM_BATCH ? 4 : 2);
+    if (type == WM_BATCH) {
+        msgpack_pack_uint64(&b->pk, first);
+        uint64_t upto = first;
+        /* Full width, so wire_batch_end can patch it in place. */
+        unsigned char u[9] = {0xcf};
+        for (int i = 0; i < 8; i++)
+            u[1 + i] = (unsigned char)(upto >> (56 - 8 * i));
+        msgpack_sbuffer_write(sb, (const char *)u, 9);
+    }
+    b->count_at = sb->size;
+    static const char hdr[5] = {(char)0xdd, 0, 0, 0, 0};
+    msgpack_sbuffer_write(sb, hdr, 5);
+}
+
+int wire_batch_add(wire_batch_t *b, const change_t *c)
+{
+    if (b->n >= WIRE_MAX_CHANGES)
+        return LX_EFULL;
+    int rc = change_pack(c, &b->pk);
+    if (rc == 0)
+        b->n++;
+    return rc;
+}
+
+void wire_batch_end(wire_batch_t *b, uint64_t upto)
+{
+    unsigned char *p = (unsigned char *)b->sb->data + b->count_at;
+    p[1] = (unsigned char)(b->n >> 24);
+    p[2] = (unsigned char)(b->n >> 16);
+    p[3] = (unsigned char)(b->n >> 8);
+    p[4] = (unsigned char)b->n;
+    /* In a batch, upto is the 9 bytes (0xcf and 8) before the array. */
+    unsigned char *u = (unsigned char *)b->sb->data + b->count_at - 9;
+    if (b->sb->data[1] == WM_BATCH && u[0] == 0xcf)
+        for (int i = 0; i < 8; i++)
+            u[1 + i] = (unsigned char)(upto >> (56 - 8 * i));
+}
+
+void wmsg_free(wmsg_t *m)
+{
+    for (uint32_t i = 0; i < m->nchanges; i++)
+        change_free(&m->changes[i]);
+    free(m->changes);
+    free(m->digests);
+    memset(m, 0, sizeof *m);
+}
+
+static int changes_from(const msgpack_object *o, wmsg_t *m, why_t *why)
+{
+    int rc = mp_array(o, "changes", 0, WIRE_MAX_CHANGES, why);
+    if (rc)
+        return rc;
+    uint32_t n = o->via.array.size;
+    m->changes = calloc(n ? n : 1, sizeof *m->changes);
+    if (!m->changes)
+        return LX_ENOMEM;
+    for (uint32_t i = 0; i < n; i++) {
+        if ((rc = change_from_obj(&o->via.array.ptr[i], &m->changes[i], why)))
+            return why_prefix(why, rc, "change %u", i + 1);
+        m->nchanges++;
+    }
+    return LX_OK;
+}
+
+int wire_decode(const void *buf, size_t len, wmsg_t *m, why_t *why)
+{
+    memset(m, 0, sizeof *m);
+    if (len > WIRE_MAX_FRAME)
+        return why_set(why, LX_EINVAL, "frame of %zu bytes is over the limit", len);
+    msgpack_unpacked u;
+    msgpack_unpacked_init(&u);
+    int rc = mp_unpack(buf, len, &u, why);
+    const msgpack_object *o = &u.data;
+    if (!rc && (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size < 1
+                || o->via.array.ptr[0].type != MSGPACK_OBJECT_POSITIVE_INTEGER))
+        rc = why_set(why, LX_EINVAL, "frame: expected [type, ...]");
+    if (rc) {
+        msgpack_unpacked_destroy(&u);
+        return rc;
+    }
+    const msgpack_object *a = o->via.array.ptr;
+    uint32_t n = o->via.array.size;
+    uint64_t type = a[0].via.u64, v = 0;
+    m->type = (msg_type_t)type;
+    const char *name = wire_type_name((int)type);
+    switch (type) {
+    case WM_HELLO:
+    case WM_WELCOME:
+        if (n != 5)
+            rc = why_set(why, LX_EINVAL, "%s: expected 5 elements", name);
+        else if (!(rc = mp_u64(&a[1], "version", &v, why))
+                 && !(rc = mp_u64(&a[2], "code", &m->code, why))
+                 && !(rc = mp_u64(&a[3], "applied", &m->applied, why)))
+            rc = mp_u64(&a[4], "last_seq", &m->last_seq, why);
+        m->version = v > UINT32_MAX ? UINT32_MAX : (uint32_t)v;
+        if (!rc && code_level(m->code) == LEVEL_NONE)
+            rc = why_set(why, LX_EINVAL, "%s: not a division code", name);
+        break;
+    case WM_REFUSE:
+        if (n != 2 || a[1].type != MSGPACK_OBJECT_STR)
+            rc = why_set(why, LX_EINVAL, "refuse: expected [3, reason]");
+        else
+            snprintf(m->reason, sizeof m->reason, "%.*s",
+                     (int)(a[1].via.str.size < 255 ? a[1].via.str.size : 255),
+                     a[1].via.str.size ? a[1].via.str.ptr : "");
+        break;
+    case WM_BATCH:
+        if (n != 4)
+            rc = why_set(why, LX_EINVAL, "batch: expected 4 elements");
+        else if (!(rc = mp_u64(&a[1], "batch from", &m->first, why))
+                 && !(rc = mp_u64(&a[2], "batch upto", &m->last_seq, why)))
+            rc = changes_from(&a[3], m, why);
+        if (!rc && m->first > m->last_seq + 1)
+            rc = why_set(why, LX_EINVAL, "batch: from after upto");
+        break;
+    case WM_REPAIR:
+        if (n != 2)
+            rc = why_set(why, LX_EINVAL, "repair: expected 2 elements");
+        else
+            rc = changes_from(&a[1], m, why);
+        break;
+    case WM_ACK:
+    case WM_NACK:
+        if (n != 2)
+            rc = why_set(why, LX_EINVAL, "%s: expected 2 elements", name);
+        else
+            rc = mp_u64(&a[1], "ack seq", &m->applied, why);
+        break;
+    case WM_PING:
+    case WM_PONG:
+    case WM_RESTORE:
+    case WM_RESET:
+        if (n != 1)
+            rc = why_set(why, LX_EINVAL, "%s: expected 1 element", name);
+        break;
+    case WM_PULL:
+        if (n != 2)
+            rc = why_set(why, LX_EINVAL, "pull: expected 2 elements");
+        else if (!(rc = mp_u64(&a[1], "unit", &m->code, why)) && code_level(m->code) == LEVEL_NONE)
+            rc = why_set(why, LX_EINVAL, "pull: not a division code");
+        break;
+    case WM_RESTORED:
+        if (n != 3)
+            rc = why_set(why, LX_EINVAL, "restored: expected 3 elements");
+        else if (!(rc = mp_u64(&a[1], "applied", &m->applied, why)))
+            rc = mp_u64(&a[2], "last_seq", &m->last_seq, why);
+        break;
+    case WM_DIGESTS: {
+        if (n != 2 || (rc = mp_array(&a[1], "digests", 0, WIRE_MAX_DIGESTS, why))) {
+            rc = rc ? rc : why_set(why, LX_EINVAL, "digests: expected 2 elements");
+            break;
+        }
+        uint32_t nd = a[1].via.array.size;
+        m->digests = calloc(nd ? nd : 1, sizeof *m->digests);
+        if (!m->digests) {
+            rc = LX_ENOMEM;
+            break;
+        }
+        for (uint32_t i = 0; i < nd && !rc; i++) {
+            const msgpack_object *e = &a[1].via.array.ptr[i];
+            if (e->type != MSGPACK_OBJECT_ARRAY || e->via.array.size != 2
+                || e->via.array.ptr[1].type != MSGPACK_OBJECT_BIN
+                || e->via.array.ptr[1].via.bin.size != 32
+                || (rc = mp_u64(&e->via.array.ptr[0], "unit", &m->digests[i].unit, why))) {
+                rc = rc ? rc : why_set(why, LX_EINVAL, "digests: entry %u malformed", i + 1);
+                break;
+            }
+            memcpy(m->digests[i].d, e->via.array.ptr[1].via.bin.ptr, 32);
+            m->ndigests++;
+        }
+        break;
+    }
+    default:
+        rc = why_set(why, LX_EINVAL, "unknown message type %llu", (unsigned long long)type);
+    }
+    msgpack_unpacked_destroy(&u);
+    if (rc)
+        wmsg_free(m);
+    return rc;
+}
+
+bool wire_routes(code_t peer, bool to_parent, code_t village, code_t prev,
+                 code_t from, bool *full)
+{
+    *full = false;
+    if (from == peer)
+        return false;    /* never echo a change to where it came from */
+    if (to_parent)
+        return true;
+    bool now = village && code_contains(peer, village);
+    bool before = prev && code_contains(peer, prev);
+    *full = now && prev && !before;
+    return now || before;
+}

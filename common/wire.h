@@ -1,0 +1,95 @@
+/* wire: the messages of the replication protocol between a node and its
+ * parent, encoded as msgpack arrays whose first element is the type. The
+ * decoder takes untrusted frames. The protocol itself (who sends what when)
+ * is described and run in node/repl.c. */
+#ifndef LX_WIRE_H
+#define LX_WIRE_H
+
+#include <msgpack.h>
+#include <stdint.h>
+
+#include "code.h"
+#include "err.h"
+#include "record.h"
+
+#define WIRE_VERSION 1
+#define WIRE_MAX_FRAME (16u << 20)   /* ZMQ_MAXMSGSIZE on every link */
+#define WIRE_MAX_CHANGES 10000
+#define WIRE_MAX_DIGESTS 4096
+
+typedef enum {
+    WM_HELLO = 1,     /* child: [1, version, code, applied, last_seq] */
+    WM_WELCOME = 2,   /* parent: [2, version, code, applied, last_seq] */
+    WM_REFUSE = 3,    /* [3, reason] */
+    WM_BATCH = 4,     /* [4, from, upto, [change...]]: the sender's log
+                          entries from..upto that concern the receiver */
+    WM_ACK = 5,       /* [5, seq]: applied and durable up to seq */
+    WM_PING = 6,      /* [6] */
+    WM_PONG = 7,      /* [7] */
+    WM_DIGESTS = 8,   /* child: [8, [[unit, digest32]...]] */
+    WM_PULL = 9,      /* parent: [9, unit]: send your records under unit */
+    WM_REPAIR = 10,   /* [10, [change...]]: whole records for anti-entropy */
+    WM_RESTORE = 11,  /* child: [11]: send me my whole subtree */
+    WM_RESTORED = 12, /* parent: [12, applied, last_seq]: snapshot complete */
+    WM_NACK = 13,     /* [13, seq]: a gap; resend from seq + 1 */
+    WM_RESET = 14,    /* parent: [14]: I do not know you (I restarted): hello */
+} msg_type_t;
+
+typedef struct {
+    code_t unit;
+    unsigned char d[32];
+} unit_digest_t;
+
+typedef struct {
+    msg_type_t type;
+    uint32_t version;
+    code_t code;          /* hello/welcome: sender; pull: unit */
+    uint64_t applied;     /* hello/welcome/restored: last seq applied from the
+                             receiver; ack: the seq acknowledged */
+    uint64_t last_seq;    /* hello/welcome/restored: sender's last seq;
+                             batch: the position the batch reaches */
+    uint64_t first;       /* batch: the position it starts from */
+    char reason[256];     /* refuse */
+    change_t *changes;    /* batch, repair */
+    uint32_t nchanges;
+    unit_digest_t *digests;
+    uint32_t ndigests;
+} wmsg_t;
+
+/* Decodes one frame. Unknown types, wrong shapes and oversized lists give
+ * LX_EINVAL or LX_ECORRUPT with why naming the problem. */
+int wire_decode(const void *buf, size_t len, wmsg_t *m, why_t *why);
+void wmsg_free(wmsg_t *m);
+
+const char *wire_type_name(int type);
+
+/* Encoders append one message to sb (cleared first). */
+void wire_handshake(msgpack_sbuffer *sb, msg_type_t type, code_t code,
+                    uint64_t applied, uint64_t last_seq);
+void wire_refuse(msgpack_sbuffer *sb, const char *reason);
+void wire_ack(msgpack_sbuffer *sb, msg_type_t type, uint64_t seq); /* ack, nack */
+void wire_simple(msgpack_sbuffer *sb, msg_type_t type);   /* ping, pong, restore */
+void wire_pull(msgpack_sbuffer *sb, code_t unit);
+void wire_restored(msgpack_sbuffer *sb, uint64_t applied, uint64_t last_seq);
+void wire_digests(msgpack_sbuffer *sb, const unit_digest_t *d, uint32_t n);
+
+/* Batches and repairs are built change by change. */
+typedef struct {
+    msgpack_sbuffer *sb;
+    msgpack_packer pk;
+    size_t count_at;     /* offset of the array header to patch */
+    uint32_t n;
+} wire_batch_t;
+
+void wire_batch_begin(wire_batch_t *b, msgpack_sbuffer *sb, msg_type_t type, uint64_t first);
+int wire_batch_add(wire_batch_t *b, const change_t *c);
+void wire_batch_end(wire_batch_t *b, uint64_t upto);
+
+/* Whether a log entry goes to a peer: up, everything not from the parent;
+ * down to a child, what concerns its subtree (the record is or was there)
+ * and did not come from that child. *full: the child gains the record and
+ * needs all of it. */
+bool wire_routes(code_t peer, bool to_parent, code_t village, code_t prev,
+                 code_t from, bool *full);
+
+#endif

@@ -1,0 +1,334 @@
+#include "config.h"
+
+#include <errno.h>
+#include <ini.h>
+#include <limits.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+typedef struct {
+    node_config_t *c;
+    why_t *why;
+    char dir[4096];    /* the config file's directory, for relative paths */
+    peer_t *cur;       /* the peer section being read */
+    int kind;          /* 0 none, 1 node, 2 parent, 3 child, 4 ancestor */
+    char section[256]; /* the section of the last key */
+} parse_t;
+
+static bool z85_ok(const char *s)
+{
+    if (strlen(s) != Z85_KEYLEN)
+        return false;
+    static const char alphabet[] = "0123456789abcdefghijklmnopqrstuvwxyz"
+                                   "ABCDEFGHIJKLMNOPQRSTUVWXYZ.-:+=^!/*?&<>()[]{}@%$#";
+    for (const char *p = s; *p; p++)
+        if (!strchr(alphabet, *p))
+            return false;
+    return true;
+}
+
+static int hex_decode(const char *s, unsigned char *out, size_t n)
+{
+    size_t len;
+    if (strlen(s) != 2 * n
+        || sodium_hex2bin(out, n, s, strlen(s), NULL, &len, NULL) || len != n)
+        return -1;
+    return 0;
+}
+
+static void resolve(const parse_t *p, const char *v, char *out, size_t n)
+{
+    if (v[0] == '/' || !p->dir[0])
+        snprintf(out, n, "%s", v);
+    else
+        snprintf(out, n, "%s/%s", p->dir, v);
+}
+
+static int u64_value(const char *v, uint64_t lo, uint64_t hi, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long x = strtoull(v, &end, 10);
+    if (errno || end == v || *end || x < lo || x > hi)
+        return -1;
+    *out = x;
+    return 0;
+}
+
+static peer_t *add_peer(peer_t **arr, size_t *n)
+{
+    peer_t *np = realloc(*arr, (*n + 1) * sizeof *np);
+    if (!np)
+        return NULL;
+    *arr = np;
+    memset(&np[*n], 0, sizeof *np);
+    return &np[(*n)++];
+}
+
+/* inih calls this for every key; returning 0 stops with that line. */
+static int on_item(void *user, const char *section, const char *name, const char *value)
+{
+    parse_t *p = user;
+    node_config_t *c = p->c;
+    const char *bad = NULL;
+    if (!name) {
+        /* A new section. */
+        code_t code = 0;
+        if (strcmp(section, "node") == 0) {
+            p->kind = 1;
+        } else if (strcmp(section, "parent") == 0) {
+            p->kind = 2;
+            c->has_parent = true;
+            p->cur = &c->parent;
+        } else if (strncmp(section, "child ", 6) == 0 || strncmp(section, "ancestor ", 9) == 0) {
+            bool child = section[0] == 'c';
+            const char *cs = section + (child ? 6 : 9);
+            if (code_parse(cs, &code)) {
+                why_set(p->why, LX_EINVAL, "[%s]: not a 12-digit division code", section);
+                return 0;
+            }
+            p->kind = child ? 3 : 4;
+            p->cur = child ? add_peer(&c->children, &c->nchildren)
+                           : add_peer(&c->ancestors, &c->nancestors);
+            if (!p->cur)
+                return 0;
+            p->cur->code = code;
+        } else {
+            why_set(p->why, LX_EINVAL, "[%s]: unknown section", section);
+            return 0;
+        }
+        return 1;
+    }
+    if (p->kind == 1) {
+        if (strcmp(name, "code") == 0) {
+            if (code_parse(value, &c->code))
+                bad = "not a 12-digit division code";
+        } else if (strcmp(name, "name") == 0) {
+            snprintf(c->name, sizeof c->name, "%s", value);
+        } else if (strcmp(name, "data") == 0) {
+            resolve(p, value, c->data, sizeof c->data);
+        } else if (strcmp(name, "keys") == 0) {
+            resolve(p, value, c->keys, sizeof c->keys);
+        } else if (strcmp(name, "bind") == 0 || strcmp(name, "zmq") == 0) {
+            if (strncmp(value, "tcp://", 6) != 0 && strncmp(value, "ipc://", 6) != 0)
+                bad = "expected tcp://HOST:PORT";
+            snprintf(c->bind, sizeof c->bind, "%s", value);
+        } else if (strcmp(name, "http") == 0) {
+            snprintf(c->http, sizeof c->http, "%s", value);
+        } else if (strcmp(name, "skew_ms") == 0) {
+            if (u64_value(value, 1000, 86400000, &c->skew_ms))
+                bad = "expected milliseconds, 1000..86400000";
+        } else if (strcmp(name, "heartbeat_ms") == 0) {
+            if (u64_value(value, 50, 60000, &c->heartbeat_ms))
+                bad = "expected milliseconds, 50..60000";
+        } else if (strcmp(name, "timeout_ms") == 0) {
+            if (u64_value(value, 200, 600000, &c->timeout_ms))
+                bad = "expected milliseconds, 200..600000";
+        } else if (strcmp(name, "antientropy_ms") == 0) {
+            if (u64_value(value, 500, 86400000, &c->antientropy_ms))
+                bad = "expected milliseconds, 500..86400000";
+        } else if (strcmp(name, "batch") == 0) {
+            uint64_t v;
+            if (u64_value(value, 1, 10000, &v))
+                bad = "expected 1..10000";
+            c->batch = (uint32_t)v;
+        } else if (strcmp(name, "window") == 0) {
+            uint64_t v;
+            if (u64_value(value, 1, 64, &v))
+                bad = "expected 1..64";
+            c->window = (uint32_t)v;
+        } else {
+            bad = "unknown key";
+        }
+    } else if (p->kind >= 2) {
+        peer_t *pe = p->cur;
+        if (strcmp(name, "code") == 0 && p->kind == 2) {
+            if (code_parse(value, &pe->code))
+                bad = "not a 12-digit division code";
+        } else if (strcmp(name, "name") == 0) {
+            snprintf(pe->name, sizeof pe->name, "%s", value);
+        } else if (strcmp(name, "zmq") == 0 && p->kind == 2) {
+            if (strncmp(value, "tcp://", 6) != 0 && strncmp(value, "ipc://", 6) != 0)
+                bad = "expected tcp://HOST:PORT";
+            snprintf(pe->zmq, sizeof pe->zmq, "%s", value);
+        } else if (strcmp(name, "curve_pub") == 0 && p->kind != 4) {
+            if (!z85_ok(value))
+                bad = "expected a 40-character Z85 CURVE public key";
+            snprintf(pe->curve_pub, sizeof pe->curve_pub, "%s", value);
+        } else if (strcmp(name, "sign_pub") == 0) {
+            if (hex_decode(value, pe->sign_pub, SIGN_PUBLEN))
+                bad = "expected a 64-character hex Ed25519 public key";
+            pe->has_sign = true;
+        } else {
+            bad = "unknown key";
+        }
+    } else {
+        bad = "key outside a section";
+    }
+    if (bad) {
+        why_set(p->why, LX_EINVAL, "[%s] %s: %s", section, name, bad);
+        return 0;
+    }
+    return 1;
+}
+
+/* inih reports keys, not section headers (unless built with
+ * INI_CALL_HANDLER_ON_NEW_SECTION): a key under a new section name starts
+ * that section. */
+static int on_key(void *user, const char *section, const char *name, const char *value)
+{
+    parse_t *p = user;
+    if (strcmp(p->section, section) != 0 || !p->section[0]) {
+        snprintf(p->section, sizeof p->section, "%s", section);
+        if (!on_item(user, section, NULL, NULL))
+            return 0;
+    }
+    return on_item(user, section, name, value);
+}
+
+int keys_read_z85(const char *path, bool secret, char out[Z85_KEYLEN + 1], why_t *why)
+{
+    struct stat st;
+    if (stat(path, &st))
+        return why_set(why, LX_ENOTFOUND, "%s: %s", path, strerror(errno));
+    if (secret && (st.st_mode & 077))
+        return why_set(why, LX_EINVAL, "%s: mode %03o, a secret key must be 0600",
+                       path, (unsigned)(st.st_mode & 0777));
+    FILE *f = fopen(path, "r");
+    char buf[128] = "";
+    if (!f || !fgets(buf, sizeof buf, f)) {
+        if (f)
+            fclose(f);
+        return why_set(why, LX_EIO, "%s: cannot read", path);
+    }
+    fclose(f);
+    buf[strcspn(buf, "\r\n")] = '\0';
+    if (!z85_ok(buf))
+        return why_set(why, LX_EINVAL, "%s: not a Z85 CURVE key", path);
+    memcpy(out, buf, Z85_KEYLEN + 1);
+    sodium_memzero(buf, sizeof buf);
+    return LX_OK;
+}
+
+int keys_read_hex(const char *path, bool secret, unsigned char *out, size_t n, why_t *why)
+{
+    struct stat st;
+    if (stat(path, &st))
+        return why_set(why, LX_ENOTFOUND, "%s: %s", path, strerror(errno));
+    if (secret && (st.st_mode & 077))
+        return why_set(why, LX_EINVAL, "%s: mode %03o, a secret key must be 0600",
+                       path, (unsigned)(st.st_mode & 0777));
+    FILE *f = fopen(path, "r");
+    char buf[300] = "";
+    if (!f || !fgets(buf, sizeof buf, f)) {
+        if (f)
+            fclose(f);
+        return why_set(why, LX_EIO, "%s: cannot read", path);
+    }
+    fclose(f);
+    buf[strcspn(buf, "\r\n")] = '\0';
+    int rc = hex_decode(buf, out, n);
+    sodium_memzero(buf, sizeof buf);
+    return rc ? why_set(why, LX_EINVAL, "%s: not a hex key of %zu bytes", path, n) : LX_OK;
+}
+
+int config_load(const char *path, node_config_t **out, why_t *why)
+{
+    if (sodium_init() < 0)
+        return why_set(why, LX_EIO, "libsodium failed to initialise");
+    node_config_t *c = calloc(1, sizeof *c);
+    if (!c)
+        return LX_ENOMEM;
+    snprintf(c->file, sizeof c->file, "%s", path);
+    c->skew_ms = 5 * 60 * 1000;
+    c->heartbeat_ms = 1000;
+    c->timeout_ms = 5000;
+    c->antientropy_ms = 60000;
+    c->batch = 1000;
+    c->window = 4;
+    parse_t p = {.c = c, .why = why};
+    snprintf(p.dir, sizeof p.dir, "%s", path);
+    char *slash = strrchr(p.dir, '/');
+    if (slash)
+        *slash = '\0';
+    else
+        p.dir[0] = '\0';
+    why_t local = {""};
+    if (!why)
+        p.why = why = &local;
+    why->msg[0] = '\0';
+    int line = ini_parse(path, on_key, &p);
+    int rc = LX_OK;
+    if (line < 0)
+        rc = why_set(why, LX_ENOTFOUND, "%s: cannot open", path);
+    else if (line > 0)
+        rc = why_prefix(why, LX_EINVAL, "%s line %d", path, line);
+    else if (!c->code)
+        rc = why_set(why, LX_EINVAL, "%s: [node] code is required", path);
+    else if (!c->data[0])
+        rc = why_set(why, LX_EINVAL, "%s: [node] data is required", path);
+    else if (!c->keys[0])
+        rc = why_set(why, LX_EINVAL, "%s: [node] keys is required", path);
+    else if (c->has_parent && (!c->parent.code || !c->parent.zmq[0] || !c->parent.curve_pub[0]))
+        rc = why_set(why, LX_EINVAL, "%s: [parent] needs code, zmq and curve_pub", path);
+    else if (c->has_parent && code_parent(c->code) && !code_contains(c->parent.code, c->code))
+        rc = why_set(why, LX_EINVAL, "%s: [parent] code is not above this node", path);
+    else if (c->nchildren && !c->bind[0])
+        rc = why_set(why, LX_EINVAL, "%s: [node] bind is required when children are listed", path);
+    for (size_t i = 0; !rc && i < c->nchildren; i++) {
+        char cs[CODE_STRLEN + 1];
+        if (!code_contains(c->code, c->children[i].code) || c->children[i].code == c->code)
+            rc = why_set(why, LX_EINVAL, "%s: [child %s] is not below this node", path,
+                         code_fmt(c->children[i].code, cs));
+        else if (!c->children[i].curve_pub[0])
+            rc = why_set(why, LX_EINVAL, "%s: [child %s] curve_pub is required", path,
+                         code_fmt(c->children[i].code, cs));
+    }
+    char kp[4200];
+    if (!rc) {
+        snprintf(kp, sizeof kp, "%s/curve.key", c->keys);
+        rc = keys_read_z85(kp, true, c->curve_sec, why);
+    }
+    if (!rc) {
+        snprintf(kp, sizeof kp, "%s/curve.pub", c->keys);
+        rc = keys_read_z85(kp, false, c->curve_pub, why);
+    }
+    if (!rc) {
+        snprintf(kp, sizeof kp, "%s/sign.key", c->keys);
+        rc = keys_read_hex(kp, true, c->sign_sec, SIGN_SECLEN, why);
+    }
+    if (!rc) {
+        snprintf(kp, sizeof kp, "%s/sign.pub", c->keys);
+        rc = keys_read_hex(kp, false, c->sign_pub, SIGN_PUBLEN, why);
+    }
+    if (rc) {
+        config_free(&c);
+        return rc;
+    }
+    *out = c;
+    return LX_OK;
+}
+
+void config_free(node_config_t **self_p)
+{
+    node_config_t *c = *self_p;
+    if (!c)
+        return;
+    sodium_memzero(c->curve_sec, sizeof c->curve_sec);
+    sodium_memzero(c->sign_sec, sizeof c->sign_sec);
+    free(c->children);
+    free(c->ancestors);
+    free(c);
+    *self_p = NULL;
+}
+
+const peer_t *config_child(const node_config_t *c, code_t code)
+{
+    for (size_t i = 0; i < c->nchildren; i++)
+        if (c->children[i].code == code)
+            return &c->children[i];
+    return NULL;
+}

@@ -1,0 +1,66 @@
+/* config: a node's configuration (node.ini) and its keys. Every value is
+ * checked on load; a wrong one is refused naming the file, line and key. */
+#ifndef LX_CONFIG_H
+#define LX_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/code.h"
+#include "common/err.h"
+
+#define Z85_KEYLEN 40           /* a CURVE key in Z85 */
+#define SIGN_PUBLEN 32
+#define SIGN_SECLEN 64
+
+typedef struct {
+    code_t code;
+    char name[128];
+    char zmq[256];                      /* parent: the endpoint to connect to */
+    char curve_pub[Z85_KEYLEN + 1];
+    unsigned char sign_pub[SIGN_PUBLEN];
+    bool has_sign;
+} peer_t;
+
+typedef struct {
+    char file[4096];          /* the config file, for messages */
+    code_t code;
+    char name[128];
+    char data[4096];          /* the store */
+    char keys[4096];          /* curve.key, curve.pub, sign.key, sign.pub */
+    char bind[256];           /* where children connect; empty for villages */
+    char http[256];
+    uint64_t skew_ms;         /* remote clocks further ahead are refused */
+    uint64_t heartbeat_ms;    /* ping interval on links */
+    uint64_t timeout_ms;      /* a silent link is down after this */
+    uint64_t antientropy_ms;  /* digest comparison interval */
+    uint32_t batch;           /* changes per batch */
+    uint32_t window;          /* batches in flight per link */
+    bool has_parent;
+    peer_t parent;
+    peer_t *children;
+    size_t nchildren;
+    peer_t *ancestors;        /* pinned signing keys above the parent */
+    size_t nancestors;
+    /* Loaded from keys/ */
+    char curve_pub[Z85_KEYLEN + 1];
+    char curve_sec[Z85_KEYLEN + 1];
+    unsigned char sign_pub[SIGN_PUBLEN];
+    unsigned char sign_sec[SIGN_SECLEN];
+} node_config_t;
+
+/* Loads and checks a node configuration and its keys. *out owned by the
+ * caller (config_free). */
+int config_load(const char *path, node_config_t **out, why_t *why);
+void config_free(node_config_t **self_p);
+
+/* The child with that code, or NULL. */
+const peer_t *config_child(const node_config_t *c, code_t code);
+
+/* Reads a key file: Z85 CURVE keys (40 characters) or hex Ed25519 keys.
+ * Secret files must be mode 0600 (or stricter). */
+int keys_read_z85(const char *path, bool secret, char out[Z85_KEYLEN + 1], why_t *why);
+int keys_read_hex(const char *path, bool secret, unsigned char *out, size_t n, why_t *why);
+
+#endif

@@ -1,0 +1,53 @@
+/* net: the thread that owns every ZeroMQ socket of a node: the ROUTER its
+ * children connect to, the DEALER to its parent, and the ZAP handler that
+ * admits only the CURVE keys the configuration lists. It hands received
+ * frames to the loop thread through a queue (waking it with a callback,
+ * uv_async_send in practice) and takes frames to send through another
+ * queue, woken by an eventfd that zmq_poll watches. */
+#ifndef LX_NET_H
+#define LX_NET_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/code.h"
+#include "common/err.h"
+#include "config/config.h"
+
+typedef struct net net_t;
+
+typedef enum {
+    NET_FRAME = 0,      /* a frame from peer */
+    NET_UNREACHABLE,    /* a frame to peer could not be sent */
+    NET_DENIED,         /* a connection with an unknown key was refused */
+} net_kind_t;
+
+typedef struct netmsg {
+    struct netmsg *next;
+    net_kind_t kind;
+    code_t peer;        /* the parent's or a child's code */
+    size_t len;
+    unsigned char data[];
+} netmsg_t;
+
+typedef void (*net_wake_fn)(void *arg);
+
+/* Starts the thread: binds cfg->bind (when the node has children) and
+ * connects to the parent (when it has one). wake is called from the net
+ * thread whenever frames are waiting. */
+int net_start(const node_config_t *cfg, net_wake_fn wake, void *arg,
+              net_t **out, why_t *why);
+/* Stops the thread and closes every socket (LINGER 0: unsent frames are
+ * dropped; the protocol resends from the last acknowledgement). */
+void net_stop(net_t **self_p);
+
+/* Queues a copy of a frame for the parent (peer == its code) or a child. */
+int net_send(net_t *n, code_t peer, const void *data, size_t len);
+
+/* The next received message, or NULL. Free with free(). */
+netmsg_t *net_recv(net_t *n);
+
+/* Connections refused by ZAP, frames dropped as malformed at the socket. */
+uint64_t net_denied(const net_t *n);
+
+#endif

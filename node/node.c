@@ -1,0 +1,255 @@
+/* The daemon: `lianxin node --config FILE` runs a node in the foreground;
+ * `lianxin restore --config FILE` rebuilds its store from the parent.
+ *
+ * Threads: this one runs the libuv loop (timers, signals, the poke FIFO,
+ * and replication with the store's single writer); net.c's thread owns the
+ * ZeroMQ sockets and wakes this one through a uv_async. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <uv.h>
+
+#include "cli/cli.h"
+#include "common/log.h"
+#include "config/config.h"
+#include "net.h"
+#include "repl.h"
+
+#define TICK_MS 50
+#define RESTORE_TIMEOUT_MS 120000
+
+typedef struct {
+    uv_loop_t loop;
+    uv_async_t wake;
+    uv_timer_t tick;
+    uv_signal_t sigint, sigterm;
+    uv_poll_t poke;
+    int poke_fd;
+    node_config_t *cfg;
+    store_t *store;
+    repl_t *repl;
+    net_t *net;
+    repl_mode_t mode;
+    uint64_t started;
+    int exit_code;
+    bool stopping;
+} node_t;
+
+static uint64_t now_ms(node_t *n)
+{
+    return uv_now(&n->loop);
+}
+
+static void on_wake(void *arg)
+{
+    node_t *n = arg;
+    uv_async_send(&n->wake);
+}
+
+static void close_all(node_t *n);
+
+static void on_async(uv_async_t *h)
+{
+    node_t *n = h->data;
+    netmsg_t *m;
+    uv_update_time(&n->loop);
+    while ((m = net_recv(n->net))) {
+        repl_on_message(n->repl, m, now_ms(n));
+        free(m);
+    }
+    repl_pump(n->repl, now_ms(n));
+}
+
+static void on_tick(uv_timer_t *h)
+{
+    node_t *n = h->data;
+    uint64_t now = now_ms(n);
+    repl_tick(n->repl, now);
+    repl_pump(n->repl, now);
+    if (n->mode == REPL_RESTORE) {
+        int rc;
+        if (repl_restore_done(n->repl, &rc)) {
+            n->exit_code = rc ? 1 : 0;
+            if (rc)
+                log_error("restore failed: %s", err_str(rc));
+            else
+                log_info("restore complete");
+            close_all(n);
+        } else if (now - n->started > RESTORE_TIMEOUT_MS) {
+            log_error("restore: no answer from the parent in %d s", RESTORE_TIMEOUT_MS / 1000);
+            n->exit_code = 1;
+            close_all(n);
+        }
+    }
+}
+
+/* Another process (an operator's command) wrote to the store. */
+static void on_poke(uv_poll_t *h, int status, int events)
+{
+    node_t *n = h->data;
+    char buf[256];
+    (void)status;
+    (void)events;
+    while (read(n->poke_fd, buf, sizeof buf) > 0)
+        ;
+    repl_pump(n->repl, now_ms(n));
+}
+
+static void on_signal(uv_signal_t *h, int sig)
+{
+    node_t *n = h->data;
+    log_info("signal %d: stopping", sig);
+    close_all(n);
+}
+
+static void close_all(node_t *n)
+{
+    if (n->stopping)
+        return;
+    n->stopping = true;
+    /* Everything acknowledged is already committed: acknowledgements are
+     * sent only after a durable commit, and no transaction is open
+     * between callbacks. */
+    repl_save_links(n->repl, now_ms(n) + 1000000);
+    uv_close((uv_handle_t *)&n->wake, NULL);
+    uv_close((uv_handle_t *)&n->tick, NULL);
+    uv_close((uv_handle_t *)&n->sigint, NULL);
+    uv_close((uv_handle_t *)&n->sigterm, NULL);
+    if (n->poke_fd >= 0)
+        uv_close((uv_handle_t *)&n->poke, NULL);
+}
+
+static int node_run(const char *cmd, const char *path, repl_mode_t mode)
+{
+    node_t n = {.mode = mode, .poke_fd = -1};
+    why_t why = {""};
+    if (config_load(path, &n.cfg, &why))
+        return cli_fail(cmd, "%s", why.msg);
+    char code[CODE_STRLEN + 1];
+    code_fmt(n.cfg->code, code);
+    log_set_prefix(code);
+    if (mode == REPL_RESTORE) {
+        if (!n.cfg->has_parent) {
+            config_free(&n.cfg);
+            return cli_fail(cmd, "%s: a node without a parent cannot be restored", path);
+        }
+        int rc = store_create(n.cfg->data, n.cfg->code, &why);
+        if (rc && rc != LX_EEXIST) {
+            config_free(&n.cfg);
+            return cli_fail(cmd, "%s", why.msg);
+        }
+    }
+    n.store = cli_open(cmd, n.cfg->data, STORE_NOPOKE);
+    if (!n.store) {
+        config_free(&n.cfg);
+        return 1;
+    }
+    if (store_code(n.store) != n.cfg->code) {
+        char sc[CODE_STRLEN + 1];
+        code_fmt(store_code(n.store), sc);
+        store_close(&n.store);
+        cli_fail(cmd, "%s: the store at %s belongs to %s, not %s", path, n.cfg->data, sc, code);
+        config_free(&n.cfg);
+        return 1;
+    }
+    store_set_skew(n.store, n.cfg->skew_ms);
+    if (repl_new(n.cfg, n.store, mode, &n.repl, &why)) {
+        store_close(&n.store);
+        config_free(&n.cfg);
+        return cli_fail(cmd, "%s", why.msg);
+    }
+    uv_loop_init(&n.loop);
+    uv_async_init(&n.loop, &n.wake, on_async);
+    uv_timer_init(&n.loop, &n.tick);
+    uv_signal_init(&n.loop, &n.sigint);
+    uv_signal_init(&n.loop, &n.sigterm);
+    n.wake.data = n.tick.data = n.sigint.data = n.sigterm.data = &n;
+    uv_signal_start(&n.sigint, on_signal, SIGINT);
+    uv_signal_start(&n.sigterm, on_signal, SIGTERM);
+
+    /* The poke FIFO: opened read-write so it never reports end of file
+     * when the last writer goes. */
+    char fifo[4200];
+    snprintf(fifo, sizeof fifo, "%s/poke", n.cfg->data);
+    if ((mkfifo(fifo, 0600) == 0 || errno == EEXIST)
+        && (n.poke_fd = open(fifo, O_RDWR | O_NONBLOCK | O_CLOEXEC)) >= 0) {
+        uv_poll_init(&n.loop, &n.poke, n.poke_fd);
+        n.poke.data = &n;
+        uv_poll_start(&n.poke, UV_READABLE, on_poke);
+    } else {
+        log_warn("no poke FIFO at %s (%s): local writes are seen within %d ms", fifo,
+                 strerror(errno), TICK_MS);
+    }
+
+    int rc = net_start(n.cfg, on_wake, &n, &n.net, &why);
+    if (rc) {
+        close_all(&n);
+        uv_run(&n.loop, UV_RUN_DEFAULT);
+        uv_loop_close(&n.loop);
+        repl_destroy(&n.repl);
+        store_close(&n.store);
+        config_free(&n.cfg);
+        if (n.poke_fd >= 0)
+            close(n.poke_fd);
+        return cli_fail(cmd, "%s", why.msg);
+    }
+    repl_set_net(n.repl, n.net);
+    uv_update_time(&n.loop);
+    n.started = now_ms(&n);
+    uv_timer_start(&n.tick, on_tick, 0, TICK_MS);
+    log_info("%s %s (%s) %s%s%s", mode == REPL_RESTORE ? "restoring" : "running",
+             code, level_name(code_level(n.cfg->code)), n.cfg->bind[0] ? "listening on " : "",
+             n.cfg->bind, n.cfg->has_parent ? ", parent " : "");
+    uv_run(&n.loop, UV_RUN_DEFAULT);
+
+    net_stop(&n.net);
+    uv_loop_close(&n.loop);
+    repl_destroy(&n.repl);
+    store_close(&n.store);
+    if (n.poke_fd >= 0)
+        close(n.poke_fd);
+    config_free(&n.cfg);
+    log_info("stopped");
+    return n.exit_code;
+}
+
+static int parse_config(const char *cmd, const char *usage, int argc, char **argv,
+                        const char **path)
+{
+    static struct option opts[] = {{"config", required_argument, 0, 'c'},
+                                   {"help", no_argument, 0, 'h'}, {0}};
+    int ch;
+    optind = 1;
+    *path = NULL;
+    while ((ch = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
+        if (ch == 'c')
+            *path = optarg;
+        else if (ch == 'h')
+            return printf("usage: %s\n", usage), -1;
+        else
+            return cli_usage(cmd, usage, "bad option");
+    }
+    if (!*path)
+        return cli_usage(cmd, usage, "--config is required");
+    return 0;
+}
+
+int cmd_node(int argc, char **argv)
+{
+    const char *path;
+    int rc = parse_config("node", "lianxin node --config FILE   (runs in the foreground; "
+                          "SIGINT/SIGTERM stop it)", argc, argv, &path);
+    return rc ? (rc < 0 ? 0 : rc) : node_run("node", path, REPL_RUN);
+}
+
+int cmd_restore(int argc, char **argv)
+{
+    const char *path;
+    int rc = parse_config("restore", "lianxin restore --config FILE   (rebuilds this node's "
+                          "store from its parent's copy, then exits)", argc, argv, &path);
+    return rc ? (rc < 0 ? 0 : rc) : node_run("restore", path, REPL_RESTORE);
+}

@@ -1,0 +1,763 @@
+/* The replication protocol.
+ *
+ * Each node has one numbered change log (store.c). A child's DEALER talks
+ * to its parent's ROUTER; all frames are msgpack messages (common/wire.h).
+ *
+ * Handshake. The child sends HELLO {version, its code, the last sequence of
+ * the parent's log it applied, its own last sequence} until the parent
+ * answers WELCOME with the same four things from its side. A version
+ * mismatch is answered with REFUSE and reported on both sides. Each side
+ * then streams from the position the other stated, so whatever was lost in
+ * a broken connection is sent again. A side whose log is behind what the
+ * other has seen (it was restored from a backup) moves its sequence
+ * counter past that, so no number is reused.
+ *
+ * Streams. Up, the child sends every log entry that did not come from the
+ * parent; down, the parent sends each child the entries that concern its
+ * subtree and did not come from it (wire_routes). A BATCH carries the range
+ * of the sender's log it covers [from, upto] and the changes in it; the
+ * receiver applies the whole batch in one transaction, records upto as
+ * applied in that same transaction, and only after the commit is durable
+ * sends ACK upto. A sender keeps at most `window` batches unacknowledged
+ * (credit-based flow control); a batch whose start does not follow what
+ * was applied is answered with NACK and the sender resends from there.
+ * Nothing is dropped on a queue limit: an unsendable frame marks the link
+ * down and the handshake resends.
+ *
+ * Scope. Every change is checked against the sender: a child may only
+ * write records that are, and stay, in its subtree; a parent only records
+ * that are or come into ours. Timestamps too far ahead are refused.
+ * Refusals are logged by record id, division code and reason, counted, and
+ * shown by `lianxin status`; the batch is still acknowledged, so one bad
+ * change cannot stall a link.
+ *
+ * Moves. A change of village_code is routed to both the losing and the
+ * gaining child; the gaining one receives the whole record, the losing
+ * one keeps a stub.
+ *
+ * Anti-entropy. When a child's stream is fully acknowledged it sends the
+ * digests of its units (the level below it); the parent compares them with
+ * its own for the same units, and for each that differs sends its records
+ * of the unit (REPAIR) and asks for the child's (PULL). Merging is
+ * idempotent, so repairs are safe whenever they arrive.
+ *
+ * Restore. A node with an empty store asks RESTORE; the parent sends its
+ * whole copy of the subtree as REPAIR batches, then RESTORED with the
+ * positions to resume from. */
+#include "repl.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common/linkstate.h"
+#include "common/log.h"
+#include "common/wire.h"
+
+#define MAX_WINDOW 64
+#define BATCH_BYTES (1u << 20)
+#define HELLO_RETRY_MS 500
+#define REFUSED_RETRY_MS 5000
+#define REPAIR_BATCH 500
+
+typedef struct {
+    code_t code;
+    bool is_parent;
+    bool up;                /* handshake done, heard from recently */
+    bool refused;           /* the peer refused our protocol version */
+    uint64_t last_heard, last_sent, last_hello;
+    uint64_t pos;           /* next sequence of our log to consider */
+    uint64_t acked;         /* the peer has applied our log up to here */
+    uint64_t inflight[MAX_WINDOW];  /* upto of each unacknowledged batch */
+    uint32_t ninflight;
+    uint64_t inflight_since;
+    uint64_t applied;       /* we have applied the peer's log up to here */
+    uint64_t refusals;      /* changes from this peer we refused */
+    char reason[160];       /* the last refusal */
+    uint64_t next_digest;   /* when to compare digests (child side) */
+    uint64_t sent, received;
+} link_t;
+
+struct repl {
+    const node_config_t *cfg;
+    store_t *store;
+    net_t *net;
+    repl_mode_t mode;
+    link_t *links;          /* the parent first, when there is one */
+    size_t nlinks;
+    msgpack_sbuffer sb;
+    uint64_t last_seq_seen; /* our log's end when we last pumped */
+    uint64_t refusals, skew, malformed, denied;
+    uint64_t last_save;
+    bool dirty;
+    bool restore_sent, restore_done;
+    int restore_rc;
+};
+
+static link_t *link_of(repl_t *r, code_t code)
+{
+    for (size_t i = 0; i < r->nlinks; i++)
+        if (r->links[i].code == code)
+            return &r->links[i];
+    return NULL;
+}
+
+static void meta_key(char *buf, size_t n, const char *what, code_t code)
+{
+    char c[CODE_STRLEN + 1];
+    snprintf(buf, n, "%s/%s", what, code_fmt(code, c));
+}
+
+static void send_frame(repl_t *r, link_t *l)
+{
+    net_send(r->net, l->code, r->sb.data, r->sb.size);
+}
+
+static void link_down(repl_t *r, link_t *l, const char *why)
+{
+    char c[CODE_STRLEN + 1];
+    if (l->up)
+        log_warn("link %s %s: down (%s)", l->is_parent ? "to parent" : "to child",
+                 code_fmt(l->code, c), why);
+    l->up = false;
+    l->ninflight = 0;
+    r->dirty = true;
+}
+
+int repl_new(const node_config_t *cfg, store_t *store, repl_mode_t mode,
+             repl_t **out, why_t *why)
+{
+    repl_t *r = calloc(1, sizeof *r);
+    if (!r)
+        return LX_ENOMEM;
+    r->cfg = cfg;
+    r->store = store;
+    r->mode = mode;
+    r->nlinks = (cfg->has_parent ? 1 : 0) + (mode == REPL_RUN ? cfg->nchildren : 0);
+    r->links = calloc(r->nlinks ? r->nlinks : 1, sizeof *r->links);
+    if (!r->links) {
+        free(r);
+        return LX_ENOMEM;
+    }
+    msgpack_sbuffer_init(&r->sb);
+    size_t k = 0;
+    if (cfg->has_parent) {
+        r->links[k].code = cfg->parent.code;
+        r->links[k++].is_parent = true;
+    }
+    for (size_t i = 0; mode == REPL_RUN && i < cfg->nchildren; i++)
+        r->links[k++].code = cfg->children[i].code;
+    /* What we applied from each peer survives restarts. */
+    stxn_t *t;
+    int rc = store_begin(store, false, &t);
+    for (size_t i = 0; !rc && i < r->nlinks; i++) {
+        char key[32];
+        meta_key(key, sizeof key, "in", r->links[i].code);
+        if (store_meta_get(t, key, &r->links[i].applied) == LX_ENOTFOUND)
+            r->links[i].applied = 0;
+        meta_key(key, sizeof key, "ack", r->links[i].code);
+        if (store_meta_get(t, key, &r->links[i].acked) == LX_ENOTFOUND)
+            r->links[i].acked = 0;
+        r->links[i].pos = r->links[i].acked + 1;
+    }
+    if (!rc) {
+        r->last_seq_seen = store_last_seq(t);
+        store_abort(&t);
+    }
+    if (rc) {
+        repl_destroy(&r);
+        return why_set(why, rc, "store: %s", err_str(rc));
+    }
+    *out = r;
+    return LX_OK;
+}
+
+void repl_destroy(repl_t **self_p)
+{
+    repl_t *r = *self_p;
+    if (!r)
+        return;
+    msgpack_sbuffer_destroy(&r->sb);
+    free(r->links);
+    free(r);
+    *self_p = NULL;
+}
+
+void repl_set_net(repl_t *r, net_t *net) { r->net = net; }
+
+/* ---- sending our log ---- */
+
+typedef struct {
+    repl_t *r;
+    link_t *l;
+    stxn_t *t;
+    wire_batch_t b;
+    uint64_t upto;
+    uint32_t max;
+    int rc;
+} fill_t;
+
+static int fill_cb(void *arg, const loghdr_t *h)
+{
+    fill_t *f = arg;
+    bool full;
+    if (f->b.n >= f->max || f->b.sb->size >= BATCH_BYTES)
+        return 1;
+    if (wire_routes(f->l->code, f->l->is_parent, h->village, h->prev, h->from, &full)) {
+        change_t c;
+        why_t why = {""};
+        int rc = store_log_change(f->t, h, full, &c, &why);
+        if (rc == LX_OK) {
+            c.from = 0; /* the receiver knows who sent it */
+            rc = wire_batch_add(&f->b, &c);
+            change_free(&c);
+        }
+        if (rc && rc != LX_ENOTFOUND) {
+            log_error("log entry %" PRIu64 ": %s", h->seq, why.msg[0] ? why.msg : err_str(rc));
+            f->rc = rc;
+            return 1;
+        }
+    }
+    f->upto = h->seq;
+    return 0;
+}
+
+/* Sends batches on one link while it has credit and there is log left. */
+static void pump_link(repl_t *r, link_t *l, stxn_t *t, uint64_t last, uint64_t now)
+{
+    uint32_t window = r->cfg->window < MAX_WINDOW ? r->cfg->window : MAX_WINDOW;
+    while (l->up && l->ninflight < window && l->pos <= last) {
+        fill_t f = {.r = r, .l = l, .t = t, .upto = 0, .max = r->cfg->batch};
+        wire_batch_begin(&f.b, &r->sb, WM_BATCH, l->pos);
+        store_each_log_hdr(t, l->pos, fill_cb, &f);
+        if (f.rc || f.upto < l->pos)
+            return;
+        wire_batch_end(&f.b, f.upto);
+        if (net_send(r->net, l->code, r->sb.data, r->sb.size))
+            return;
+        if (l->ninflight == 0)
+            l->inflight_since = now;
+        l->inflight[l->ninflight++] = f.upto;
+        l->pos = f.upto + 1;
+        l->sent += f.b.n;
+        l->last_sent = now;
+        r->dirty = true;
+    }
+}
+
+void repl_pump(repl_t *r, uint64_t now)
+{
+    bool any = false;
+    for (size_t i = 0; i < r->nlinks; i++)
+        any |= r->links[i].up;
+    if (!any)
+        return;
+    stxn_t *t;
+    if (store_begin(r->store, false, &t))
+        return;
+    uint64_t last = store_last_seq(t);
+    r->last_seq_seen = last;
+    for (size_t i = 0; i < r->nlinks; i++)
+        pump_link(r, &r->links[i], t, last, now);
+    store_abort(&t);
+}
+
+/* ---- applying a peer's changes ---- */
+
+/* Applies changes from link l in the open transaction; refusals are
+ * counted and logged, never fatal. Returns a store failure only. */
+static int apply_changes(repl_t *r, link_t *l, stxn_t *t, change_t *cs, uint32_t n)
+{
+    char lc[CODE_STRLEN + 1];
+    apply_opts_t o = {.from = l->code,
+                      .within = l->is_parent ? r->cfg->code : l->code,
+                      .either = l->is_parent};
+    for (uint32_t i = 0; i < n; i++) {
+        apply_t res;
+        why_t why = {""};
+        int rc = store_apply_ex(t, cs[i].id, cs[i].w, cs[i].n, &o, &res, &why);
+        if (rc == LX_ESCOPE || rc == LX_ESKEW || rc == LX_EINVAL) {
+            l->refusals++;
+            r->refusals++;
+            if (rc == LX_ESKEW)
+                r->skew++;
+            snprintf(l->reason, sizeof l->reason, "%s", why.msg);
+            r->dirty = true;
+            log_warn("refused a change to record %s from %s %s: %s", cs[i].id,
+                     l->is_parent ? "parent" : "child", code_fmt(l->code, lc), why.msg);
+            continue;
+        }
+        if (rc)
+            return rc;
+        l->received++;
+    }
+    return LX_OK;
+}
+
+static void on_batch(repl_t *r, link_t *l, wmsg_t *m)
+{
+    char lc[CODE_STRLEN + 1];
+    if (m->first > l->applied + 1) {
+        /* A gap: something between was lost. Ask again from there. */
+        wire_ack(&r->sb, WM_NACK, l->applied);
+        send_frame(r, l);
+        return;
+    }
+    if (m->last_seq <= l->applied) {
+        /* Already applied (a resend): acknowledge again. */
+        wire_ack(&r->sb, WM_ACK, l->applied);
+        send_frame(r, l);
+        return;
+    }
+    stxn_t *t;
+    int rc = store_begin(r->store, true, &t);
+    char key[32];
+    meta_key(key, sizeof key, "in", l->code);
+    if (!rc)
+        rc = apply_changes(r, l, t, m->changes, m->nchanges);
+    if (!rc)
+        rc = store_meta_put(t, key, m->last_seq);
+    if (!rc)
+        rc = store_commit(&t);  /* durable before we acknowledge */
+    store_abort(&t);
+    if (rc) {
+        log_error("applying a batch from %s failed: %s (it will be resent)",
+                  code_fmt(l->code, lc), err_str(rc));
+        return;
+    }
+    l->applied = m->last_seq;
+    wire_ack(&r->sb, WM_ACK, l->applied);
+    send_frame(r, l);
+}
+
+static void on_repair(repl_t *r, link_t *l, wmsg_t *m)
+{
+    stxn_t *t;
+    int rc = store_begin(r->store, true, &t);
+    if (!rc)
+        rc = apply_changes(r, l, t, m->changes, m->nchanges);
+    if (!rc)
+        rc = store_commit(&t);
+    store_abort(&t);
+    if (rc) {
+        char lc[CODE_STRLEN + 1];
+        log_error("applying a repair from %s failed: %s", code_fmt(l->code, lc), err_str(rc));
+    }
+}
+
+/* ---- whole records: repairs and restores ---- */
+
+typedef struct {
+    repl_t *r;
+    link_t *l;
+    stxn_t *t;
+    wire_batch_t b;
+    uint64_t count;
+} repair_t;
+
+static int repair_cb(void *arg, const record_t *rec)
+{
+    repair_t *x = arg;
+    change_t c;
+    if (store_record_change(x->t, rec, &c))
+        return LX_ENOMEM;
+    wire_batch_add(&x->b, &c);
+    change_free(&c);
+    x->count++;
+    if (x->b.n >= REPAIR_BATCH || x->b.sb->size >= BATCH_BYTES) {
+        wire_batch_end(&x->b, 0);
+        net_send(x->r->net, x->l->code, x->r->sb.data, x->r->sb.size);
+        wire_batch_begin(&x->b, &x->r->sb, WM_REPAIR, 0);
+    }
+    return 0;
+}
+
+/* Sends every record under unit to l; returns how many. */
+static uint64_t send_records(repl_t *r, link_t *l, stxn_t *t, code_t unit)
+{
+    repair_t x = {.r = r, .l = l, .t = t};
+    wire_batch_begin(&x.b, &r->sb, WM_REPAIR, 0);
+    store_each_record(t, unit, repair_cb, &x);
+    if (x.b.n) {
+        wire_batch_end(&x.b, 0);
+        net_send(r->net, l->code, r->sb.data, r->sb.size);
+    }
+    return x.count;
+}
+
+/* Parent side: compare a child's unit digests with ours. */
+static void on_digests(repl_t *r, link_t *l, wmsg_t *m)
+{
+    stxn_t *t;
+    if (store_begin(r->store, false, &t))
+        return;
+    code_t *units = NULL;
+    unsigned char (*dig)[STORE_DIGEST_LEN] = NULL;
+    uint32_t n = 0;
+    store_unit_digests(t, l->code, &units, &dig, &n);
+    /* Units in either list whose digests differ or that one side lacks. */
+    char lc[CODE_STRLEN + 1], uc[CODE_STRLEN + 1];
+    for (uint32_t pass = 0; pass < 2; pass++) {
+        uint32_t count = pass == 0 ? m->ndigests : n;
+        for (uint32_t i = 0; i < count; i++) {
+            code_t unit = pass == 0 ? m->digests[i].unit : units[i];
+            if (!code_contains(l->code, unit))
+                continue;
+            const unsigned char *theirs = NULL, *ours = NULL;
+            for (uint32_t j = 0; j < m->ndigests; j++)
+                if (m->digests[j].unit == unit)
+                    theirs = m->digests[j].d;
+            for (uint32_t j = 0; j < n; j++)
+                if (units[j] == unit)
+                    ours = dig[j];
+            if (pass == 1 && theirs)
+                continue; /* compared in the first pass */
+            if (theirs && ours && memcmp(theirs, ours, STORE_DIGEST_LEN) == 0)
+                continue;
+            uint64_t sent = send_records(r, l, t, unit);
+            wire_pull(&r->sb, unit);
+            send_frame(r, l);
+            log_info("anti-entropy: unit %s of child %s differs; sent %" PRIu64
+                     " records and asked for theirs", code_fmt(unit, uc),
+                     code_fmt(l->code, lc), sent);
+        }
+    }
+    free(units);
+    free(dig);
+    store_abort(&t);
+}
+
+static void send_digests(repl_t *r, link_t *l)
+{
+    stxn_t *t;
+    if (store_begin(r->store, false, &t))
+        return;
+    code_t *units = NULL;
+    unsigned char (*dig)[STORE_DIGEST_LEN] = NULL;
+    uint32_t n = 0;
+    if (store_unit_digests(t, r->cfg->code, &units, &dig, &n) == LX_OK) {
+        unit_digest_t *ud = calloc(n ? n : 1, sizeof *ud);
+        for (uint32_t i = 0; ud && i < n && i < WIRE_MAX_DIGESTS; i++) {
+            ud[i].unit = units[i];
+            memcpy(ud[i].d, dig[i], STORE_DIGEST_LEN);
+        }
+        if (ud) {
+            wire_digests(&r->sb, ud, n < WIRE_MAX_DIGESTS ? n : WIRE_MAX_DIGESTS);
+            send_frame(r, l);
+        }
+        free(ud);
+    }
+    free(units);
+    free(dig);
+    store_abort(&t);
+}
+
+static void on_pull(repl_t *r, link_t *l, code_t unit)
+{
+    if (!code_contains(r->cfg->code, unit))
+        return;
+    stxn_t *t;
+    if (store_begin(r->store, false, &t))
+        return;
+    send_records(r, l, t, unit);
+    store_abort(&t);
+}
+
+static void on_restore(repl_t *r, link_t *l)
+{
+    stxn_t *t;
+    if (store_begin(r->store, false, &t))
+        return;
+    /* One read transaction: the snapshot is our state at one sequence. */
+    uint64_t count = send_records(r, l, t, l->code);
+    uint64_t last = store_last_seq(t);
+    store_abort(&t);
+    wire_restored(&r->sb, l->applied, last);
+    send_frame(r, l);
+    char lc[CODE_STRLEN + 1];
+    log_info("restore: sent child %s its %" PRIu64 " records as of sequence %" PRIu64,
+             code_fmt(l->code, lc), count, last);
+    l->pos = last + 1;
+    l->acked = last;
+}
+
+static void on_restored(repl_t *r, link_t *l, wmsg_t *m)
+{
+    stxn_t *t;
+    char key[32];
+    meta_key(key, sizeof key, "in", l->code);
+    int rc = store_begin(r->store, true, &t);
+    if (!rc) {
+        /* Continue our numbering above what the parent already applied,
+         * and its stream after the snapshot. */
+        store_bump_seq(t, m->applied);
+        rc = store_meta_put(t, key, m->last_seq);
+    }
+    if (!rc)
+        rc = store_commit(&t);
+    store_abort(&t);
+    l->applied = m->last_seq;
+    r->restore_done = true;
+    r->restore_rc = rc;
+}
+
+/* ---- handshake ---- */
+
+static void handshake_seq(repl_t *r, uint64_t peer_applied)
+{
+    /* The peer has seen our log up to peer_applied; if ours is shorter we
+     * were restored from an older copy: never reuse those numbers. */
+    stxn_t *t;
+    if (store_begin(r->store, true, &t))
+        return;
+    if (store_last_seq(t) < peer_applied) {
+        log_warn("our log ends at %" PRIu64 " but a peer applied up to %" PRIu64
+                 ": continuing numbering after it", store_last_seq(t), peer_applied);
+        store_bump_seq(t, peer_applied);
+        store_meta_put(t, "seq", peer_applied);
+    }
+    if (store_commit(&t))
+        store_abort(&t);
+}
+
+static void on_hello(repl_t *r, link_t *l, wmsg_t *m, uint64_t now)
+{
+    char lc[CODE_STRLEN + 1];
+    if (m->version != WIRE_VERSION) {
+        char reason[160];
+        snprintf(reason, sizeof reason, "protocol version %u, this node speaks %d",
+                 m->version, WIRE_VERSION);
+        log_error("link to child %s: refused: %s", code_fmt(l->code, lc), reason);
+        snprintf(l->reason, sizeof l->reason, "%s", reason);
+        wire_refuse(&r->sb, reason);
+        send_frame(r, l);
+        link_down(r, l, "version mismatch");
+        return;
+    }
+    if (m->code != l->code) {
+        log_warn("link to child %s: hello names %s; ignored", code_fmt(l->code, lc),
+                 code_fmt(m->code, lc));
+        return;
+    }
+    handshake_seq(r, m->applied);
+    if (!l->up)
+        log_info("link to child %s: up (it has our log to %" PRIu64 ")", code_fmt(l->code, lc),
+                 m->applied);
+    l->up = true;
+    l->refused = false;
+    l->pos = m->applied + 1;
+    l->acked = m->applied;
+    l->ninflight = 0;
+    l->last_heard = now;
+    r->dirty = true;
+    wire_handshake(&r->sb, WM_WELCOME, r->cfg->code, l->applied, r->last_seq_seen);
+    send_frame(r, l);
+}
+
+static void on_welcome(repl_t *r, link_t *l, wmsg_t *m, uint64_t now)
+{
+    char lc[CODE_STRLEN + 1];
+    if (m->version != WIRE_VERSION) {
+        log_error("link to parent %s: it speaks protocol version %u, we speak %d",
+                  code_fmt(l->code, lc), m->version, WIRE_VERSION);
+        l->refused = true;
+        return;
+    }
+    handshake_seq(r, m->applied);
+    if (!l->up)
+        log_info("link to parent %s: up (it has our log to %" PRIu64 ")", code_fmt(l->code, lc),
+                 m->applied);
+    l->up = true;
+    l->refused = false;
+    l->pos = m->applied + 1;
+    l->acked = m->applied;
+    l->ninflight = 0;
+    l->last_heard = now;
+    l->next_digest = now + 1000;
+    r->dirty = true;
+    if (r->mode == REPL_RESTORE && !r->restore_sent) {
+        wire_simple(&r->sb, WM_RESTORE);
+        send_frame(r, l);
+        r->restore_sent = true;
+    }
+}
+
+static void on_ack(repl_t *r, link_t *l, wmsg_t *m, bool nack)
+{
+    if (nack) {
+        l->pos = m->applied + 1;
+        l->acked = m->applied;
+        l->ninflight = 0;
+        r->dirty = true;
+        return;
+    }
+    uint32_t k = 0;
+    while (k < l->ninflight && l->inflight[k] <= m->applied)
+        k++;
+    memmove(l->inflight, l->inflight + k, (l->ninflight - k) * sizeof l->inflight[0]);
+    l->ninflight -= k;
+    if (m->applied > l->acked) {
+        l->acked = m->applied;
+        r->dirty = true;
+    }
+    l->inflight_since = l->last_heard;
+}
+
+void repl_on_message(repl_t *r, const netmsg_t *nm, uint64_t now)
+{
+    char lc[CODE_STRLEN + 1];
+    if (nm->kind == NET_DENIED) {
+        r->denied++;
+        r->dirty = true;
+        return;
+    }
+    link_t *l = link_of(r, nm->peer);
+    if (!l)
+        return;
+    if (nm->kind == NET_UNREACHABLE) {
+        link_down(r, l, "peer unreachable");
+        return;
+    }
+    wmsg_t m;
+    why_t why = {""};
+    if (wire_decode(nm->data, nm->len, &m, &why)) {
+        r->malformed++;
+        l->refusals++;
+        r->refusals++;
+        snprintf(l->reason, sizeof l->reason, "malformed frame: %s", why.msg);
+        r->dirty = true;
+        log_warn("refused a frame from %s %s: %s", l->is_parent ? "parent" : "child",
+                 code_fmt(l->code, lc), why.msg);
+        return;
+    }
+    l->last_heard = now;
+    /* Messages a side never receives are refused like malformed ones. */
+    bool from_child = !l->is_parent;
+    bool ok = true;
+    if (from_child && !l->up && m.type != WM_HELLO) {
+        /* A child that thinks it is connected while we do not (we
+         * restarted, or timed it out): make it say hello again. */
+        wire_simple(&r->sb, WM_RESET);
+        send_frame(r, l);
+        wmsg_free(&m);
+        return;
+    }
+    switch (m.type) {
+    case WM_HELLO: ok = from_child; if (ok) on_hello(r, l, &m, now); break;
+    case WM_WELCOME: ok = !from_child; if (ok) on_welcome(r, l, &m, now); break;
+    case WM_REFUSE:
+        log_error("link to %s: refused by the peer: %s", code_fmt(l->code, lc), m.reason);
+        snprintf(l->reason, sizeof l->reason, "refused by peer: %s", m.reason);
+        l->refused = true;
+        link_down(r, l, "refused");
+        break;
+    case WM_RESET:
+        ok = !from_child;
+        if (ok) {
+            link_down(r, l, "parent asked for a new handshake");
+            l->last_hello = 0;
+        }
+        break;
+    case WM_BATCH: if (l->up) on_batch(r, l, &m); break;
+    case WM_ACK: if (l->up) on_ack(r, l, &m, false); break;
+    case WM_NACK: if (l->up) on_ack(r, l, &m, true); break;
+    case WM_PING:
+        wire_simple(&r->sb, WM_PONG);
+        send_frame(r, l);
+        break;
+    case WM_PONG: break;
+    case WM_DIGESTS: ok = from_child; if (ok) on_digests(r, l, &m); break;
+    case WM_PULL: ok = !from_child; if (ok && l->up) on_pull(r, l, m.code); break;
+    case WM_REPAIR: if (l->up) on_repair(r, l, &m); break;
+    case WM_RESTORE: ok = from_child; if (ok) on_restore(r, l); break;
+    case WM_RESTORED: ok = !from_child && r->mode == REPL_RESTORE; if (ok) on_restored(r, l, &m); break;
+    }
+    if (!ok) {
+        r->malformed++;
+        l->refusals++;
+        r->refusals++;
+        snprintf(l->reason, sizeof l->reason, "unexpected %s message", wire_type_name(m.type));
+        r->dirty = true;
+        log_warn("refused a %s message from %s", wire_type_name(m.type), code_fmt(l->code, lc));
+    }
+    wmsg_free(&m);
+}
+
+void repl_tick(repl_t *r, uint64_t now)
+{
+    for (size_t i = 0; i < r->nlinks; i++) {
+        link_t *l = &r->links[i];
+        if (l->up && now - l->last_heard > r->cfg->timeout_ms)
+            link_down(r, l, "silent too long");
+        if (l->is_parent) {
+            if (!l->up) {
+                uint64_t retry = l->refused ? REFUSED_RETRY_MS : HELLO_RETRY_MS;
+                if (now - l->last_hello >= retry) {
+                    wire_handshake(&r->sb, WM_HELLO, r->cfg->code, l->applied, r->last_seq_seen);
+                    send_frame(r, l);
+                    l->last_hello = now;
+                }
+            } else if (now - l->last_sent >= r->cfg->heartbeat_ms) {
+                wire_simple(&r->sb, WM_PING);
+                send_frame(r, l);
+                l->last_sent = now;
+            }
+            /* Anti-entropy when our stream is fully acknowledged. */
+            if (l->up && r->mode == REPL_RUN && l->ninflight == 0
+                && l->pos > r->last_seq_seen && now >= l->next_digest) {
+                send_digests(r, l);
+                l->next_digest = now + r->cfg->antientropy_ms;
+            }
+        }
+        /* Unacknowledged for too long: assume lost and resend. */
+        if (l->up && l->ninflight && now - l->inflight_since > r->cfg->timeout_ms) {
+            l->pos = l->acked + 1;
+            l->ninflight = 0;
+        }
+    }
+    if (r->dirty || now - r->last_save >= 2000)
+        repl_save_links(r, now);
+}
+
+void repl_save_links(repl_t *r, uint64_t now)
+{
+    if (now - r->last_save < 500 && !(r->dirty && now - r->last_save >= 200))
+        return;
+    linkstate_t *ls = calloc(r->nlinks ? r->nlinks : 1, sizeof *ls);
+    if (!ls)
+        return;
+    for (size_t i = 0; i < r->nlinks; i++) {
+        link_t *l = &r->links[i];
+        ls[i] = (linkstate_t){.code = l->code, .is_parent = l->is_parent, .up = l->up,
+                              .acked = l->acked, .applied = l->applied,
+                              .refusals = l->refusals, .sent = l->sent,
+                              .received = l->received};
+        snprintf(ls[i].reason, sizeof ls[i].reason, "%s", l->reason);
+    }
+    links_t all = {.updated_ms = hlc_wall_ms(), .pid = (int)getpid(), .links = ls,
+                   .n = (uint32_t)r->nlinks, .refusals = r->refusals, .skew = r->skew,
+                   .malformed = r->malformed, .denied = r->denied,
+                   .heartbeat_ms = r->cfg->heartbeat_ms};
+    stxn_t *t;
+    if (store_begin(r->store, true, &t) == LX_OK) {
+        int rc = links_save(t, &all);
+        for (size_t i = 0; !rc && i < r->nlinks; i++) {
+            char key[32];
+            meta_key(key, sizeof key, "ack", r->links[i].code);
+            rc = store_meta_put(t, key, r->links[i].acked);
+        }
+        if (rc || store_commit(&t))
+            store_abort(&t);
+    }
+    free(ls);
+    r->last_save = now;
+    r->dirty = false;
+}
+
+bool repl_restore_done(const repl_t *r, int *rc)
+{
+    *rc = r->restore_rc;
+    return r->restore_done;
+}

@@ -1,0 +1,45 @@
+/* repl: the replication protocol of a node with its parent and children.
+ * It runs on the loop thread, owns the store's single writer, and talks to
+ * peers through net. The protocol is described at the top of repl.c. */
+#ifndef LX_REPL_H
+#define LX_REPL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "common/store.h"
+#include "config/config.h"
+#include "net.h"
+
+typedef struct repl repl_t;
+
+typedef enum {
+    REPL_RUN = 0,     /* the daemon */
+    REPL_RESTORE,     /* rebuild this node's store from its parent, then stop */
+} repl_mode_t;
+
+int repl_new(const node_config_t *cfg, store_t *store, repl_mode_t mode,
+             repl_t **out, why_t *why);
+void repl_destroy(repl_t **self_p);
+
+/* Connects the engine to its network (set once, before any call below). */
+void repl_set_net(repl_t *r, net_t *net);
+
+/* A message from the net thread. */
+void repl_on_message(repl_t *r, const netmsg_t *m, uint64_t now_ms);
+
+/* Sends what is waiting on every link (new log entries). Cheap when there
+ * is nothing new. */
+void repl_pump(repl_t *r, uint64_t now_ms);
+
+/* Heartbeats, timeouts, anti-entropy, saving link state: call every
+ * ~100 ms. */
+void repl_tick(repl_t *r, uint64_t now_ms);
+
+/* Saves the link state for `lianxin status` (also done by repl_tick). */
+void repl_save_links(repl_t *r, uint64_t now_ms);
+
+/* Restore mode: true once the snapshot is complete (or failed: *rc). */
+bool repl_restore_done(const repl_t *r, int *rc);
+
+#endif
