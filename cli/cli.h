@@ -54,6 +54,7 @@ int cmd_conflicts(int argc, char **argv);
 int cmd_gen(int argc, char **argv);
 int cmd_node(int argc, char **argv);
 int cmd_topology(int argc, char **argv);
+int cmd_bundle(int argc, char **argv);
 int cmd_restore(int argc, char **argv);
 
 #endif

@@ -16,6 +16,7 @@ static const cmd_t commands[] = {
     {"gen", cmd_gen, "generate synthetic children as CSV"},
     {"node", cmd_node, "run a node (the daemon) in the foreground"},
     {"restore", cmd_restore, "rebuild a node's store from its parent"},
+    {"bundle", cmd_bundle, "carry changes to the parent on a file (offline villages)"},
     {"topology", cmd_topology, "render a whole tree's configurations, keys and stores"},
 };
 

@@ -542,6 +542,16 @@ static void on_hello(repl_t *r, link_t *l, wmsg_t *m, uint64_t now)
         return;
     }
     handshake_seq(r, m->applied);
+    /* A bundle imported by hand may have moved what we applied. */
+    stxn_t *t;
+    char key[32];
+    uint64_t in;
+    meta_key(key, sizeof key, "in", l->code);
+    if (store_begin(r->store, false, &t) == LX_OK) {
+        if (store_meta_get(t, key, &in) == LX_OK && in > l->applied)
+            l->applied = in;
+        store_abort(&t);
+    }
     if (!l->up)
         log_info("link to child %s: up (it has our log to %" PRIu64 ")", code_fmt(l->code, lc),
                  m->applied);
