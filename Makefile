@@ -38,10 +38,15 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/liblx.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -o $@ $< $(BUILD)/liblx.a $(LDLIBS) -lcmocka
 
-unit: $(UNIT_BIN)
+unit: $(UNIT_BIN) $(BUILD)/tests/lxpeer
+
+# The test peer the integration tests use to impersonate a child node.
+$(BUILD)/tests/lxpeer: tests/integration/lxpeer.c $(BUILD)/liblx.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -o $@ $< $(BUILD)/liblx.a $(LDLIBS)
 
 # The whole suite: unit tests, integration tests, short fuzz runs.
-test: all unit
+test: all unit $(BUILD)/tests/lxpeer
 	@BUILD=$(BUILD) tests/run-all
 
 # The suite under AddressSanitizer and UndefinedBehaviorSanitizer.
