@@ -518,7 +518,8 @@ static int vdig_flush(stxn_t *t)
             rc = mdb_put(t->txn, t->s->vdig, &k, &d, 0);
         }
     }
-    memset(t->vd, 0, t->capvd * sizeof *t->vd);
+    if (t->vd)
+        memset(t->vd, 0, t->capvd * sizeof *t->vd);
     t->nvd = 0;
     return rc;
 }

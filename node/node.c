@@ -201,9 +201,13 @@ static int node_run(const char *cmd, const char *path, repl_mode_t mode)
     uv_update_time(&n.loop);
     n.started = now_ms(&n);
     uv_timer_start(&n.tick, on_tick, 0, TICK_MS);
-    log_info("%s %s (%s) %s%s%s", mode == REPL_RESTORE ? "restoring" : "running",
-             code, level_name(code_level(n.cfg->code)), n.cfg->bind[0] ? "listening on " : "",
-             n.cfg->bind, n.cfg->has_parent ? ", parent " : "");
+    char pc[CODE_STRLEN + 1] = "";
+    if (n.cfg->has_parent)
+        code_fmt(n.cfg->parent.code, pc);
+    log_info("%s %s (%s)%s%s%s%s%s%s", mode == REPL_RESTORE ? "restoring" : "running",
+             code, level_name(code_level(n.cfg->code)), n.cfg->bind[0] ? ", children connect to " : "",
+             n.cfg->bind, pc[0] ? ", parent " : "", pc, pc[0] ? " at " : "",
+             pc[0] ? n.cfg->parent.zmq : "");
     uv_run(&n.loop, UV_RUN_DEFAULT);
 
     net_stop(&n.net);

@@ -54,6 +54,7 @@
 
 #include "common/linkstate.h"
 #include "common/log.h"
+#include "common/schema.h"
 #include "common/wire.h"
 
 #define MAX_WINDOW 64
@@ -266,6 +267,24 @@ void repl_pump(repl_t *r, uint64_t now)
 
 /* ---- applying a peer's changes ---- */
 
+/* A peer's values pass the same field checks as an operator's: known
+ * fields, right types and enums, valid UTF-8 (the whole-record rules are
+ * the writer's node's business, where the record is complete). */
+static int check_values(const change_t *c, why_t *why)
+{
+    for (uint32_t k = 0; k < c->n; k++) {
+        const field_def_t *d = schema_field(c->w[k].name);
+        if (!d)
+            return why_set(why, LX_EINVAL, "field %.64s: unknown field", c->w[k].name);
+        if (d->required && c->w[k].val.kind == VAL_NIL)
+            return why_set(why, LX_EINVAL, "field %s: required, cannot be cleared", d->name);
+        int rc = schema_check_value(d, &c->w[k].val, why);
+        if (rc)
+            return LX_EINVAL;
+    }
+    return LX_OK;
+}
+
 /* Applies changes from link l in the open transaction; refusals are
  * counted and logged, never fatal. Returns a store failure only. */
 static int apply_changes(repl_t *r, link_t *l, stxn_t *t, change_t *cs, uint32_t n)
@@ -277,7 +296,9 @@ static int apply_changes(repl_t *r, link_t *l, stxn_t *t, change_t *cs, uint32_t
     for (uint32_t i = 0; i < n; i++) {
         apply_t res;
         why_t why = {""};
-        int rc = store_apply_ex(t, cs[i].id, cs[i].w, cs[i].n, &o, &res, &why);
+        int rc = check_values(&cs[i], &why);
+        if (!rc)
+            rc = store_apply_ex(t, cs[i].id, cs[i].w, cs[i].n, &o, &res, &why);
         if (rc == LX_ESCOPE || rc == LX_ESKEW || rc == LX_EINVAL) {
             l->refusals++;
             r->refusals++;
@@ -531,6 +552,8 @@ static void on_hello(repl_t *r, link_t *l, wmsg_t *m, uint64_t now)
                  m->version, WIRE_VERSION);
         log_error("link to child %s: refused: %s", code_fmt(l->code, lc), reason);
         snprintf(l->reason, sizeof l->reason, "%s", reason);
+        l->refusals++;
+        r->refusals++;
         wire_refuse(&r->sb, reason);
         send_frame(r, l);
         link_down(r, l, "version mismatch");

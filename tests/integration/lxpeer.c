@@ -18,6 +18,9 @@
  *                    same township); expect ACK (the change is refused)
  *   future-hlc       a record in the child's village whose writes are one
  *                    hour ahead; expect ACK (the change is refused)
+ *   bad-value        a record in the child's village whose gender is not one
+ *                    of the schema's values; expect ACK (the change is
+ *                    refused)
  *   malformed        bytes that are not msgpack; then HELLO still answered
  *   unknown-type     [99]; then HELLO still answered
  *   oversized        handshake, a frame over WIRE_MAX_FRAME + 1 KiB: the
@@ -241,7 +244,7 @@ static int set_field(field_t *f, const char *name, const char *value, hlc_t hlc)
 
 /* Handshake, then one BATCH with one new record in `village` whose writes
  * carry `hlc`; expects the batch acknowledged. */
-static bool send_record(code_t village, hlc_t hlc, const char *name)
+static bool send_record(code_t village, hlc_t hlc, const char *name, const char *gender)
 {
     void *s = open_dealer(NULL);
     if (!s)
@@ -265,7 +268,7 @@ static bool send_record(code_t village, hlc_t hlc, const char *name)
     field_t f[4] = {{0}};
     int rc = set_field(&f[0], "birth_date", "2015-03-01", hlc);
     if (!rc)
-        rc = set_field(&f[1], "gender", "female", hlc);
+        rc = set_field(&f[1], "gender", gender, hlc);
     if (!rc)
         rc = set_field(&f[2], "name", name, hlc);
     if (!rc)
@@ -448,7 +451,7 @@ static bool no_connect(void)
 static int usage(const char *msg)
 {
     fprintf(stderr, "lxpeer: %s\nusage: lxpeer --config NODE_INI [--keys DIR] [--name NAME] "
-            "[--village CODE] [--wait MS] hello | hello-version N | own-record | foreign-record | future-hlc "
+            "[--village CODE] [--wait MS] hello | hello-version N | own-record | foreign-record | future-hlc | bad-value "
             "| malformed | unknown-type | oversized | no-connect\n", msg);
     return 2;
 }
@@ -541,7 +544,7 @@ int main(int argc, char **argv)
         if (!ok)
             printf("expected a refuse naming %s\n", want);
     } else if (strcmp(sc, "own-record") == 0) {
-        ok = send_record(own, now, name ? name : "本村王小花");
+        ok = send_record(own, now, name ? name : "本村王小花", "female");
     } else if (strcmp(sc, "foreign-record") == 0) {
         /* A sibling village under the same parent: the parent holds it,
          * but this child may not write it. */
@@ -550,10 +553,12 @@ int main(int argc, char **argv)
             other = code_parent(own) + 1 == own ? code_parent(own) + 2 : code_parent(own) + 1;
         if (code_contains(own, other))
             return usage("--village must lie outside the child");
-        ok = send_record(other, now, name ? name : "测试姓名");
+        ok = send_record(other, now, name ? name : "测试姓名", "female");
     } else if (strcmp(sc, "future-hlc") == 0) {
         hlc_t ahead = hlc_make(hlc_wall_ms() + 3600ull * 1000, 0);
-        ok = send_record(own, ahead, name ? name : "未来李小草");
+        ok = send_record(own, ahead, name ? name : "未来李小草", "female");
+    } else if (strcmp(sc, "bad-value") == 0) {
+        ok = send_record(own, now, name ? name : "错值赵小树", "alien");
     } else if (strcmp(sc, "malformed") == 0) {
         ok = garbage_then_hello("\xc1\xc1", 2, "2 bytes that are not msgpack");
     } else if (strcmp(sc, "unknown-type") == 0) {
