@@ -1069,6 +1069,54 @@ int store_log_change(stxn_t *t, const loghdr_t *h, bool full, change_t *out, why
     return rc;
 }
 
+/* Where a stored record's [versions, fields] begin: after the array
+ * header and the id string (record_pack wrote both). */
+static size_t record_body_at(const unsigned char *p, size_t n)
+{
+    if (n < 2 || p[0] != 0x93)
+        return 0;
+    size_t at = 1, len;
+    unsigned char t = p[at++];
+    if (t >= 0xa0 && t <= 0xbf)
+        len = t & 0x1f;
+    else if (t == 0xd9 && n > at)
+        len = p[at++];
+    else
+        return 0;
+    return at + len < n ? at + len : 0;
+}
+
+int store_log_pack(stxn_t *t, const loghdr_t *h, bool full, msgpack_packer *pk, why_t *why)
+{
+    const msgpack_object *names = h->priv;
+    if (!full && names->type != MSGPACK_OBJECT_NIL) {
+        change_t c;
+        int rc = store_log_change(t, h, false, &c, why);
+        if (rc)
+            return rc;
+        c.from = 0;
+        rc = change_pack(&c, pk);
+        change_free(&c);
+        return rc ? LX_EINVAL : LX_OK;
+    }
+    MDB_val k = {strlen(h->id), (void *)h->id}, d;
+    int rc = mdb_get(t->txn, t->s->rec, &k, &d);
+    if (rc)
+        return lmdb_err(rc, why, "log");
+    size_t at = record_body_at(d.mv_data, d.mv_size);
+    if (!at)
+        return why_set(why, LX_ECORRUPT, "stored record %s: unexpected layout", h->id);
+    size_t idn = strlen(h->id);
+    msgpack_pack_array(pk, 6);
+    msgpack_pack_str(pk, idn);
+    msgpack_pack_str_body(pk, h->id, idn);
+    msgpack_pack_uint64(pk, h->village);
+    msgpack_pack_uint64(pk, h->prev);
+    msgpack_pack_uint64(pk, 0);
+    /* The versions and fields arrays, byte for byte as stored. */
+    return pk->callback(pk->data, (const char *)d.mv_data + at, d.mv_size - at) ? LX_ENOMEM : LX_OK;
+}
+
 int store_unit_digests(stxn_t *t, code_t node, code_t **units,
                        unsigned char (**digests)[STORE_DIGEST_LEN], uint32_t *n)
 {

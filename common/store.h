@@ -125,6 +125,11 @@ int store_each_log_hdr(stxn_t *t, uint64_t from, store_loghdr_cb cb, void *arg);
  * with full, of every field of the record. */
 int store_log_change(stxn_t *t, const loghdr_t *h, bool full, change_t *out, why_t *why);
 
+/* The same, appended to pk in the wire form of change_pack, copying the
+ * stored record's bytes instead of decoding them when the whole record
+ * goes. LX_ENOTFOUND when the record is gone. */
+int store_log_pack(stxn_t *t, const loghdr_t *h, bool full, msgpack_packer *pk, why_t *why);
+
 /* The record's current state as a change of all its fields. */
 int store_record_change(stxn_t *t, const record_t *r, change_t *out);
 

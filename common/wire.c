@@ -111,6 +111,11 @@ int wire_batch_add(wire_batch_t *b, const change_t *c)
     return rc;
 }
 
+void wire_batch_added(wire_batch_t *b)
+{
+    b->n++;
+}
+
 void wire_batch_end(wire_batch_t *b, uint64_t upto)
 {
     unsigned char *p = (unsigned char *)b->sb->data + b->count_at;

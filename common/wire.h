@@ -83,6 +83,8 @@ typedef struct {
 
 void wire_batch_begin(wire_batch_t *b, msgpack_sbuffer *sb, msg_type_t type, uint64_t first);
 int wire_batch_add(wire_batch_t *b, const change_t *c);
+/* Counts a change the caller packed into b->pk itself. */
+void wire_batch_added(wire_batch_t *b);
 void wire_batch_end(wire_batch_t *b, uint64_t upto);
 
 /* Whether a log entry goes to a peer: up, everything not from the parent;

@@ -207,14 +207,10 @@ static int fill_cb(void *arg, const loghdr_t *h)
     if (f->b.n >= f->max || f->b.sb->size >= BATCH_BYTES)
         return 1;
     if (wire_routes(f->l->code, f->l->is_parent, h->village, h->prev, h->from, &full)) {
-        change_t c;
         why_t why = {""};
-        int rc = store_log_change(f->t, h, full, &c, &why);
-        if (rc == LX_OK) {
-            c.from = 0; /* the receiver knows who sent it */
-            rc = wire_batch_add(&f->b, &c);
-            change_free(&c);
-        }
+        int rc = store_log_pack(f->t, h, full, &f->b.pk, &why);
+        if (rc == LX_OK)
+            wire_batch_added(&f->b);
         if (rc && rc != LX_ENOTFOUND) {
             log_error("log entry %" PRIu64 ": %s", h->seq, why.msg[0] ? why.msg : err_str(rc));
             f->rc = rc;
@@ -328,6 +324,16 @@ static void on_batch(repl_t *r, link_t *l, wmsg_t *m)
     }
     if (m->last_seq <= l->applied) {
         /* Already applied (a resend): acknowledge again. */
+        wire_ack(&r->sb, WM_ACK, l->applied);
+        send_frame(r, l);
+        return;
+    }
+    if (m->nchanges == 0) {
+        /* Nothing for us in that range: move on without a commit (the
+         * position is saved with the link state; a crash before that only
+         * means the empty range is sent again). */
+        l->applied = m->last_seq;
+        r->dirty = true;
         wire_ack(&r->sb, WM_ACK, l->applied);
         send_frame(r, l);
         return;
@@ -778,8 +784,12 @@ void repl_save_links(repl_t *r, uint64_t now)
         int rc = links_save(t, &all);
         for (size_t i = 0; !rc && i < r->nlinks; i++) {
             char key[32];
+            uint64_t in = 0;
             meta_key(key, sizeof key, "ack", r->links[i].code);
             rc = store_meta_put(t, key, r->links[i].acked);
+            meta_key(key, sizeof key, "in", r->links[i].code);
+            if (!rc && (store_meta_get(t, key, &in) != LX_OK || in < r->links[i].applied))
+                rc = store_meta_put(t, key, r->links[i].applied);
         }
         if (rc || store_commit(&t))
             store_abort(&t);

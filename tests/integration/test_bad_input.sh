@@ -37,11 +37,11 @@ LOG=$TMP/node.log
 NODE=$!
 PIDS+=("$NODE")
 for _ in $(seq 100); do
-    grep -q "listening on" "$LOG" && break
+    grep -q "children connect to" "$LOG" && break
     kill -0 "$NODE" 2>/dev/null || fail "the node exited at start (port $PORT in use?): $(cat "$LOG")"
     sleep 0.1
 done
-grep -q "listening on" "$LOG" || fail "the node did not start within 10 s: $(cat "$LOG")"
+grep -q "children connect to" "$LOG" || fail "the node did not start within 10 s: $(cat "$LOG")"
 
 # status_check PYTHON-CONDITION: s is the status object, c the entry of V1 in
 # s["children"]. Polls (the node saves its link state within a second).

@@ -294,12 +294,20 @@ echo "4. restore: $RV rebuilt from $RP; its new children reach the province"
 
 KV=$VIL_A3 KT=$TOWN_A2
 lx gen --subtree $KV --count 5000 --seed 99 --out "$TMP/big.csv" || fail "gen 5000"
+fast_records() { lx status --data "$1" --json | sed -n 's/^  "records": \([0-9]*\),*$/\1/p'; }
+had=$(fast_records "$(data $KT)")
+[ "$had" = "$(expected $KT)" ] || fail "fast_records read $had at $KT, expected $(expected $KT)"
 timeout 60 "$LIANXIN" import --data "$(data $KV)" --csv "$TMP/big.csv" >"$TMP/import.out" 2>&1 &
 imp=$!
-sleep 0.3
+# Kill the township once the first batches reach it (at most ~0.3 s after
+# the import began), while the rest are still on their way.
+for _ in $(seq 1 30); do
+    [ "$(fast_records "$(data $KT)")" -gt "$had" ] && break
+    sleep 0.01
+done
 kill -9 "${PID[$KT]}"
 wait "${PID[$KT]}" 2>/dev/null
-held=$(records "$(data $KT)")
+held=$(( $(records "$(data $KT)") - had ))
 sleep 1
 start_node $KT
 wait $imp || fail "import of 5000 at $KV: $(cat "$TMP/import.out")"
