@@ -154,7 +154,7 @@ assert_eq "${#NODES[@]}" 17 "nodes in the tree"
 assert_eq "${#VILLAGES[@]}" 8 "villages in the tree"
 for c in "${NODES[@]}"; do start_node "$c"; done
 wait_until 20 all_links any
-echo "tree of ${#NODES[@]} nodes up"
+echo "tree of ${#NODES[@]} nodes up (${SECONDS}s)"
 
 PROV=510000000000
 CITY_A=510100000000 COUNTY_A=510121000000 TOWN_A=510121106000 VIL_A=510121106218
@@ -196,7 +196,7 @@ for c in "${NODES[@]}"; do
     r=$(status_json "$c" | jexpr 'j["refused"]')
     assert_eq "$r" 0 "refusals at $c after a clean fan-in"
 done
-echo "1. chain and fan-in: $TOTAL children at the province, every digest agrees"
+echo "1. chain and fan-in: $TOTAL children at the province, every digest agrees (${SECONDS}s)"
 
 # ---- 2. concurrent edits of one field at a village and at its county --------
 
@@ -223,7 +223,7 @@ if got=$(poll_until 5 has_conflict $COUNTY_A "$CID" risk_level >/dev/null && has
 else
     soft_fail "the county $COUNTY_A lists no conflict for $CID risk_level (its write 'low' overwrote the village's concurrent 'high'; the village and the township list it)"
 fi
-echo "2. concurrent edits: every node holds risk_level=low; conflict listed at the village"
+echo "2. concurrent edits: every node holds risk_level=low; conflict listed at the village (${SECONDS}s)"
 
 # ---- 3. a move across counties, made at the province ------------------------
 
@@ -262,7 +262,7 @@ for c in $TOWN_B $COUNTY_B $CITY_B $PROV; do
 done
 wait_until 10 tree_converged
 for c in $VIL_A $TOWN_A $COUNTY_A $CITY_A; do is_stub "$c" "$MID" || fail "$WHY (after an edit on the gaining side)"; done
-echo "3. move across counties: full record on the gaining side, stubs on the losing side"
+echo "3. move across counties: full record on the gaining side, stubs on the losing side (${SECONDS}s)"
 
 # ---- 4. a village restored from its parent ---------------------------------
 
@@ -288,7 +288,7 @@ lx child update --data "$(data $RV)" "$UID_" --set risk_level=high --set help_pa
     >/dev/null || fail "update at the restored village"
 wait_until 10 field_is $PROV "$UID_" help_pairing 结对帮扶
 wait_until 15 tree_converged
-echo "4. restore: $RV rebuilt from $RP; its new children reach the province"
+echo "4. restore: $RV rebuilt from $RP; its new children reach the province (${SECONDS}s)"
 
 # ---- 5. a township killed with SIGKILL in the middle of an import ----------
 
@@ -316,7 +316,7 @@ TOTAL=$(expected $PROV)
 wait_until 60 tree_converged
 assert_eq "$(records "$(data $PROV)")" "$TOTAL" "province records after the township's SIGKILL"
 wait_until 20 all_links quiet
-echo "5. kill -9 and restart (the township held $held of the import's children when killed): the province holds all $TOTAL children"
+echo "5. kill -9 and restart (the township held $held of the import's children when killed): the province holds all $TOTAL children (${SECONDS}s)"
 
 if [ ${#SOFT[@]} -gt 0 ]; then
     dump_logs
