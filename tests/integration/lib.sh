@@ -6,6 +6,15 @@ export LIANXIN_DIVISIONS=${LIANXIN_DIVISIONS:-$(cd "$(dirname "$0")/../.." && pw
 TMP=$(mktemp -d /tmp/lx-it-XXXXXX)
 PIDS=()
 cleanup() {
+    # Every process the test started: asked to stop, then killed.
+    local p
+    for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill -CONT "$p" 2>/dev/null && kill -TERM "$p" 2>/dev/null; done
+    for _ in $(seq 1 30); do
+        local left=0
+        for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill -0 "$p" 2>/dev/null && left=1; done
+        [ $left -eq 0 ] && break
+        sleep 0.1
+    done
     for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill -9 "$p" 2>/dev/null; done
     wait 2>/dev/null
     rm -rf "$TMP"
