@@ -508,6 +508,7 @@ static void on_restore(repl_t *r, link_t *l)
              code_fmt(l->code, lc), count, last);
     l->pos = last + 1;
     l->acked = last;
+    l->ninflight = 0;
 }
 
 static void on_restored(repl_t *r, link_t *l, wmsg_t *m)
@@ -699,7 +700,13 @@ void repl_on_message(repl_t *r, const netmsg_t *nm, uint64_t now)
             l->last_hello = 0;
         }
         break;
-    case WM_BATCH: if (l->up) on_batch(r, l, &m); break;
+    case WM_BATCH:
+        /* While restoring, the snapshot is the truth: the parent's log up
+         * to it is not applied (nor acknowledged) on top of a half-built
+         * store. */
+        if (l->up && !(r->mode == REPL_RESTORE && !r->restore_done))
+            on_batch(r, l, &m);
+        break;
     case WM_ACK: if (l->up) on_ack(r, l, &m, false); break;
     case WM_NACK: if (l->up) on_ack(r, l, &m, true); break;
     case WM_PING:

@@ -41,10 +41,10 @@ seq_after=$(lx status --data $T/$P/data --json | python3 -c 'import json,sys; pr
 assert_eq "$seq_after" "$seq_before" "refused bundles wrote nothing"
 
 # Now linked: the village's changes are not sent again, new ones flow.
-for c in $P $V $W; do lx node --config $T/$c/node.ini >>$T/$c/node.log 2>&1 & PIDS+=($!); done
+for c in $P $V $W; do "$LIANXIN" node --config $T/$c/node.ini >>$T/$c/node.log 2>&1 & PIDS+=($!); done
 wait_for() { local i; for i in $(seq 1 100); do "$@" && return 0; sleep 0.2; done; return 1; }
 connected() { lx status --data $T/$V/data --json | python3 -c 'import json,sys; s=json.load(sys.stdin); sys.exit(0 if s["parent"]["connected"] and s["parent"]["unacked"] == 0 else 1)'; }
-wait_for connected || fail "village did not connect: $(tail -5 $T/$V/node.log)"
+wait_for connected || fail "village did not connect: $(tail -5 $T/$V/node.log; tail -5 $T/$P/node.log; lx status --data $T/$V/data --json)"
 id=$(lx child add --data $T/$V/data --json '{"village_code":"510121106218","name":"离线后新增","gender":"male","birth_date":"2014-02-02"}' | tail -1)
 wait_for lx child get --data $T/$P/data "$id" >/dev/null 2>&1 || fail "a new change did not reach the parent"
 received=$(lx status --data $T/$P/data --json | python3 -c 'import json,sys; s=json.load(sys.stdin); print([c for c in s["children"] if c["code"]=="510121106218"][0]["received"])')

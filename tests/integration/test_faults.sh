@@ -18,7 +18,7 @@ mapfile -t CODES < <(awk '{print $1}' $T/nodes.txt)
 mapfile -t VILLAGES < <(awk '$2 == "village" {print $1}' $T/nodes.txt)
 PROV=${CODES[0]}
 declare -A PID
-start() { lx node --config $T/$1/node.ini >>$T/$1/node.log 2>&1 & PID[$1]=$!; PIDS+=($!); }
+start() { "$LIANXIN" node --config $T/$1/node.ini >>$T/$1/node.log 2>&1 & PID[$1]=$!; PIDS+=($!); }
 for c in "${CODES[@]}"; do start $c; done
 on_fail() { for c in "${CODES[@]}"; do echo "--- $c"; tail -5 $T/$c/node.log; done; }
 trap 'rc=$?; [ $rc -ne 0 ] && on_fail; cleanup' EXIT
