@@ -414,9 +414,13 @@ static uint64_t send_records(repl_t *r, link_t *l, stxn_t *t, code_t unit)
     return x.count;
 }
 
-/* Parent side: compare a child's unit digests with ours. */
+/* Parent side: compare a child's unit digests with ours. Only when our
+ * stream to the child is caught up too: otherwise the difference is just
+ * what is still on its way, and the child asks again later. */
 static void on_digests(repl_t *r, link_t *l, wmsg_t *m)
 {
+    if (!l->up || l->ninflight || l->pos <= r->last_seq_seen)
+        return;
     stxn_t *t;
     if (store_begin(r->store, false, &t))
         return;
