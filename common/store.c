@@ -18,6 +18,8 @@
  *   vdig     u64 village -> u64 count || 32-byte sum (mod 2^256) of the
  *            BLAKE2b-256 hashes of the village's live records
  *   conflict u64 cseq -> [id, kept field, lost field]
+ *   cfseen   BLAKE2b of (id, field, both versions) -> "" for every conflict
+ *            logged here, so one pair reported by two nodes is kept once
  *
  * The per-village sums make the digest independent of write order (a sum
  * of hashes of a set) and let a parent compare any unit's digest by
@@ -49,7 +51,7 @@ struct store {
     size_t mapsize;
     int active;       /* transactions open in this process */
     bool was_full;    /* a write failed on a full map: grow before the next */
-    MDB_dbi meta, rec, log, byvil, byidn, dup, vdig, conf;
+    MDB_dbi meta, rec, log, byvil, byidn, dup, vdig, conf, cfseen;
     code_t code;
     unsigned flags;
     uint64_t skew_ms;
@@ -171,11 +173,12 @@ static int env_open(const char *dir, unsigned flags, bool create,
         return r;
     }
     rc = mdb_txn_begin(s->env, NULL, (flags & STORE_RDONLY) ? MDB_RDONLY : 0, &txn);
-    unsigned dbflags = create ? MDB_CREATE : 0;
+    /* Tables added by later versions appear when a writer opens the store. */
+    unsigned dbflags = create || !(flags & STORE_RDONLY) ? MDB_CREATE : 0;
     struct { const char *name; MDB_dbi *dbi; } dbs[] = {
         {"meta", &s->meta}, {"rec", &s->rec}, {"log", &s->log},
         {"byvil", &s->byvil}, {"byidn", &s->byidn}, {"dup", &s->dup},
-        {"vdig", &s->vdig}, {"conflict", &s->conf},
+        {"vdig", &s->vdig}, {"conflict", &s->conf}, {"cfseen", &s->cfseen},
     };
     for (size_t i = 0; !rc && i < sizeof dbs / sizeof dbs[0]; i++)
         rc = mdb_dbi_open(txn, dbs[i].name, dbflags, dbs[i].dbi);
@@ -642,9 +645,29 @@ static int cmp_field_ptr(const void *a, const void *b)
     return strcmp(x->name, y->name);
 }
 
-static int log_conflict(stxn_t *t, const char *id, const field_t *kept,
-                        const field_t *lost)
+/* Logs a conflict unless this pair is already in the log; *added says
+ * which. */
+static int log_conflict_once(stxn_t *t, const char *id, const field_t *kept,
+                             const field_t *lost, bool *added)
 {
+    unsigned char h[32], v[8 * 4];
+    crypto_generichash_state st;
+    crypto_generichash_init(&st, NULL, 0, 32);
+    crypto_generichash_update(&st, (const unsigned char *)id, strlen(id) + 1);
+    crypto_generichash_update(&st, (const unsigned char *)kept->name, strlen(kept->name) + 1);
+    put_u64(v, kept->ver.hlc);
+    put_u64(v + 8, kept->ver.origin);
+    put_u64(v + 16, lost->ver.hlc);
+    put_u64(v + 24, lost->ver.origin);
+    crypto_generichash_update(&st, v, sizeof v);
+    crypto_generichash_final(&st, h, 32);
+    MDB_val hk = {32, h}, e = {0, ""};
+    *added = false;
+    int rc = mdb_put(t->txn, t->s->cfseen, &hk, &e, MDB_NOOVERWRITE);
+    if (rc == MDB_KEYEXIST)
+        return 0;
+    if (rc)
+        return rc;
     msgpack_sbuffer sb;
     msgpack_packer pk;
     msgpack_sbuffer_init(&sb);
@@ -658,10 +681,29 @@ static int log_conflict(stxn_t *t, const char *id, const field_t *kept,
     unsigned char key[8];
     put_u64(key, ++t->cseq);
     MDB_val k = {8, key}, d = {sb.size, sb.data};
-    int rc = mdb_put(t->txn, t->s->conf, &k, &d, MDB_APPEND);
+    rc = mdb_put(t->txn, t->s->conf, &k, &d, MDB_APPEND);
     msgpack_sbuffer_destroy(&sb);
+    *added = rc == 0;
     return rc;
 }
+
+static int log_conflict(stxn_t *t, const char *id, const field_t *kept,
+                        const field_t *lost)
+{
+    bool added;
+    return log_conflict_once(t, id, kept, lost, &added);
+}
+
+int store_add_conflict(stxn_t *t, const char *id, const field_t *kept,
+                       const field_t *lost, bool *added)
+{
+    if (!t->write || !record_id_valid(id) || !field_encodable(kept) || !field_encodable(lost)
+        || strcmp(kept->name, lost->name) != 0)
+        return LX_EINVAL;
+    return lmdb_err(log_conflict_once(t, id, kept, lost, added), NULL, "conflict log");
+}
+
+uint64_t store_last_cseq(const stxn_t *t) { return t->cseq; }
 
 int store_apply(stxn_t *t, const char *id, const field_t *w, uint32_t n,
                 code_t from, apply_t *res, why_t *why)
@@ -1436,12 +1478,19 @@ int store_stats(stxn_t *t, store_stats_t *st)
 
 int store_each_conflict(stxn_t *t, store_conflict_cb cb, void *arg)
 {
+    return store_each_conflict_from(t, 1, cb, arg);
+}
+
+int store_each_conflict_from(stxn_t *t, uint64_t from, store_conflict_cb cb, void *arg)
+{
     MDB_cursor *c;
     int rc = mdb_cursor_open(t->txn, t->s->conf, &c);
     if (rc)
         return lmdb_err(rc, NULL, "conflicts");
-    MDB_val k, d;
-    for (rc = mdb_cursor_get(c, &k, &d, MDB_FIRST); !rc;
+    unsigned char sk[8];
+    put_u64(sk, from);
+    MDB_val k = {8, sk}, d;
+    for (rc = mdb_cursor_get(c, &k, &d, MDB_SET_RANGE); !rc;
          rc = mdb_cursor_get(c, &k, &d, MDB_NEXT)) {
         msgpack_unpacked u;
         msgpack_unpacked_init(&u);

@@ -179,6 +179,13 @@ typedef struct {
 } conflict_t;
 typedef int (*store_conflict_cb)(void *arg, const conflict_t *c);
 int store_each_conflict(stxn_t *t, store_conflict_cb cb, void *arg);
+/* From conflict sequence `from` on; a cb return of 1 stops (no error). */
+int store_each_conflict_from(stxn_t *t, uint64_t from, store_conflict_cb cb, void *arg);
+/* Adds a conflict reported by a child, once: a pair already logged here
+ * (found by this node or reported before) is not added again. */
+int store_add_conflict(stxn_t *t, const char *id, const field_t *kept,
+                       const field_t *lost, bool *added);
+uint64_t store_last_cseq(const stxn_t *t);
 
 /* Duplicates: records that share an ID number, grouped by number. */
 typedef int (*store_dup_cb)(void *arg, const char *idnum, const char *id);

@@ -7,8 +7,9 @@ const char *wire_type_name(int type)
 {
     static const char *names[] = {"?", "hello", "welcome", "refuse", "batch", "ack",
                                   "ping", "pong", "digests", "pull", "repair",
-                                  "restore", "restored", "nack", "reset"};
-    return type >= 1 && type <= WM_RESET ? names[type] : "unknown";
+                                  "restore", "restored", "nack", "reset", "conflicts",
+                                  "cfack"};
+    return type >= 1 && type <= WM_CFACK ? names[type] : "unknown";
 }
 
 static void start(msgpack_sbuffer *sb, msgpack_packer *pk, msg_type_t type, uint32_t n)
@@ -111,6 +112,43 @@ int wire_batch_add(wire_batch_t *b, const change_t *c)
     return rc;
 }
 
+void wire_conflicts_begin(wire_batch_t *b, msgpack_sbuffer *sb)
+{
+    /* Like a batch without `from`: [15, upto, [...]]. */
+    b->sb = sb;
+    msgpack_sbuffer_clear(sb);
+    msgpack_packer_init(&b->pk, sb, msgpack_sbuffer_write);
+    msgpack_pack_array(&b->pk, 3);
+    msgpack_pack_int(&b->pk, WM_CONFLICTS);
+    static const char up[9] = {(char)0xcf};
+    msgpack_sbuffer_write(sb, up, 9);
+    b->count_at = sb->size;
+    static const char hdr[5] = {(char)0xdd, 0, 0, 0, 0};
+    msgpack_sbuffer_write(sb, hdr, 5);
+    b->n = 0;
+}
+
+void wire_conflicts_add(wire_batch_t *b, const char *id, const field_t *kept, const field_t *lost)
+{
+    size_t n = strlen(id);
+    msgpack_pack_array(&b->pk, 3);
+    msgpack_pack_str(&b->pk, n);
+    msgpack_pack_str_body(&b->pk, id, n);
+    field_pack(kept, &b->pk);
+    field_pack(lost, &b->pk);
+    b->n++;
+}
+
+void wire_conflicts_end(wire_batch_t *b, uint64_t upto)
+{
+    unsigned char *p = (unsigned char *)b->sb->data + b->count_at;
+    for (int i = 0; i < 4; i++)
+        p[1 + i] = (unsigned char)(b->n >> (24 - 8 * i));
+    unsigned char *u = p - 9;
+    for (int i = 0; i < 8; i++)
+        u[1 + i] = (unsigned char)(upto >> (56 - 8 * i));
+}
+
 void wire_batch_added(wire_batch_t *b)
 {
     b->n++;
@@ -132,6 +170,12 @@ void wire_batch_end(wire_batch_t *b, uint64_t upto)
 
 void wmsg_free(wmsg_t *m)
 {
+    for (uint32_t i = 0; i < m->nconflicts; i++) {
+        free(m->conflicts[i].id);
+        field_free(&m->conflicts[i].kept);
+        field_free(&m->conflicts[i].lost);
+    }
+    free(m->conflicts);
     for (uint32_t i = 0; i < m->nchanges; i++)
         change_free(&m->changes[i]);
     free(m->changes);
@@ -215,6 +259,7 @@ int wire_decode(const void *buf, size_t len, wmsg_t *m, why_t *why)
         break;
     case WM_ACK:
     case WM_NACK:
+    case WM_CFACK:
         if (n != 2)
             rc = why_set(why, LX_EINVAL, "%s: expected 2 elements", name);
         else
@@ -261,6 +306,32 @@ int wire_decode(const void *buf, size_t len, wmsg_t *m, why_t *why)
             }
             memcpy(m->digests[i].d, e->via.array.ptr[1].via.bin.ptr, 32);
             m->ndigests++;
+        }
+        break;
+    }
+    case WM_CONFLICTS: {
+        if (n != 3 || (rc = mp_u64(&a[1], "conflicts upto", &m->last_seq, why))
+            || (rc = mp_array(&a[2], "conflicts", 0, WIRE_MAX_CHANGES, why))) {
+            rc = rc ? rc : why_set(why, LX_EINVAL, "conflicts: expected 3 elements");
+            break;
+        }
+        uint32_t nc = a[2].via.array.size;
+        m->conflicts = calloc(nc ? nc : 1, sizeof *m->conflicts);
+        if (!m->conflicts) {
+            rc = LX_ENOMEM;
+            break;
+        }
+        for (uint32_t i = 0; i < nc && !rc; i++) {
+            const msgpack_object *e = &a[2].via.array.ptr[i];
+            struct wconflict *c = &m->conflicts[i];
+            if ((rc = mp_array(e, "conflict", 3, 3, why))
+                || (rc = mp_str(&e->via.array.ptr[0], "conflict id", &c->id, why))
+                || (rc = field_from_obj(&e->via.array.ptr[1], &c->kept, why))
+                || (rc = field_from_obj(&e->via.array.ptr[2], &c->lost, why))) {
+                m->nconflicts = i + 1; /* free what was decoded */
+                break;
+            }
+            m->nconflicts++;
         }
         break;
     }

@@ -33,6 +33,9 @@ typedef enum {
     WM_RESTORED = 12, /* parent: [12, applied, last_seq]: snapshot complete */
     WM_NACK = 13,     /* [13, seq]: a gap; resend from seq + 1 */
     WM_RESET = 14,    /* parent: [14]: I do not know you (I restarted): hello */
+    WM_CONFLICTS = 15, /* child: [15, upto, [[id, kept, lost]...]]: conflict
+                          log entries up to upto, for the levels above */
+    WM_CFACK = 16,    /* parent: [16, upto]: conflicts stored up to upto */
 } msg_type_t;
 
 typedef struct {
@@ -54,6 +57,11 @@ typedef struct {
     uint32_t nchanges;
     unit_digest_t *digests;
     uint32_t ndigests;
+    struct wconflict {
+        char *id;
+        field_t kept, lost;
+    } *conflicts;         /* conflicts */
+    uint32_t nconflicts;
 } wmsg_t;
 
 /* Decodes one frame. Unknown types, wrong shapes and oversized lists give
@@ -73,6 +81,7 @@ void wire_pull(msgpack_sbuffer *sb, code_t unit);
 void wire_restored(msgpack_sbuffer *sb, uint64_t applied, uint64_t last_seq);
 void wire_digests(msgpack_sbuffer *sb, const unit_digest_t *d, uint32_t n);
 
+
 /* Batches and repairs are built change by change. */
 typedef struct {
     msgpack_sbuffer *sb;
@@ -86,6 +95,11 @@ int wire_batch_add(wire_batch_t *b, const change_t *c);
 /* Counts a change the caller packed into b->pk itself. */
 void wire_batch_added(wire_batch_t *b);
 void wire_batch_end(wire_batch_t *b, uint64_t upto);
+
+/* Conflicts are built entry by entry like a batch. */
+void wire_conflicts_begin(wire_batch_t *b, msgpack_sbuffer *sb);
+void wire_conflicts_add(wire_batch_t *b, const char *id, const field_t *kept, const field_t *lost);
+void wire_conflicts_end(wire_batch_t *b, uint64_t upto);
 
 /* Whether a log entry goes to a peer: up, everything not from the parent;
  * down to a child, what concerns its subtree (the record is or was there)

@@ -35,6 +35,11 @@
  * gaining child; the gaining one receives the whole record, the losing
  * one keeps a stub.
  *
+ * Conflicts. Where two concurrent writes meet, the pair goes into that
+ * node's conflict log; CONFLICTS carries the log up (acknowledged with
+ * CFACK), and each level keeps a pair once, so every level above the
+ * meeting point can review it.
+ *
  * Anti-entropy. When a child's stream is fully acknowledged it sends the
  * digests of its units (the level below it); the parent compares them with
  * its own for the same units, and for each that differs sends its records
@@ -78,6 +83,9 @@ typedef struct {
     uint64_t refusals;      /* changes from this peer we refused */
     char reason[160];       /* the last refusal */
     uint64_t next_digest;   /* when to compare digests (child side) */
+    uint64_t cf_acked;      /* parent link: our conflict log stored above up to here */
+    uint64_t cf_sent;       /* the conflicts message in flight reaches here; 0: none */
+    uint64_t cf_since;
     uint64_t sent, received;
 } link_t;
 
@@ -161,6 +169,9 @@ int repl_new(const node_config_t *cfg, store_t *store, repl_mode_t mode,
         meta_key(key, sizeof key, "ack", r->links[i].code);
         if (store_meta_get(t, key, &r->links[i].acked) == LX_ENOTFOUND)
             r->links[i].acked = 0;
+        meta_key(key, sizeof key, "cfack", r->links[i].code);
+        if (store_meta_get(t, key, &r->links[i].cf_acked) == LX_ENOTFOUND)
+            r->links[i].cf_acked = 0;
         r->links[i].pos = r->links[i].acked + 1;
     }
     if (!rc) {
@@ -244,6 +255,72 @@ static void pump_link(repl_t *r, link_t *l, stxn_t *t, uint64_t last, uint64_t n
     }
 }
 
+/* Conflicts go up too, so that every level above where two writes met
+ * sees the pair. One message in flight at a time. */
+typedef struct {
+    wire_batch_t b;
+    uint64_t upto;
+} cfill_t;
+
+static int cfill_cb(void *arg, const conflict_t *c)
+{
+    cfill_t *f = arg;
+    if (f->b.n >= REPAIR_BATCH)
+        return 1;
+    wire_conflicts_add(&f->b, c->id, c->kept, c->lost);
+    f->upto = c->seq;
+    return 0;
+}
+
+static void pump_conflicts(repl_t *r, link_t *l, stxn_t *t, uint64_t now)
+{
+    if (!l->up || l->cf_sent || store_last_cseq(t) <= l->cf_acked)
+        return;
+    cfill_t f = {.upto = 0};
+    wire_conflicts_begin(&f.b, &r->sb);
+    store_each_conflict_from(t, l->cf_acked + 1, cfill_cb, &f);
+    if (!f.upto)
+        return;
+    wire_conflicts_end(&f.b, f.upto);
+    if (net_send(r->net, l->code, r->sb.data, r->sb.size) == LX_OK) {
+        l->cf_sent = f.upto;
+        l->cf_since = now;
+    }
+}
+
+/* Parent side: a child's conflicts, about records in its subtree. */
+static void on_conflicts(repl_t *r, link_t *l, wmsg_t *m)
+{
+    char lc[CODE_STRLEN + 1];
+    stxn_t *t;
+    int rc = store_begin(r->store, true, &t);
+    for (uint32_t i = 0; !rc && i < m->nconflicts; i++) {
+        struct wconflict *c = &m->conflicts[i];
+        record_t *rec = NULL;
+        bool added;
+        int x = store_get(t, c->id, &rec, NULL);
+        const char *v = x == LX_OK ? record_str(rec, "village_code") : NULL;
+        code_t vc = 0;
+        if (!v || code_parse(v, &vc) || !code_contains(l->code, vc)
+            || store_add_conflict(t, c->id, &c->kept, &c->lost, &added)) {
+            l->refusals++;
+            r->refusals++;
+            snprintf(l->reason, sizeof l->reason, "conflict about record %s outside the child", c->id);
+            log_warn("refused a conflict entry for record %s from child %s", c->id,
+                     code_fmt(l->code, lc));
+            r->dirty = true;
+        }
+        record_destroy(&rec);
+    }
+    if (!rc)
+        rc = store_commit(&t);
+    store_abort(&t);
+    if (rc)
+        return;
+    wire_ack(&r->sb, WM_CFACK, m->last_seq);
+    send_frame(r, l);
+}
+
 void repl_pump(repl_t *r, uint64_t now)
 {
     bool any = false;
@@ -258,6 +335,8 @@ void repl_pump(repl_t *r, uint64_t now)
     r->last_seq_seen = last;
     for (size_t i = 0; i < r->nlinks; i++)
         pump_link(r, &r->links[i], t, last, now);
+    if (r->cfg->has_parent && r->mode == REPL_RUN)
+        pump_conflicts(r, &r->links[0], t, now);
     store_abort(&t);
 }
 
@@ -620,6 +699,7 @@ static void on_welcome(repl_t *r, link_t *l, wmsg_t *m, uint64_t now)
     l->ninflight = 0;
     l->last_heard = now;
     l->next_digest = now + 1000;
+    l->cf_sent = 0;
     r->dirty = true;
     if (r->mode == REPL_RESTORE && !r->restore_sent) {
         wire_simple(&r->sb, WM_RESTORE);
@@ -704,6 +784,15 @@ void repl_on_message(repl_t *r, const netmsg_t *nm, uint64_t now)
             l->last_hello = 0;
         }
         break;
+    case WM_CONFLICTS: ok = from_child; if (ok) on_conflicts(r, l, &m); break;
+    case WM_CFACK:
+        ok = !from_child;
+        if (ok && l->cf_sent && m.applied >= l->cf_sent) {
+            l->cf_acked = m.applied;
+            l->cf_sent = 0;
+            r->dirty = true;
+        }
+        break;
     case WM_BATCH:
         /* While restoring, the snapshot is the truth: the parent's log up
          * to it is not applied (nor acknowledged) on top of a half-built
@@ -761,6 +850,8 @@ void repl_tick(repl_t *r, uint64_t now)
                 l->next_digest = now + r->cfg->antientropy_ms;
             }
         }
+        if (l->cf_sent && now - l->cf_since > r->cfg->timeout_ms)
+            l->cf_sent = 0;
         /* Unacknowledged for too long: assume lost and resend. */
         if (l->up && l->ninflight && now - l->inflight_since > r->cfg->timeout_ms) {
             l->pos = l->acked + 1;
@@ -801,6 +892,9 @@ void repl_save_links(repl_t *r, uint64_t now)
             meta_key(key, sizeof key, "in", r->links[i].code);
             if (!rc && (store_meta_get(t, key, &in) != LX_OK || in < r->links[i].applied))
                 rc = store_meta_put(t, key, r->links[i].applied);
+            meta_key(key, sizeof key, "cfack", r->links[i].code);
+            if (!rc && r->links[i].is_parent)
+                rc = store_meta_put(t, key, r->links[i].cf_acked);
         }
         if (rc || store_commit(&t))
             store_abort(&t);

@@ -232,14 +232,18 @@ wait_until 10 has_conflict $VIL_A "$CID" risk_level >/dev/null
 got=$(has_conflict $VIL_A "$CID" risk_level)
 assert_contains "$got" '"kept": {"author": "'$COUNTY_A'/' "the village's conflict keeps the county's write"
 assert_contains "$got" '"lost": {"author": "'$VIL_A'/' "the village's conflict names its own write as lost"
-# The two writes met first at the township, which logs the pair too. (The
-# county, whose write won, only ever sees its own value come back: conflict
-# entries do not travel up yet.)
-wait_until 10 has_conflict $TOWN_A "$CID" risk_level >/dev/null
-got=$(has_conflict $TOWN_A "$CID" risk_level)
-assert_contains "$got" '"value": "high"' "the township's conflict names the village's value"
-assert_contains "$got" '"value": "low"' "the township's conflict names the county's value"
-echo "2. concurrent edits: every node holds risk_level=low; conflict listed at the village and the township (${SECONDS}s)"
+# The two writes met first at the township, which logs the pair; conflict
+# entries travel up, so the county (whose write won) and every level above
+# list it too, once.
+for c in $TOWN_A $COUNTY_A $PROV; do
+    wait_until 10 has_conflict $c "$CID" risk_level >/dev/null
+    got=$(has_conflict $c "$CID" risk_level)
+    assert_contains "$got" '"value": "high"' "the conflict at $c names the village's value"
+    assert_contains "$got" '"value": "low"' "the conflict at $c names the county's value"
+done
+n=$(lx conflicts --data "$(data $PROV)" --json | python3 -c 'import json,sys; print(sum(1 for c in json.load(sys.stdin)["conflicts"] if c["id"] == sys.argv[1]))' "$CID")
+assert_eq "$n" 1 "the province lists the pair once"
+echo "2. concurrent edits: every node holds risk_level=low; the conflict is listed at the village and at every level above (${SECONDS}s)"
 
 # ---- 3. a move across counties, made at the province ------------------------
 
