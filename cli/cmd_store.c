@@ -13,28 +13,10 @@
 #include <zmq.h>
 
 #include "common/linkstate.h"
+#include "config/config.h"
 #include "common/recjson.h"
 
 #define OPT_HELP {"help", no_argument, 0, 'h'}
-
-/* Writes a whole file with the given mode; refuses to overwrite. */
-static int write_file(const char *path, const void *data, size_t n, mode_t mode,
-                      why_t *why)
-{
-    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
-    if (fd < 0)
-        return why_set(why, errno == EEXIST ? LX_EEXIST : LX_EIO, "%s: %s",
-                       path, strerror(errno));
-    /* open() applies the umask; secrets must be exactly 0600. */
-    if (fchmod(fd, mode) || write(fd, data, n) != (ssize_t)n || fsync(fd)) {
-        int e = errno;
-        close(fd);
-        unlink(path);
-        return why_set(why, LX_EIO, "%s: %s", path, strerror(e));
-    }
-    close(fd);
-    return LX_OK;
-}
 
 int cmd_keygen(int argc, char **argv)
 {
@@ -54,49 +36,14 @@ int cmd_keygen(int argc, char **argv)
     }
     if (!out)
         return cli_usage("keygen", U, "--out is required");
-    if (sodium_init() < 0)
-        return cli_fail("keygen", "libsodium failed to initialise");
-    if (mkdir(out, 0700) && errno != EEXIST)
-        return cli_fail("keygen", "%s: %s", out, strerror(errno));
-
-    char cpub[42], csec[42]; /* 40 Z85 characters, a newline, a NUL */
-    if (zmq_curve_keypair(cpub, csec))
-        return cli_fail("keygen", "CURVE key generation failed: %s", zmq_strerror(errno));
-    unsigned char spk[crypto_sign_PUBLICKEYBYTES], ssk[crypto_sign_SECRETKEYBYTES];
-    crypto_sign_keypair(spk, ssk);
-    char spk_hex[2 * sizeof spk + 2], ssk_hex[2 * sizeof ssk + 2];
-    sodium_bin2hex(spk_hex, sizeof spk_hex, spk, sizeof spk);
-    sodium_bin2hex(ssk_hex, sizeof ssk_hex, ssk, sizeof ssk);
-    sodium_memzero(ssk, sizeof ssk);
-    strcat(cpub, "\n");
-    strcat(csec, "\n");
-    strcat(spk_hex, "\n");
-    strcat(ssk_hex, "\n");
-
-    struct { const char *name; const char *data; mode_t mode; } files[] = {
-        {"curve.pub", cpub, 0644}, {"curve.key", csec, 0600},
-        {"sign.pub", spk_hex, 0644}, {"sign.key", ssk_hex, 0600},
-    };
     why_t why = {""};
-    int rc = LX_OK;
-    size_t i;
-    for (i = 0; i < 4 && !rc; i++) {
-        char path[4096];
-        snprintf(path, sizeof path, "%s/%s", out, files[i].name);
-        rc = write_file(path, files[i].data, strlen(files[i].data), files[i].mode, &why);
-    }
-    sodium_memzero(csec, sizeof csec);
-    sodium_memzero(ssk_hex, sizeof ssk_hex);
-    if (rc) {
-        /* Leave no half pair behind. */
-        for (size_t j = 0; j + 1 < i; j++) {
-            char path[4096];
-            snprintf(path, sizeof path, "%s/%s", out, files[j].name);
-            unlink(path);
-        }
+    if (keys_generate(out, &why))
         return cli_fail("keygen", "%s", why.msg);
-    }
-    printf("%s", cpub);
+    char path[4200], pub[Z85_KEYLEN + 1];
+    snprintf(path, sizeof path, "%s/curve.pub", out);
+    if (keys_read_z85(path, false, pub, &why))
+        return cli_fail("keygen", "%s", why.msg);
+    printf("%s\n", pub);
     return 0;
 }
 

@@ -138,12 +138,6 @@ int store_record_change(stxn_t *t, const record_t *r, change_t *out);
 int store_unit_digests(stxn_t *t, code_t node, code_t **units,
                        unsigned char (**digests)[STORE_DIGEST_LEN], uint32_t *n);
 
-/* Calls cb for every log entry with sequence >= from, in order. The
- * change carries the current state of the fields the entry changed: under
- * last-writer-wins that is the change itself or a later one, and either is
- * what a peer needs. */
-typedef int (*store_log_cb)(void *arg, uint64_t seq, const change_t *c);
-int store_each_log(stxn_t *t, uint64_t from, store_log_cb cb, void *arg);
 
 /* The digest of the live state under `under` (0: the node's subtree):
  * equal sets of records with equal field versions give equal digests,

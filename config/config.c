@@ -7,7 +7,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
+#include <zmq.h>
 
 typedef struct {
     node_config_t *c;
@@ -189,7 +192,9 @@ static int on_key(void *user, const char *section, const char *name, const char 
     return on_item(user, section, name, value);
 }
 
-int keys_read_z85(const char *path, bool secret, char out[Z85_KEYLEN + 1], why_t *why)
+/* The first line of a key file; a secret one must be readable by its
+ * owner only. */
+static int read_key_line(const char *path, bool secret, char *buf, size_t n, why_t *why)
 {
     struct stat st;
     if (stat(path, &st))
@@ -198,41 +203,37 @@ int keys_read_z85(const char *path, bool secret, char out[Z85_KEYLEN + 1], why_t
         return why_set(why, LX_EINVAL, "%s: mode %03o, a secret key must be 0600",
                        path, (unsigned)(st.st_mode & 0777));
     FILE *f = fopen(path, "r");
-    char buf[128] = "";
-    if (!f || !fgets(buf, sizeof buf, f)) {
+    buf[0] = '\0';
+    if (!f || !fgets(buf, (int)n, f)) {
         if (f)
             fclose(f);
         return why_set(why, LX_EIO, "%s: cannot read", path);
     }
     fclose(f);
     buf[strcspn(buf, "\r\n")] = '\0';
-    if (!z85_ok(buf))
-        return why_set(why, LX_EINVAL, "%s: not a Z85 CURVE key", path);
-    memcpy(out, buf, Z85_KEYLEN + 1);
-    sodium_memzero(buf, sizeof buf);
     return LX_OK;
+}
+
+int keys_read_z85(const char *path, bool secret, char out[Z85_KEYLEN + 1], why_t *why)
+{
+    char buf[128];
+    int rc = read_key_line(path, secret, buf, sizeof buf, why);
+    if (!rc && !z85_ok(buf))
+        rc = why_set(why, LX_EINVAL, "%s: not a Z85 CURVE key", path);
+    if (!rc)
+        memcpy(out, buf, Z85_KEYLEN + 1);
+    sodium_memzero(buf, sizeof buf);
+    return rc;
 }
 
 int keys_read_hex(const char *path, bool secret, unsigned char *out, size_t n, why_t *why)
 {
-    struct stat st;
-    if (stat(path, &st))
-        return why_set(why, LX_ENOTFOUND, "%s: %s", path, strerror(errno));
-    if (secret && (st.st_mode & 077))
-        return why_set(why, LX_EINVAL, "%s: mode %03o, a secret key must be 0600",
-                       path, (unsigned)(st.st_mode & 0777));
-    FILE *f = fopen(path, "r");
-    char buf[300] = "";
-    if (!f || !fgets(buf, sizeof buf, f)) {
-        if (f)
-            fclose(f);
-        return why_set(why, LX_EIO, "%s: cannot read", path);
-    }
-    fclose(f);
-    buf[strcspn(buf, "\r\n")] = '\0';
-    int rc = hex_decode(buf, out, n);
+    char buf[300];
+    int rc = read_key_line(path, secret, buf, sizeof buf, why);
+    if (!rc && hex_decode(buf, out, n))
+        rc = why_set(why, LX_EINVAL, "%s: not a hex key of %zu bytes", path, n);
     sodium_memzero(buf, sizeof buf);
-    return rc ? why_set(why, LX_EINVAL, "%s: not a hex key of %zu bytes", path, n) : LX_OK;
+    return rc;
 }
 
 int config_load(const char *path, node_config_t **out, why_t *why)
@@ -331,4 +332,60 @@ const peer_t *config_child(const node_config_t *c, code_t code)
         if (c->children[i].code == code)
             return &c->children[i];
     return NULL;
+}
+
+/* Writes a whole new file with exactly `mode` (the umask does not apply). */
+static int write_new(const char *path, const char *data, mode_t mode, why_t *why)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
+    if (fd < 0)
+        return why_set(why, errno == EEXIST ? LX_EEXIST : LX_EIO, "%s: %s", path, strerror(errno));
+    size_t n = strlen(data);
+    if (fchmod(fd, mode) || write(fd, data, n) != (ssize_t)n || fsync(fd)) {
+        int e = errno;
+        close(fd);
+        unlink(path);
+        return why_set(why, LX_EIO, "%s: %s", path, strerror(e));
+    }
+    close(fd);
+    return LX_OK;
+}
+
+int keys_generate(const char *dir, why_t *why)
+{
+    if (sodium_init() < 0)
+        return why_set(why, LX_EIO, "libsodium failed to initialise");
+    if (mkdir(dir, 0700) && errno != EEXIST)
+        return why_set(why, LX_EIO, "%s: %s", dir, strerror(errno));
+    char cpub[Z85_KEYLEN + 2], csec[Z85_KEYLEN + 2]; /* the key, a newline */
+    if (zmq_curve_keypair(cpub, csec))
+        return why_set(why, LX_EIO, "CURVE key generation failed: %s", zmq_strerror(errno));
+    unsigned char spk[crypto_sign_PUBLICKEYBYTES], ssk[crypto_sign_SECRETKEYBYTES];
+    crypto_sign_keypair(spk, ssk);
+    char spkh[2 * sizeof spk + 2], sskh[2 * sizeof ssk + 2];
+    sodium_bin2hex(spkh, sizeof spkh, spk, sizeof spk);
+    sodium_bin2hex(sskh, sizeof sskh, ssk, sizeof ssk);
+    sodium_memzero(ssk, sizeof ssk);
+    strcat(cpub, "\n");
+    strcat(csec, "\n");
+    strcat(spkh, "\n");
+    strcat(sskh, "\n");
+    struct { const char *name, *data; mode_t mode; } files[] = {
+        {"curve.pub", cpub, 0644}, {"curve.key", csec, 0600},
+        {"sign.pub", spkh, 0644}, {"sign.key", sskh, 0600},
+    };
+    int rc = LX_OK;
+    size_t i;
+    char path[4200];
+    for (i = 0; i < 4 && !rc; i++) {
+        snprintf(path, sizeof path, "%s/%s", dir, files[i].name);
+        rc = write_new(path, files[i].data, files[i].mode, why);
+    }
+    sodium_memzero(csec, sizeof csec);
+    sodium_memzero(sskh, sizeof sskh);
+    for (size_t j = 0; rc && j + 1 < i; j++) {
+        snprintf(path, sizeof path, "%s/%s", dir, files[j].name);
+        unlink(path);
+    }
+    return rc;
 }

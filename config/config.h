@@ -63,4 +63,9 @@ const peer_t *config_child(const node_config_t *c, code_t code);
 int keys_read_z85(const char *path, bool secret, char out[Z85_KEYLEN + 1], why_t *why);
 int keys_read_hex(const char *path, bool secret, unsigned char *out, size_t n, why_t *why);
 
+/* Makes a node's key pairs in dir (created 0700): curve.pub, curve.key
+ * (0600), sign.pub, sign.key (0600). Refuses (LX_EEXIST) to overwrite;
+ * leaves no half pair behind on failure. */
+int keys_generate(const char *dir, why_t *why);
+
 #endif

@@ -52,6 +52,7 @@
 #include "repl.h"
 
 #include <inttypes.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -122,6 +123,24 @@ static void meta_key(char *buf, size_t n, const char *what, code_t code)
 static void send_frame(repl_t *r, link_t *l)
 {
     net_send(r->net, l->code, r->sb.data, r->sb.size);
+}
+
+/* Counts a refusal of something l sent, remembers why for `status`, and
+ * logs it (by record id, code and reason: never personal values). */
+static void refuse(repl_t *r, link_t *l, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void refuse(repl_t *r, link_t *l, const char *fmt, ...)
+{
+    char c[CODE_STRLEN + 1];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(l->reason, sizeof l->reason, fmt, ap);
+    va_end(ap);
+    l->refusals++;
+    r->refusals++;
+    r->dirty = true;
+    log_warn("refused from %s %s: %s", l->is_parent ? "parent" : "child",
+             code_fmt(l->code, c), l->reason);
 }
 
 static void link_down(repl_t *r, link_t *l, const char *why)
@@ -291,7 +310,6 @@ static void pump_conflicts(repl_t *r, link_t *l, stxn_t *t, uint64_t now)
 /* Parent side: a child's conflicts, about records in its subtree. */
 static void on_conflicts(repl_t *r, link_t *l, wmsg_t *m)
 {
-    char lc[CODE_STRLEN + 1];
     stxn_t *t;
     int rc = store_begin(r->store, true, &t);
     for (uint32_t i = 0; !rc && i < m->nconflicts; i++) {
@@ -303,12 +321,7 @@ static void on_conflicts(repl_t *r, link_t *l, wmsg_t *m)
         code_t vc = 0;
         if (!v || code_parse(v, &vc) || !code_contains(l->code, vc)
             || store_add_conflict(t, c->id, &c->kept, &c->lost, &added)) {
-            l->refusals++;
-            r->refusals++;
-            snprintf(l->reason, sizeof l->reason, "conflict about record %s outside the child", c->id);
-            log_warn("refused a conflict entry for record %s from child %s", c->id,
-                     code_fmt(l->code, lc));
-            r->dirty = true;
+            refuse(r, l, "a conflict entry about record %s outside the child", c->id);
         }
         record_destroy(&rec);
     }
@@ -364,7 +377,6 @@ static int check_values(const change_t *c, why_t *why)
  * counted and logged, never fatal. Returns a store failure only. */
 static int apply_changes(repl_t *r, link_t *l, stxn_t *t, change_t *cs, uint32_t n)
 {
-    char lc[CODE_STRLEN + 1];
     apply_opts_t o = {.from = l->code,
                       .within = l->is_parent ? r->cfg->code : l->code,
                       .either = l->is_parent};
@@ -375,14 +387,9 @@ static int apply_changes(repl_t *r, link_t *l, stxn_t *t, change_t *cs, uint32_t
         if (!rc)
             rc = store_apply_ex(t, cs[i].id, cs[i].w, cs[i].n, &o, &res, &why);
         if (rc == LX_ESCOPE || rc == LX_ESKEW || rc == LX_EINVAL) {
-            l->refusals++;
-            r->refusals++;
             if (rc == LX_ESKEW)
                 r->skew++;
-            snprintf(l->reason, sizeof l->reason, "%s", why.msg);
-            r->dirty = true;
-            log_warn("refused a change to record %s from %s %s: %s", cs[i].id,
-                     l->is_parent ? "parent" : "child", code_fmt(l->code, lc), why.msg);
+            refuse(r, l, "a change to record %s: %s", cs[i].id, why.msg);
             continue;
         }
         if (rc)
@@ -640,10 +647,7 @@ static void on_hello(repl_t *r, link_t *l, wmsg_t *m, uint64_t now)
         char reason[160];
         snprintf(reason, sizeof reason, "protocol version %u, this node speaks %d",
                  m->version, WIRE_VERSION);
-        log_error("link to child %s: refused: %s", code_fmt(l->code, lc), reason);
-        snprintf(l->reason, sizeof l->reason, "%s", reason);
-        l->refusals++;
-        r->refusals++;
+        refuse(r, l, "%s", reason);
         wire_refuse(&r->sb, reason);
         send_frame(r, l);
         link_down(r, l, "version mismatch");
@@ -748,12 +752,7 @@ void repl_on_message(repl_t *r, const netmsg_t *nm, uint64_t now)
     why_t why = {""};
     if (wire_decode(nm->data, nm->len, &m, &why)) {
         r->malformed++;
-        l->refusals++;
-        r->refusals++;
-        snprintf(l->reason, sizeof l->reason, "malformed frame: %s", why.msg);
-        r->dirty = true;
-        log_warn("refused a frame from %s %s: %s", l->is_parent ? "parent" : "child",
-                 code_fmt(l->code, lc), why.msg);
+        refuse(r, l, "malformed frame: %s", why.msg);
         return;
     }
     l->last_heard = now;
@@ -815,11 +814,7 @@ void repl_on_message(repl_t *r, const netmsg_t *nm, uint64_t now)
     }
     if (!ok) {
         r->malformed++;
-        l->refusals++;
-        r->refusals++;
-        snprintf(l->reason, sizeof l->reason, "unexpected %s message", wire_type_name(m.type));
-        r->dirty = true;
-        log_warn("refused a %s message from %s", wire_type_name(m.type), code_fmt(l->code, lc));
+        refuse(r, l, "unexpected %s message", wire_type_name(m.type));
     }
     wmsg_free(&m);
 }

@@ -193,34 +193,7 @@ static int ensure_keys(const char *dir, why_t *why)
 {
     char path[4200];
     snprintf(path, sizeof path, "%s/curve.key", dir);
-    if (access(path, F_OK) == 0)
-        return LX_OK;
-    if (mkdir(dir, 0700) && errno != EEXIST)
-        return why_set(why, LX_EIO, "%s: %s", dir, strerror(errno));
-    char cpub[42], csec[42];
-    if (zmq_curve_keypair(cpub, csec))
-        return why_set(why, LX_EIO, "CURVE key generation failed");
-    unsigned char spk[crypto_sign_PUBLICKEYBYTES], ssk[crypto_sign_SECRETKEYBYTES];
-    crypto_sign_keypair(spk, ssk);
-    char spkh[2 * sizeof spk + 2], sskh[2 * sizeof ssk + 2];
-    sodium_bin2hex(spkh, sizeof spkh, spk, sizeof spk);
-    sodium_bin2hex(sskh, sizeof sskh, ssk, sizeof ssk);
-    sodium_memzero(ssk, sizeof ssk);
-    strcat(cpub, "\n");
-    strcat(csec, "\n");
-    strcat(spkh, "\n");
-    strcat(sskh, "\n");
-    int rc = LX_OK;
-    const char *names[] = {"curve.pub", "sign.pub", "sign.key", "curve.key"};
-    const char *datas[] = {cpub, spkh, sskh, csec};
-    mode_t modes[] = {0644, 0644, 0600, 0600};
-    for (int i = 0; i < 4 && !rc; i++) {
-        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
-        rc = write_file(path, datas[i], modes[i], false, why);
-    }
-    sodium_memzero(csec, sizeof csec);
-    sodium_memzero(sskh, sizeof sskh);
-    return rc;
+    return access(path, F_OK) == 0 ? LX_OK : keys_generate(dir, why);
 }
 
 typedef struct {

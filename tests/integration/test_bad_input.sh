@@ -112,7 +112,7 @@ expect_status "$(totals) and \"outside\" in c[\"last_refusal\"] and \"$V2\" in c
 not_stored "$FID" "$FOREIGN_NAME" "foreign-record"
 assert_eq "$(lx child list --data "$PD" --village "$V2" | wc -l)" "0" "nothing in $V2"
 assert_eq "$(records "$PD")" "1" "records after foreign-record"
-grep -q "refused a change to record $FID" "$LOG" || fail "the refusal of $FID is not logged"
+grep -q "refused from child .*: a change to record $FID" "$LOG" || fail "the refusal of $FID is not logged"
 
 # A change one hour ahead of the clock: acknowledged, refused, not stored.
 peer future-hlc --name "$FUTURE_NAME"
