@@ -2,6 +2,7 @@
 #include "cli.h"
 
 #include <jansson.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -234,6 +235,12 @@ int cmd_import(int argc, char **argv)
     if (!data || !path)
         return cli_usage("import", IMPORT_USAGE, "--data and --csv are required");
 
+    /* A bulk load makes LMDB malloc a dirty page per 4 KiB it writes:
+     * grow the heap in large steps and keep it, instead of a brk and a
+     * trim for every few pages (measured: a third off the merge time). */
+    mallopt(M_TOP_PAD, 64 << 20);
+    mallopt(M_TRIM_THRESHOLD, 512 << 20);
+    mallopt(M_MMAP_THRESHOLD, 64 << 20);
     why_t why = {""};
     size_t len;
     char *buf = cli_slurp(path, &len, &why);

@@ -39,10 +39,10 @@
 #include <unistd.h>
 
 #define LAYOUT_VERSION 1
-/* The map grows in steps as the store fills (see map_fit): with
- * MDB_WRITEMAP the file is as large as the map, so it starts small. */
-#define MAP_MIN (64ULL << 20)
-#define MAP_STEP (64ULL << 20)
+/* The map grows in steps as the store fills (see map_fit); it is only
+ * address space: the file grows with the data. */
+#define MAP_MIN (1ULL << 30)
+#define MAP_STEP (256ULL << 20)
 #define IDNUM_MAX 32
 
 struct store {
@@ -141,14 +141,13 @@ static int env_open(const char *dir, unsigned flags, bool create,
     snprintf(s->poke, sizeof s->poke, "%s/poke", dir);
     s->skew_ms = HLC_DEFAULT_SKEW_MS;
     s->wall = hlc_wall_ms;
-    /* MDB_WRITEMAP: dirty pages are written in place in the map instead of
-     * malloc'd and copied out at commit, which halves the cost of a large
-     * import; commits stay durable (msync). */
+    /* Not MDB_WRITEMAP: it halves the cost of a bulk import's commit, but
+     * its durable commit msyncs the whole map, 2.3 ms for a 300 MB store
+     * against 0.35 ms for a small transaction without it; replication
+     * commits small batches all the time. */
     unsigned envflags = MDB_NOTLS;
     if (flags & STORE_RDONLY)
         envflags |= MDB_RDONLY;
-    else
-        envflags |= MDB_WRITEMAP;
     if (flags & STORE_NOSYNC)
         envflags |= MDB_NOSYNC;
     MDB_txn *txn = NULL;

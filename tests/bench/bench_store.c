@@ -3,6 +3,7 @@
  * the digest and `child get` rates. Prints "name value unit" lines that
  * tests/bench/run turns into a table. */
 #include <lmdb.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -80,6 +81,10 @@ int main(int argc, char **argv)
     }
     const char *dir = argv[1];
     size_t n = strtoull(argv[2], NULL, 10);
+    /* As `lianxin import` does for a bulk load. */
+    mallopt(M_TOP_PAD, 64 << 20);
+    mallopt(M_TRIM_THRESHOLD, 512 << 20);
+    mallopt(M_MMAP_THRESHOLD, 64 << 20);
     char path[4096];
 
     snprintf(path, sizeof path, "mkdir -p %s/raw-o %s/raw-r", dir, dir);
