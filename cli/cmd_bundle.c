@@ -16,6 +16,7 @@
 
 #include "common/linkstate.h"
 #include "common/mp.h"
+#include "common/schema.h"
 #include "common/wire.h"
 #include "config/config.h"
 
@@ -259,6 +260,8 @@ static int bundle_import(int argc, char **argv)
         rc = LX_EIO;
     if (!rc && store_code(s) != cfg->code)
         rc = why_set(&why, LX_EINVAL, "%s is not the store of %s", data, cfgpath);
+    if (!rc)
+        store_set_skew(s, cfg->skew_ms);
     stxn_t *t = NULL;
     if (!rc)
         rc = store_begin(s, true, &t);
@@ -272,7 +275,9 @@ static int bundle_import(int argc, char **argv)
             break;
         }
         apply_t res;
-        int r = store_apply_ex(t, c.id, c.w, c.n, &o, &res, &w);
+        int r = schema_check_change(&c, &w);
+        if (!r)
+            r = store_apply_ex(t, c.id, c.w, c.n, &o, &res, &w);
         if (r == LX_ESCOPE || r == LX_ESKEW || r == LX_EINVAL) {
             refused++;
             fprintf(stderr, "lianxin bundle: refused a change to record %s: %s\n", c.id, w.msg);

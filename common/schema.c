@@ -592,3 +592,17 @@ int schema_check_record(const record_t *r, code_t node, why_t *why)
                        "field exit_reason: required when status is exited");
     return LX_OK;
 }
+
+int schema_check_change(const change_t *c, why_t *why)
+{
+    for (uint32_t k = 0; k < c->n; k++) {
+        const field_def_t *d = schema_field(c->w[k].name);
+        if (!d)
+            return why_set(why, LX_EINVAL, "field %.64s: unknown field", c->w[k].name);
+        if (d->required && c->w[k].val.kind == VAL_NIL)
+            return why_set(why, LX_EINVAL, "field %s: required, cannot be cleared", d->name);
+        if (schema_check_value(d, &c->w[k].val, why))
+            return LX_EINVAL;
+    }
+    return LX_OK;
+}

@@ -60,6 +60,11 @@ int schema_parse_text(const field_def_t *d, const char *text, val_t *out,
  * gender. */
 int schema_check_record(const record_t *r, code_t node, why_t *why);
 
+/* Checks a change from a peer or a bundle field by field: known fields,
+ * right types and enums, valid text, required fields not cleared. (The
+ * whole-record rules are checked where the record is written.) */
+int schema_check_change(const change_t *c, why_t *why);
+
 /* Label of an enum value, or NULL when unknown. */
 const char *schema_enum_label(const field_def_t *d, const char *value,
                               bool zh);

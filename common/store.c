@@ -829,7 +829,12 @@ int store_apply_ex(stxn_t *t, const char *id, const field_t *w, uint32_t n,
     uint32_t nwon = 0;
     const field_t **won = malloc(n * sizeof *won); /* the writes that won */
     if (!won) {
-        record_destroy(&r);
+        if (view) {
+            free(r->f);
+            free(r);
+        } else {
+            record_destroy(&r);
+        }
         free(ws);
         return LX_ENOMEM;
     }

@@ -238,9 +238,15 @@ int wire_decode(const void *buf, size_t len, wmsg_t *m, why_t *why)
         if (n != 2 || a[1].type != MSGPACK_OBJECT_STR)
             rc = why_set(why, LX_EINVAL, "refuse: expected [3, reason]");
         else
-            snprintf(m->reason, sizeof m->reason, "%.*s",
-                     (int)(a[1].via.str.size < 255 ? a[1].via.str.size : 255),
-                     a[1].via.str.size ? a[1].via.str.ptr : "");
+        {
+            /* Shown in logs and status: no control characters. */
+            uint32_t k, rl = a[1].via.str.size < 255 ? a[1].via.str.size : 255;
+            for (k = 0; k < rl; k++) {
+                unsigned char ch = (unsigned char)a[1].via.str.ptr[k];
+                m->reason[k] = ch < 0x20 || ch == 0x7f ? '?' : (char)ch;
+            }
+            m->reason[k] = '\0';
+        }
         break;
     case WM_BATCH:
         if (n != 4)

@@ -279,8 +279,16 @@ int config_load(const char *path, node_config_t **out, why_t *why)
         rc = why_set(why, LX_EINVAL, "%s: [parent] code is not above this node", path);
     else if (c->nchildren && !c->bind[0])
         rc = why_set(why, LX_EINVAL, "%s: [node] bind is required when children are listed", path);
+    if (!rc && c->heartbeat_ms * 2 > c->timeout_ms)
+        rc = why_set(why, LX_EINVAL, "%s: [node] timeout_ms must be at least twice heartbeat_ms", path);
     for (size_t i = 0; !rc && i < c->nchildren; i++) {
         char cs[CODE_STRLEN + 1];
+        for (size_t j = 0; !rc && j < i; j++)
+            if (c->children[j].code == c->children[i].code)
+                rc = why_set(why, LX_EINVAL, "%s: [child %s] appears twice", path,
+                             code_fmt(c->children[i].code, cs));
+        if (rc)
+            break;
         if (!code_contains(c->code, c->children[i].code) || c->children[i].code == c->code)
             rc = why_set(why, LX_EINVAL, "%s: [child %s] is not below this node", path,
                          code_fmt(c->children[i].code, cs));

@@ -156,6 +156,23 @@ static int node_run(const char *cmd, const char *path, repl_mode_t mode)
         config_free(&n.cfg);
         return 1;
     }
+    if (mode == REPL_RESTORE) {
+        /* Restore rebuilds a lost store; merging the parent's copy into an
+         * old one would keep records that have since moved away. */
+        stxn_t *t;
+        store_stats_t st = {0};
+        if (store_begin(n.store, false, &t) == LX_OK) {
+            store_stats(t, &st);
+            store_abort(&t);
+        }
+        if (st.records || st.last_seq) {
+            store_close(&n.store);
+            config_free(&n.cfg);
+            return cli_fail(cmd, "%s/data holds %llu records: restore needs an empty store "
+                            "(move it away first; a node started on an old store converges "
+                            "by itself)", code, (unsigned long long)st.records);
+        }
+    }
     store_set_skew(n.store, n.cfg->skew_ms);
     if (repl_new(n.cfg, n.store, mode, &n.repl, &why)) {
         store_close(&n.store);

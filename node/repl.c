@@ -87,6 +87,7 @@ typedef struct {
     uint64_t cf_acked;      /* parent link: our conflict log stored above up to here */
     uint64_t cf_sent;       /* the conflicts message in flight reaches here; 0: none */
     uint64_t cf_since;
+    uint64_t hello_applied; /* what the child's last hello said it applied */
     uint64_t sent, received;
 } link_t;
 
@@ -293,7 +294,9 @@ static int cfill_cb(void *arg, const conflict_t *c)
 
 static void pump_conflicts(repl_t *r, link_t *l, stxn_t *t, uint64_t now)
 {
-    if (!l->up || l->cf_sent || store_last_cseq(t) <= l->cf_acked)
+    /* After the changes: a conflict names a record the parent must have. */
+    if (!l->up || l->cf_sent || store_last_cseq(t) <= l->cf_acked || l->ninflight
+        || l->pos <= store_last_seq(t))
         return;
     cfill_t f = {.upto = 0};
     wire_conflicts_begin(&f.b, &r->sb);
@@ -355,24 +358,6 @@ void repl_pump(repl_t *r, uint64_t now)
 
 /* ---- applying a peer's changes ---- */
 
-/* A peer's values pass the same field checks as an operator's: known
- * fields, right types and enums, valid UTF-8 (the whole-record rules are
- * the writer's node's business, where the record is complete). */
-static int check_values(const change_t *c, why_t *why)
-{
-    for (uint32_t k = 0; k < c->n; k++) {
-        const field_def_t *d = schema_field(c->w[k].name);
-        if (!d)
-            return why_set(why, LX_EINVAL, "field %.64s: unknown field", c->w[k].name);
-        if (d->required && c->w[k].val.kind == VAL_NIL)
-            return why_set(why, LX_EINVAL, "field %s: required, cannot be cleared", d->name);
-        int rc = schema_check_value(d, &c->w[k].val, why);
-        if (rc)
-            return LX_EINVAL;
-    }
-    return LX_OK;
-}
-
 /* Applies changes from link l in the open transaction; refusals are
  * counted and logged, never fatal. Returns a store failure only. */
 static int apply_changes(repl_t *r, link_t *l, stxn_t *t, change_t *cs, uint32_t n)
@@ -383,7 +368,8 @@ static int apply_changes(repl_t *r, link_t *l, stxn_t *t, change_t *cs, uint32_t
     for (uint32_t i = 0; i < n; i++) {
         apply_t res;
         why_t why = {""};
-        int rc = check_values(&cs[i], &why);
+        /* A peer's values pass the same field checks as an operator's. */
+        int rc = schema_check_change(&cs[i], &why);
         if (!rc)
             rc = store_apply_ex(t, cs[i].id, cs[i].w, cs[i].n, &o, &res, &why);
         if (rc == LX_ESCOPE || rc == LX_ESKEW || rc == LX_EINVAL) {
@@ -457,6 +443,8 @@ static void on_repair(repl_t *r, link_t *l, wmsg_t *m)
     if (rc) {
         char lc[CODE_STRLEN + 1];
         log_error("applying a repair from %s failed: %s", code_fmt(l->code, lc), err_str(rc));
+        if (r->mode == REPL_RESTORE)
+            r->restore_rc = rc; /* the snapshot is incomplete: do not call it done */
     }
 }
 
@@ -521,6 +509,12 @@ static void on_digests(repl_t *r, link_t *l, wmsg_t *m)
         for (uint32_t i = 0; i < count; i++) {
             code_t unit = pass == 0 ? m->digests[i].unit : units[i];
             if (!code_contains(l->code, unit))
+                continue;
+            /* Each unit once, however often a child names it. */
+            bool seen = false;
+            for (uint32_t j = 0; pass == 0 && j < i && !seen; j++)
+                seen = m->digests[j].unit == unit;
+            if (seen)
                 continue;
             const unsigned char *theirs = NULL, *ours = NULL;
             for (uint32_t j = 0; j < m->ndigests; j++)
@@ -603,6 +597,10 @@ static void on_restore(repl_t *r, link_t *l)
 
 static void on_restored(repl_t *r, link_t *l, wmsg_t *m)
 {
+    if (r->restore_rc) {
+        r->restore_done = true;
+        return;
+    }
     stxn_t *t;
     char key[32];
     meta_key(key, sizeof key, "in", l->code);
@@ -622,6 +620,16 @@ static void on_restored(repl_t *r, link_t *l, wmsg_t *m)
 }
 
 /* ---- handshake ---- */
+
+/* A peer can only have applied what we logged: a position far beyond
+ * our log is not a restore from a backup but a broken or hostile peer,
+ * and must not push our counter towards overflow. */
+#define SEQ_SLACK (1ULL << 40)
+
+static bool plausible_position(repl_t *r, uint64_t peer_applied)
+{
+    return peer_applied <= r->last_seq_seen + SEQ_SLACK;
+}
 
 static void handshake_seq(repl_t *r, uint64_t peer_applied)
 {
@@ -654,10 +662,17 @@ static void on_hello(repl_t *r, link_t *l, wmsg_t *m, uint64_t now)
         return;
     }
     if (m->code != l->code) {
+        char mc[CODE_STRLEN + 1];
         log_warn("link to child %s: hello names %s; ignored", code_fmt(l->code, lc),
-                 code_fmt(m->code, lc));
+                 code_fmt(m->code, mc));
         return;
     }
+    if (!plausible_position(r, m->applied)) {
+        refuse(r, l, "hello claims our log was applied to %" PRIu64 ", far past its end",
+               m->applied);
+        return;
+    }
+    l->hello_applied = m->applied;
     handshake_seq(r, m->applied);
     /* A bundle imported by hand may have moved what we applied. */
     stxn_t *t;
@@ -690,6 +705,11 @@ static void on_welcome(repl_t *r, link_t *l, wmsg_t *m, uint64_t now)
         log_error("link to parent %s: it speaks protocol version %u, we speak %d",
                   code_fmt(l->code, lc), m->version, WIRE_VERSION);
         l->refused = true;
+        return;
+    }
+    if (!plausible_position(r, m->applied)) {
+        refuse(r, l, "welcome claims our log was applied to %" PRIu64 ", far past its end",
+               m->applied);
         return;
     }
     handshake_seq(r, m->applied);
@@ -809,7 +829,12 @@ void repl_on_message(repl_t *r, const netmsg_t *nm, uint64_t now)
     case WM_DIGESTS: ok = from_child; if (ok) on_digests(r, l, &m); break;
     case WM_PULL: ok = !from_child; if (ok && l->up) on_pull(r, l, m.code); break;
     case WM_REPAIR: if (l->up) on_repair(r, l, &m); break;
-    case WM_RESTORE: ok = from_child; if (ok) on_restore(r, l); break;
+    case WM_RESTORE:
+        /* Only a child that starts from nothing gets its whole subtree. */
+        ok = from_child && l->hello_applied == 0;
+        if (ok)
+            on_restore(r, l);
+        break;
     case WM_RESTORED: ok = !from_child && r->mode == REPL_RESTORE; if (ok) on_restored(r, l, &m); break;
     }
     if (!ok) {
