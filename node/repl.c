@@ -648,6 +648,23 @@ static void handshake_seq(repl_t *r, uint64_t peer_applied)
         store_abort(&t);
 }
 
+/* The handshake is done: stream to the peer from the position it stated;
+ * whatever was in flight before is sent again. */
+static void link_up(repl_t *r, link_t *l, uint64_t peer_applied, uint64_t now)
+{
+    char lc[CODE_STRLEN + 1];
+    if (!l->up)
+        log_info("link to %s %s: up (it has our log to %" PRIu64 ")",
+                 l->is_parent ? "parent" : "child", code_fmt(l->code, lc), peer_applied);
+    l->up = true;
+    l->refused = false;
+    l->pos = peer_applied + 1;
+    l->acked = peer_applied;
+    l->ninflight = 0;
+    l->last_heard = now;
+    r->dirty = true;
+}
+
 static void on_hello(repl_t *r, link_t *l, wmsg_t *m, uint64_t now)
 {
     char lc[CODE_STRLEN + 1];
@@ -684,16 +701,7 @@ static void on_hello(repl_t *r, link_t *l, wmsg_t *m, uint64_t now)
             l->applied = in;
         store_abort(&t);
     }
-    if (!l->up)
-        log_info("link to child %s: up (it has our log to %" PRIu64 ")", code_fmt(l->code, lc),
-                 m->applied);
-    l->up = true;
-    l->refused = false;
-    l->pos = m->applied + 1;
-    l->acked = m->applied;
-    l->ninflight = 0;
-    l->last_heard = now;
-    r->dirty = true;
+    link_up(r, l, m->applied, now);
     wire_handshake(&r->sb, WM_WELCOME, r->cfg->code, l->applied, r->last_seq_seen);
     send_frame(r, l);
 }
@@ -713,18 +721,9 @@ static void on_welcome(repl_t *r, link_t *l, wmsg_t *m, uint64_t now)
         return;
     }
     handshake_seq(r, m->applied);
-    if (!l->up)
-        log_info("link to parent %s: up (it has our log to %" PRIu64 ")", code_fmt(l->code, lc),
-                 m->applied);
-    l->up = true;
-    l->refused = false;
-    l->pos = m->applied + 1;
-    l->acked = m->applied;
-    l->ninflight = 0;
-    l->last_heard = now;
+    link_up(r, l, m->applied, now);
     l->next_digest = now + 1000;
     l->cf_sent = 0;
-    r->dirty = true;
     if (r->mode == REPL_RESTORE && !r->restore_sent) {
         wire_simple(&r->sb, WM_RESTORE);
         send_frame(r, l);
