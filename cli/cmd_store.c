@@ -166,7 +166,7 @@ int cmd_status(int argc, char **argv)
     if (!rc)
         rc = store_stats(t, &st);
     bool have_links = !rc && links_load(t, &lk) == LX_OK;
-    bool alive = have_links && links_alive(&lk, hlc_wall_ms());
+    bool alive = have_links && node_running(o.data);
     if (have_links && (unacked = calloc(lk.n ? lk.n : 1, sizeof *unacked)))
         for (uint32_t i = 0; i < lk.n; i++)
             unacked[i] = links_unacked(t, &lk.links[i], 10000000);

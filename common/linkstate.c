@@ -2,7 +2,11 @@
 #include "mp.h"
 #include "wire.h"
 
-#include <signal.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <sys/file.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -108,12 +112,32 @@ void links_free(links_t *l)
     memset(l, 0, sizeof *l);
 }
 
-bool links_alive(const links_t *l, uint64_t now_ms)
+int node_lock(const char *data, int *fd, why_t *why)
 {
-    uint64_t fresh = 3 * (l->heartbeat_ms ? l->heartbeat_ms : 1000);
-    if (fresh < 6000)
-        fresh = 6000;
-    return l->pid > 0 && kill(l->pid, 0) == 0 && l->updated_ms + fresh >= now_ms;
+    char path[4200];
+    snprintf(path, sizeof path, "%s/node.lock", data);
+    *fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (*fd < 0)
+        return why_set(why, LX_EIO, "%s: %s", path, strerror(errno));
+    if (flock(*fd, LOCK_EX | LOCK_NB) == 0)
+        return LX_OK;
+    int e = errno;
+    close(*fd);
+    *fd = -1;
+    return e == EWOULDBLOCK ? why_set(why, LX_EBUSY, "%s: another node runs on this store", data)
+                            : why_set(why, LX_EIO, "%s: %s", path, strerror(e));
+}
+
+bool node_running(const char *data)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/node.lock", data);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return false;
+    bool held = flock(fd, LOCK_SH | LOCK_NB) != 0 && errno == EWOULDBLOCK;
+    close(fd);
+    return held;
 }
 
 typedef struct {

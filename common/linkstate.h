@@ -35,8 +35,11 @@ int links_save(stxn_t *t, const links_t *l);
 int links_load(stxn_t *t, links_t *l);
 void links_free(links_t *l);
 
-/* Whether the node that saved l is running now. */
-bool links_alive(const links_t *l, uint64_t now_ms);
+/* A running node holds an exclusive lock on DATA/node.lock for its whole
+ * life: node_lock takes it (LX_EBUSY when another node has it; *fd to
+ * keep open), node_running tells from another process. */
+int node_lock(const char *data, int *fd, why_t *why);
+bool node_running(const char *data);
 
 /* Log entries after acked that go over the link (unacknowledged). Counts
  * at most `cap`. */

@@ -14,6 +14,7 @@
 #include <uv.h>
 
 #include "cli/cli.h"
+#include "common/linkstate.h"
 #include "common/log.h"
 #include "config/config.h"
 #include "net.h"
@@ -29,6 +30,7 @@ typedef struct {
     uv_signal_t sigint, sigterm;
     uv_poll_t poke;
     int poke_fd;
+    int lock_fd;
     node_config_t *cfg;
     store_t *store;
     repl_t *repl;
@@ -125,7 +127,7 @@ static void close_all(node_t *n)
 
 static int node_run(const char *cmd, const char *path, repl_mode_t mode)
 {
-    node_t n = {.mode = mode, .poke_fd = -1};
+    node_t n = {.mode = mode, .poke_fd = -1, .lock_fd = -1};
     why_t why = {""};
     if (config_load(path, &n.cfg, &why))
         return cli_fail(cmd, "%s", why.msg);
@@ -143,8 +145,15 @@ static int node_run(const char *cmd, const char *path, repl_mode_t mode)
             return cli_fail(cmd, "%s", why.msg);
         }
     }
+    /* One node per store, for as long as it runs; `status` looks at the
+     * same lock to tell whether the node is running. */
+    if (node_lock(n.cfg->data, &n.lock_fd, &why)) {
+        config_free(&n.cfg);
+        return cli_fail(cmd, "%s", why.msg);
+    }
     n.store = cli_open(cmd, n.cfg->data, STORE_NOPOKE);
     if (!n.store) {
+        close(n.lock_fd);
         config_free(&n.cfg);
         return 1;
     }
@@ -235,6 +244,7 @@ static int node_run(const char *cmd, const char *path, repl_mode_t mode)
         close(n.poke_fd);
     config_free(&n.cfg);
     log_info("stopped");
+    close(n.lock_fd);
     return n.exit_code;
 }
 

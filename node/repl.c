@@ -877,7 +877,9 @@ void repl_tick(repl_t *r, uint64_t now)
             l->ninflight = 0;
         }
     }
-    if (r->dirty || now - r->last_save >= 2000)
+    /* Saved when something changed (at most five times a second): an
+     * idle node writes nothing. */
+    if (r->dirty)
         repl_save_links(r, now);
 }
 

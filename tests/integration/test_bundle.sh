@@ -49,8 +49,13 @@ id=$(lx child add --data $T/$V/data --json '{"village_code":"510121106218","name
 wait_for lx child get --data $T/$P/data "$id" >/dev/null 2>&1 || fail "a new change did not reach the parent"
 received=$(lx status --data $T/$P/data --json | python3 -c 'import json,sys; s=json.load(sys.stdin); print([c for c in s["children"] if c["code"]=="510121106218"][0]["received"])')
 [ "$received" -le 2 ] || fail "the parent received $received changes over the link after the bundle (expected only the new one)"
-# restore is for a lost store: one with records is refused, untouched.
+# One node per store: a second one (here a restore) is refused while the
+# node runs. And restore is for a lost store: one with records is refused.
 before=$(lx digest --data $T/$V/data)
+err=$(must_fail 1 lx restore --config $T/$V/node.ini)
+assert_contains "$err" "another node runs on this store" "restore while the node runs"
+for p in "${PIDS[@]}"; do kill -TERM "$p"; wait "$p" 2>/dev/null; done
+assert_eq "$(lx status --data $T/$V/data --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["running"])')" "False" "status sees the node stopped"
 err=$(must_fail 1 lx restore --config $T/$V/node.ini)
 assert_contains "$err" "restore needs an empty store" "restore over a store with records"
 assert_eq "$(lx digest --data $T/$V/data)" "$before" "the refused restore changed nothing"
