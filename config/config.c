@@ -18,7 +18,6 @@ typedef struct {
     char dir[4096];    /* the config file's directory, for relative paths */
     peer_t *cur;       /* the peer section being read */
     int kind;          /* 0 none, 1 node, 2 parent, 3 child, 4 ancestor */
-    char section[256]; /* the section of the last key */
 } parse_t;
 
 static bool z85_ok(const char *s)
@@ -178,18 +177,27 @@ static int on_item(void *user, const char *section, const char *name, const char
     return 1;
 }
 
-/* inih reports keys, not section headers (unless built with
- * INI_CALL_HANDLER_ON_NEW_SECTION): a key under a new section name starts
- * that section. */
+typedef struct {
+    ini_item_fn fn;
+    void *user;
+    char section[256];   /* the section of the last key */
+} sections_t;
+
 static int on_key(void *user, const char *section, const char *name, const char *value)
 {
-    parse_t *p = user;
-    if (strcmp(p->section, section) != 0 || !p->section[0]) {
-        snprintf(p->section, sizeof p->section, "%s", section);
-        if (!on_item(user, section, NULL, NULL))
+    sections_t *x = user;
+    if (strcmp(x->section, section) != 0 || !x->section[0]) {
+        snprintf(x->section, sizeof x->section, "%s", section);
+        if (!x->fn(x->user, section, NULL, NULL))
             return 0;
     }
-    return on_item(user, section, name, value);
+    return x->fn(x->user, section, name, value);
+}
+
+int ini_parse_sections(const char *path, ini_item_fn fn, void *user)
+{
+    sections_t x = {.fn = fn, .user = user};
+    return ini_parse(path, on_key, &x);
 }
 
 /* The first line of a key file; a secret one must be readable by its
@@ -261,7 +269,7 @@ int config_load(const char *path, node_config_t **out, why_t *why)
     if (!why)
         p.why = why = &local;
     why->msg[0] = '\0';
-    int line = ini_parse(path, on_key, &p);
+    int line = ini_parse_sections(path, on_item, &p);
     int rc = LX_OK;
     if (line < 0)
         rc = why_set(why, LX_ENOTFOUND, "%s: cannot open", path);

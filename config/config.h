@@ -50,6 +50,14 @@ typedef struct {
     unsigned char sign_sec[SIGN_SECLEN];
 } node_config_t;
 
+/* Parses an INI file calling fn for every key, and once with name and
+ * value NULL when a new section starts (inih reports keys only, unless
+ * built with INI_CALL_HANDLER_ON_NEW_SECTION). fn returns 0 to stop.
+ * Returns ini_parse's result: 0, the first bad line, or -1. */
+typedef int (*ini_item_fn)(void *user, const char *section, const char *name,
+                           const char *value);
+int ini_parse_sections(const char *path, ini_item_fn fn, void *user);
+
 /* Loads and checks a node configuration and its keys. *out owned by the
  * caller (config_free). */
 int config_load(const char *path, node_config_t **out, why_t *why);

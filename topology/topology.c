@@ -19,7 +19,6 @@ typedef struct {
     topology_t *t;
     why_t *why;
     tnode_t *cur;
-    char section[256];   /* the section of the last key */
 } tparse_t;
 
 static int on_item(void *user, const char *section, const char *name, const char *value)
@@ -86,19 +85,6 @@ static int on_item(void *user, const char *section, const char *name, const char
     return 1;
 }
 
-/* inih reports keys, not section headers (unless built with
- * INI_CALL_HANDLER_ON_NEW_SECTION): a key under a new section name starts
- * that section. */
-static int on_key(void *user, const char *section, const char *name, const char *value)
-{
-    tparse_t *p = user;
-    if (strcmp(p->section, section) != 0 || !p->section[0]) {
-        snprintf(p->section, sizeof p->section, "%s", section);
-        if (!on_item(user, section, NULL, NULL))
-            return 0;
-    }
-    return on_item(user, section, name, value);
-}
 
 int topology_load(const char *path, topology_t **out, why_t *why)
 {
@@ -111,7 +97,7 @@ int topology_load(const char *path, topology_t **out, why_t *why)
         why = &local;
     why->msg[0] = '\0';
     tparse_t p = {.t = t, .why = why};
-    int line = ini_parse(path, on_key, &p);
+    int line = ini_parse_sections(path, on_item, &p);
     int rc = LX_OK;
     if (line < 0)
         rc = why_set(why, LX_ENOTFOUND, "%s: cannot open", path);
