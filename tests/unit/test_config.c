@@ -1,0 +1,127 @@
+/* Node configuration: a good file loads with its keys; every wrong one is
+ * refused naming the file, the line or the key. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "config/config.h"
+
+static char dir[64];
+static char child_pub[Z85_KEYLEN + 1];
+
+static int setup(void **state)
+{
+    (void)state;
+    snprintf(dir, sizeof dir, "/tmp/lx-cfg-XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    char k[128];
+    why_t why = {""};
+    snprintf(k, sizeof k, "%s/keys", dir);
+    assert_int_equal(keys_generate(k, &why), LX_OK);
+    snprintf(k, sizeof k, "%s/ckeys", dir);
+    assert_int_equal(keys_generate(k, &why), LX_OK);
+    snprintf(k, sizeof k, "%s/ckeys/curve.pub", dir);
+    assert_int_equal(keys_read_z85(k, false, child_pub, &why), LX_OK);
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    (void)state;
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    return system(cmd);
+}
+
+/* Writes node.ini with the given body; returns its path. */
+static const char *write_ini(const char *body)
+{
+    static char path[128];
+    snprintf(path, sizeof path, "%s/node.ini", dir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(body, f);
+    fclose(f);
+    return path;
+}
+
+static void test_good(void **state)
+{
+    (void)state;
+    char body[1024];
+    snprintf(body, sizeof body,
+             "[node]\ncode = 510121106000\ndata = data\nkeys = keys\nbind = tcp://127.0.0.1:1\n"
+             "heartbeat_ms = 500\n[child 510121106218]\ncurve_pub = %s\n", child_pub);
+    node_config_t *c = NULL;
+    why_t why = {""};
+    assert_int_equal(config_load(write_ini(body), &c, &why), LX_OK);
+    assert_int_equal(c->code, 510121106000ULL);
+    assert_int_equal(c->nchildren, 1);
+    assert_int_equal(c->heartbeat_ms, 500);
+    assert_non_null(config_child(c, 510121106218ULL));
+    assert_null(config_child(c, 510121106219ULL));
+    /* Relative paths are taken from the file's directory. */
+    assert_non_null(strstr(c->data, dir));
+    assert_int_equal(strlen(c->curve_sec), Z85_KEYLEN);
+    config_free(&c);
+    config_free(&c); /* safe twice */
+}
+
+static void expect_refused(const char *body, const char *want)
+{
+    node_config_t *c = NULL;
+    why_t why = {""};
+    assert_int_not_equal(config_load(write_ini(body), &c, &why), LX_OK);
+    assert_null(c);
+    if (!strstr(why.msg, want))
+        fail_msg("message '%s' does not name '%s'", why.msg, want);
+}
+
+static void test_refused(void **state)
+{
+    (void)state;
+    char body[1024];
+    expect_refused("[node]\ncode = 51012110600\ndata = d\nkeys = keys\n", "line 2");
+    expect_refused("[node]\ncode = 510121106000\ndata = d\nkeys = keys\ncolour = blue\n", "colour");
+    expect_refused("[node]\ncode = 510121106000\ndata = d\nkeys = keys\nskew_ms = soon\n", "skew_ms");
+    expect_refused("[nodes]\ncode = 510121106000\n", "[nodes]");
+    expect_refused("[node]\ndata = d\nkeys = keys\n", "code is required");
+    expect_refused("[node]\ncode = 510121106000\ndata = d\nkeys = nokeys\n", "nokeys/curve.key");
+    expect_refused("[node]\ncode = 510121106000\ndata = d\nkeys = keys\nheartbeat_ms = 4000\n",
+                   "timeout_ms");
+    snprintf(body, sizeof body, "[node]\ncode = 510121106000\ndata = d\nkeys = keys\n"
+             "bind = tcp://127.0.0.1:1\n[child 510122106218]\ncurve_pub = %s\n", child_pub);
+    expect_refused(body, "not below this node");
+    snprintf(body, sizeof body, "[node]\ncode = 510121106000\ndata = d\nkeys = keys\n"
+             "bind = tcp://127.0.0.1:1\n[child 510121106218]\ncurve_pub = %s\n"
+             "[child 510121106219]\ncurve_pub = %s\n[child 510121106218]\ncurve_pub = %s\n",
+             child_pub, child_pub, child_pub);
+    expect_refused(body, "appears twice");
+    expect_refused("[node]\ncode = 510121106000\ndata = d\nkeys = keys\n"
+                   "[child 510121106218]\ncurve_pub = short\n", "curve_pub");
+    expect_refused("[node]\ncode = 510121106000\ndata = d\nkeys = keys\n[parent]\n"
+                   "code = 510121000000\n", "[parent] needs");
+    /* A secret key readable by others is refused. */
+    char k[128];
+    snprintf(k, sizeof k, "%s/keys/sign.key", dir);
+    assert_int_equal(chmod(k, 0644), 0);
+    expect_refused("[node]\ncode = 510121106000\ndata = d\nkeys = keys\n", "must be 0600");
+    assert_int_equal(chmod(k, 0600), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_good),
+        cmocka_unit_test(test_refused),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
