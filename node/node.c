@@ -145,6 +145,14 @@ static int node_run(const char *cmd, const char *path, repl_mode_t mode)
             return cli_fail(cmd, "%s", why.msg);
         }
     }
+    char mdb[4200];
+    snprintf(mdb, sizeof mdb, "%s/data.mdb", n.cfg->data);
+    if (access(mdb, F_OK) != 0) {
+        cli_fail(cmd, "%s: no store at %s (create it with lianxin init or topology render)",
+                 path, n.cfg->data);
+        config_free(&n.cfg);
+        return 1;
+    }
     /* One node per store, for as long as it runs; `status` looks at the
      * same lock to tell whether the node is running. */
     if (node_lock(n.cfg->data, &n.lock_fd, &why)) {
