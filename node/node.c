@@ -183,11 +183,12 @@ static int node_run(const char *cmd, const char *path, repl_mode_t mode)
             store_abort(&t);
         }
         if (st.records || st.last_seq) {
+            cli_fail(cmd, "%s holds %llu records: restore needs an empty store (move it "
+                     "away first; a node started on an old store converges by itself)",
+                     n.cfg->data, (unsigned long long)st.records);
             store_close(&n.store);
             config_free(&n.cfg);
-            return cli_fail(cmd, "%s/data holds %llu records: restore needs an empty store "
-                            "(move it away first; a node started on an old store converges "
-                            "by itself)", code, (unsigned long long)st.records);
+            return 1;
         }
     }
     store_set_skew(n.store, n.cfg->skew_ms);
