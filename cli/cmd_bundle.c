@@ -46,7 +46,7 @@ static void beside(const char *data, const char *name, char *out, size_t n)
 typedef struct {
     stxn_t *t;
     code_t parent;
-    wire_batch_t b;
+    msgpack_packer pk;
     uint64_t first, last, n;
     int rc;
 } collect_t;
@@ -60,20 +60,16 @@ static int collect_cb(void *arg, const loghdr_t *h)
     c->last = h->seq;
     if (!wire_routes(c->parent, true, h->village, h->prev, h->from, &full))
         return 0;
-    change_t ch;
-    int rc = store_log_change(c->t, h, false, &ch, NULL);
+    /* The same wire form as a batch carries. */
+    int rc = store_log_pack(c->t, h, false, &c->pk, NULL);
     if (rc == LX_ENOTFOUND)
         return 0;
     if (rc) {
         c->rc = rc;
         return 1;
     }
-    ch.from = 0;
-    rc = change_pack(&ch, &c->b.pk);
-    change_free(&ch);
-    c->b.n++;
     c->n++;
-    return rc ? (c->rc = LX_EINVAL, 1) : 0;
+    return 0;
 }
 
 static int bundle_export(int argc, char **argv)
@@ -125,10 +121,10 @@ static int bundle_export(int argc, char **argv)
     if (!rc) {
         c.parent = pl->code;
         /* The payload: header, then the changes array patched at the end. */
-        msgpack_packer_init(&c.b.pk, &sb, msgpack_sbuffer_write);
-        msgpack_pack_array(&c.b.pk, 6);
-        msgpack_pack_uint64(&c.b.pk, store_code(s));
-        msgpack_pack_uint64(&c.b.pk, pl->code);
+        msgpack_packer_init(&c.pk, &sb, msgpack_sbuffer_write);
+        msgpack_pack_array(&c.pk, 6);
+        msgpack_pack_uint64(&c.pk, store_code(s));
+        msgpack_pack_uint64(&c.pk, pl->code);
         size_t at = sb.size;
         static const char hdr[32] = {(char)0xcf, 0, 0, 0, 0, 0, 0, 0, 0,
                                      (char)0xcf, 0, 0, 0, 0, 0, 0, 0, 0,

@@ -186,6 +186,25 @@ static child_t *child_by_code(net_t *n, code_t c)
     return NULL;
 }
 
+/* Receives one frame into body (initialised here); our protocol has one
+ * frame per message, so further parts are dropped and *extra says so. */
+static int recv_body(void *sock, zmq_msg_t *body, bool *extra)
+{
+    zmq_msg_init(body);
+    if (zmq_msg_recv(body, sock, ZMQ_DONTWAIT) < 0) {
+        zmq_msg_close(body);
+        return -1;
+    }
+    *extra = zmq_msg_more(body);
+    while (zmq_msg_more(body)) {
+        zmq_msg_close(body);
+        zmq_msg_init(body);
+        if (zmq_msg_recv(body, sock, ZMQ_DONTWAIT) < 0)
+            break;
+    }
+    return 0;
+}
+
 /* A frame from a child: the ROUTER gives [routing id][payload]; the
  * sender is whoever ZAP authenticated (User-Id), never what it claims. */
 static void router_recv(net_t *n)
@@ -201,19 +220,10 @@ static void router_recv(net_t *n)
             zmq_msg_close(&id);
             continue;
         }
-        zmq_msg_init(&body);
-        if (zmq_msg_recv(&body, n->router, ZMQ_DONTWAIT) < 0) {
+        bool extra;
+        if (recv_body(n->router, &body, &extra) < 0) {
             zmq_msg_close(&id);
-            zmq_msg_close(&body);
             return;
-        }
-        bool extra = zmq_msg_more(&body);
-        while (zmq_msg_more(&body)) {
-            /* Our protocol has one frame per message: drop the rest. */
-            zmq_msg_close(&body);
-            zmq_msg_init(&body);
-            if (zmq_msg_recv(&body, n->router, ZMQ_DONTWAIT) < 0)
-                break;
         }
         const char *user = zmq_msg_gets(&body, "User-Id");
         code_t code = 0;
@@ -237,18 +247,9 @@ static void dealer_recv(net_t *n)
 {
     for (;;) {
         zmq_msg_t body;
-        zmq_msg_init(&body);
-        if (zmq_msg_recv(&body, n->dealer, ZMQ_DONTWAIT) < 0) {
-            zmq_msg_close(&body);
+        bool extra;
+        if (recv_body(n->dealer, &body, &extra) < 0)
             return;
-        }
-        bool extra = zmq_msg_more(&body);
-        while (zmq_msg_more(&body)) {
-            zmq_msg_close(&body);
-            zmq_msg_init(&body);
-            if (zmq_msg_recv(&body, n->dealer, ZMQ_DONTWAIT) < 0)
-                break;
-        }
         deliver(n, extra ? msg_new(NET_FRAME, n->cfg->parent.code, "\xc1", 1)
                          : msg_new(NET_FRAME, n->cfg->parent.code, zmq_msg_data(&body),
                                    zmq_msg_size(&body)));
