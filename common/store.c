@@ -1005,6 +1005,39 @@ int store_blob_put(stxn_t *t, const char *key, const void *data, size_t len)
     return lmdb_err(mdb_put(t->txn, t->s->meta, &k, &d, 0), NULL, "meta");
 }
 
+int store_blob_del(stxn_t *t, const char *key)
+{
+    MDB_val k = {strlen(key), (void *)key};
+    return lmdb_err(mdb_del(t->txn, t->s->meta, &k, NULL), NULL, "meta");
+}
+
+int store_blob_each(stxn_t *t, const char *prefix, store_blob_cb cb, void *arg)
+{
+    MDB_cursor *c;
+    int rc = mdb_cursor_open(t->txn, t->s->meta, &c);
+    if (rc)
+        return lmdb_err(rc, NULL, "meta");
+    size_t plen = strlen(prefix);
+    MDB_val k = {plen, (void *)prefix}, d;
+    int ret = LX_OK;
+    for (rc = mdb_cursor_get(c, &k, &d, MDB_SET_RANGE); rc == 0;
+         rc = mdb_cursor_get(c, &k, &d, MDB_NEXT)) {
+        if (k.mv_size < plen || memcmp(k.mv_data, prefix, plen) != 0)
+            break;
+        char key[256];
+        if (k.mv_size >= sizeof key)
+            continue;
+        memcpy(key, k.mv_data, k.mv_size);
+        key[k.mv_size] = 0;
+        if ((ret = cb(arg, key, d.mv_data, d.mv_size)) != 0)
+            break;
+    }
+    mdb_cursor_close(c);
+    if (ret == 0 && rc != 0 && rc != MDB_NOTFOUND)
+        ret = lmdb_err(rc, NULL, "meta");
+    return ret;
+}
+
 uint64_t store_last_seq(const stxn_t *t) { return t->seq; }
 
 void store_bump_seq(stxn_t *t, uint64_t at_least)

@@ -101,6 +101,12 @@ int store_meta_get(stxn_t *t, const char *key, uint64_t *v);  /* LX_ENOTFOUND */
 int store_meta_put(stxn_t *t, const char *key, uint64_t v);
 int store_blob_get(stxn_t *t, const char *key, void **data, size_t *len); /* copy; caller frees */
 int store_blob_put(stxn_t *t, const char *key, const void *data, size_t len);
+int store_blob_del(stxn_t *t, const char *key);  /* LX_ENOTFOUND when absent */
+/* Calls cb for every blob whose key starts with prefix, in key order (keys
+ * of 255 bytes or more are skipped); data is valid during the callback
+ * only. A non-zero return from cb stops the walk and is returned. */
+typedef int (*store_blob_cb)(void *arg, const char *key, const void *data, size_t len);
+int store_blob_each(stxn_t *t, const char *prefix, store_blob_cb cb, void *arg);
 
 /* The last log sequence; and making sure the next one is above at_least
  * (a store restored from a backup must not reuse numbers its peers saw). */
