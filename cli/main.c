@@ -10,6 +10,7 @@ static const cmd_t commands[] = {
     {"child", cmd_child, "add, update, get or list child records"},
     {"import", cmd_import, "import children from CSV"},
     {"export", cmd_export, "export every live record as CSV or JSON"},
+    {"report", cmd_report, "the quarterly roll-up as JSON, CSV, XLSX or HTML"},
     {"digest", cmd_digest, "digest of the live state under a code"},
     {"status", cmd_status, "the node's state"},
     {"conflicts", cmd_conflicts, "list conflicts and duplicates"},
