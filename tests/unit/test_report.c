@@ -1,0 +1,523 @@
+/* Reports: quarters and their cuts, ages at the quarter's last day across
+ * every band boundary, what each column counts on a small store written
+ * at pinned times, the equalities and the naming of a broken cell, the
+ * msgpack round trip, and the formats' first bytes. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/report.h"
+#include "common/store.h"
+
+static const code_t COUNTY = 510104000000ULL;
+static const code_t TOWN_A = 510104001000ULL, TOWN_B = 510104002000ULL;
+static const code_t VIL_A = 510104001201ULL, VIL_B = 510104002201ULL;
+
+/* ---- quarters ---- */
+
+static uint64_t utc_ms(int y, int m, int d, int hh)
+{
+    struct tm tm = {.tm_year = y - 1900, .tm_mon = m - 1, .tm_mday = d, .tm_hour = hh};
+    return (uint64_t)timegm(&tm) * 1000u;
+}
+
+static void test_quarter_parse(void **state)
+{
+    (void)state;
+    quarter_t q;
+    why_t why = {""};
+    assert_int_equal(quarter_parse("2026Q3", &q, &why), LX_OK);
+    assert_int_equal(q.year, 2026);
+    assert_int_equal(q.q, 3);
+    assert_string_equal(q.first, "2026-07-01");
+    assert_string_equal(q.last, "2026-09-30");
+    /* The first millisecond of 1 October in China is 16:00 UTC the day before. */
+    assert_true(q.cut == hlc_make(utc_ms(2026, 9, 30, 16), 0));
+    assert_true(q.start == hlc_make(utc_ms(2026, 6, 30, 16), 0));
+    assert_int_equal(quarter_parse("2026q4", &q, &why), LX_OK);
+    assert_string_equal(q.last, "2026-12-31");
+    assert_true(q.cut == hlc_make(utc_ms(2026, 12, 31, 16), 0));
+    assert_int_equal(quarter_parse("2024Q1", &q, &why), LX_OK);
+    assert_string_equal(q.last, "2024-03-31");
+    assert_true(q.start == hlc_make(utc_ms(2023, 12, 31, 16), 0));
+    /* One quarter's cut is the next one's start: no moment is in two. */
+    quarter_t q2;
+    assert_int_equal(quarter_parse("2024Q2", &q2, &why), LX_OK);
+    assert_true(q2.start == q.cut);
+
+    const char *bad[] = {"2026Q5", "2026Q0", "26Q1", "2026-Q1", "2026Q1x", "", "abcdQ1",
+                         "1969Q4", "2026 Q1", "2026X1"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        why.msg[0] = '\0';
+        assert_int_equal(quarter_parse(bad[i], &q, &why), LX_EINVAL);
+        assert_non_null(strstr(why.msg, "quarter"));
+    }
+    assert_int_equal(quarter_parse(NULL, &q, &why), LX_EINVAL);
+
+    char s[8];
+    quarter_of_ms(utc_ms(2026, 9, 30, 15), s); /* 23:00 in China: still Q3 */
+    assert_string_equal(s, "2026Q3");
+    quarter_of_ms(utc_ms(2026, 9, 30, 16), s); /* midnight in China: Q4 */
+    assert_string_equal(s, "2026Q4");
+}
+
+static void test_age_boundaries(void **state)
+{
+    (void)state;
+    const char *on = "2026-09-30";
+    struct {
+        const char *birth;
+        int age;
+    } cases[] = {
+        {"2026-09-30", 0},  {"2020-10-01", 5},  {"2020-09-30", 6},  {"2012-10-01", 13},
+        {"2012-09-30", 14}, {"2009-10-01", 16}, {"2009-09-30", 17}, {"2008-10-01", 17},
+        {"2008-09-30", 18}, {"2026-10-01", -1}, {"2008-02-29", 18},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        assert_int_equal(report_age(cases[i].birth, on), cases[i].age);
+    assert_int_equal(report_age("2020-02-29", "2024-02-28"), 3);
+    assert_int_equal(report_age("2020-02-29", "2024-02-29"), 4);
+    assert_true(report_age("20200229", on) < -100);
+    assert_true(report_age(NULL, on) < -100);
+}
+
+/* ---- a small store ---- */
+
+typedef struct {
+    char dir[64];
+    store_t *s;
+} fix_t;
+
+static int setup(void **state)
+{
+    fix_t *f = calloc(1, sizeof *f);
+    strcpy(f->dir, "/tmp/lx-report-XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    why_t why = {""};
+    char sub[96];
+    snprintf(sub, sizeof sub, "%s/s", f->dir);
+    assert_int_equal(store_create(sub, COUNTY, &why), LX_OK);
+    assert_int_equal(store_open(sub, STORE_NOSYNC, &f->s, &why), LX_OK);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fix_t *f = *state;
+    store_close(&f->s);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", f->dir);
+    assert_int_equal(system(cmd), 0);
+    free(f);
+    return 0;
+}
+
+/* Writes "name=value" pairs (NULL-terminated) to record id, all stamped
+ * with hlc; guardian_capable is a boolean and categories a ';' list. */
+static void put(store_t *s, const char *id, hlc_t h, ...)
+{
+    stxn_t *t;
+    assert_int_equal(store_begin(s, true, &t), LX_OK);
+    record_t *cur = NULL;
+    store_get(t, id, &cur, NULL);
+    field_t w[32];
+    uint32_t n = 0;
+    va_list ap;
+    va_start(ap, h);
+    for (const char *kv; (kv = va_arg(ap, const char *));) {
+        const char *eq = strchr(kv, '=');
+        field_t *f = &w[n++];
+        memset(f, 0, sizeof *f);
+        f->name = strndup(kv, (size_t)(eq - kv));
+        const char *v = eq + 1;
+        if (strcmp(f->name, "guardian_capable") == 0) {
+            f->val.kind = VAL_BOOL;
+            f->val.b = strcmp(v, "true") == 0;
+        } else if (strcmp(f->name, "categories") == 0) {
+            char *dup = strdup(v), *save = NULL;
+            f->val.kind = VAL_LIST;
+            for (char *tok = strtok_r(dup, ";", &save); tok; tok = strtok_r(NULL, ";", &save))
+                val_list_add(&f->val, tok);
+            free(dup);
+        } else {
+            val_set_str(&f->val, v);
+        }
+        const field_t *old = cur ? record_field(cur, f->name) : NULL;
+        f->ver = (ver_t){.hlc = h, .origin = COUNTY, .base = old ? old->ver.hlc : 0};
+    }
+    va_end(ap);
+    /* store_apply wants the writes in name order. */
+    for (uint32_t i = 1; i < n; i++)
+        for (uint32_t j = i; j > 0 && strcmp(w[j - 1].name, w[j].name) > 0; j--) {
+            field_t x = w[j];
+            w[j] = w[j - 1];
+            w[j - 1] = x;
+        }
+    apply_t res;
+    why_t why = {""};
+    assert_int_equal(store_apply(t, id, w, n, 0, &res, &why), LX_OK);
+    assert_int_equal(store_commit(&t), LX_OK);
+    for (uint32_t i = 0; i < n; i++)
+        field_free(&w[i]);
+    record_destroy(&cur);
+}
+
+#define BASE(v) "village_code=" v, "gender=male", "status=active"
+
+/* A moment inside 2026Q3 (China time), d days after 1 July. */
+static hlc_t in_q3(int d) { return hlc_make(utc_ms(2026, 7, 1, 0) + (uint64_t)d * 86400000u, 0); }
+
+static void fill(store_t *s)
+{
+    const char *va = "510104001201", *vb = "510104002201";
+    /* Ages at 2026-09-30 across the band edges, in village A. */
+    put(s, "a1", in_q3(1), BASE("510104001201"), "birth_date=2020-10-01", NULL); /* 5 */
+    put(s, "a2", in_q3(1), "village_code=510104001201", "gender=female", "birth_date=2020-09-30",
+        NULL); /* 6, no status: in the register */
+    put(s, "a3", in_q3(1), BASE("510104001201"), "birth_date=2012-09-30", NULL); /* 14 */
+    put(s, "a7", in_q3(1), "village_code=510104001201", "gender=female", "status=active",
+        "birth_date=2012-10-01", NULL); /* 13 */
+    put(s, "a4", in_q3(1), BASE("510104001201"), "birth_date=2009-10-01", NULL); /* 16 */
+    put(s, "a5", in_q3(1), BASE("510104001201"), "birth_date=2009-09-30", NULL); /* 17 */
+    put(s, "a6", in_q3(1), "village_code=510104001201", "gender=female", "status=active",
+        "birth_date=2008-09-30", NULL); /* 18 */
+    /* Written exactly at the cut: in the quarter (at or before the cut). */
+    put(s, "a8", hlc_make(utc_ms(2026, 9, 30, 16), 0), BASE("510104001201"),
+        "birth_date=2015-01-01", NULL);
+    (void)va;
+    (void)vb;
+    /* Village B: guardianship, schooling, help, visits, risk. */
+    put(s, "b1", in_q3(2), BASE("510104002201"), "birth_date=2015-01-01",
+        "guardian_type=grandparent", "guardian_capable=true", "school_status=enrolled",
+        "categories=left_behind;disabled", "left_behind_type=both_parents_away",
+        "help_pairing=x", "last_visit_date=2026-08-15", "health_status=健康", NULL);
+    put(s, "b2", in_q3(2), BASE("510104002201"), "birth_date=2015-01-01",
+        "guardian_type=relative", "guardian_capable=true", "school_status=boarding",
+        "proxy_parent=y", "last_visit_date=2026-06-30", "health_status=一般",
+        "risk_level=low", NULL); /* new at low risk: no case closed */
+    put(s, "b3", in_q3(2), BASE("510104002201"), "birth_date=2015-01-01", "guardian_type=none",
+        "risk_level=high", "health_status=有点咳嗽", NULL);
+    put(s, "b4", in_q3(2), BASE("510104002201"), "birth_date=2015-01-01",
+        "guardian_type=parent", "guardian_capable=false", NULL);
+    /* Entered last quarter with high risk, lowered in this one: a case
+     * closed, not an entry. */
+    hlc_t q2 = hlc_make(utc_ms(2026, 5, 1, 0), 0);
+    put(s, "b5", q2, BASE("510104002201"), "birth_date=2015-01-01", "risk_level=high", NULL);
+    put(s, "b5", in_q3(10), "risk_level=low", NULL);
+    /* Exits: in the quarter with a reason, in the quarter without one,
+     * and in the quarter before (counted nowhere). */
+    put(s, "e1", q2, "village_code=510104002201", "gender=female", "birth_date=2015-01-01",
+        "status=exited", "exit_reason=parents_returned", "exit_date=2026-07-01", NULL);
+    put(s, "e2", in_q3(3), "village_code=510104002201", "gender=female", "birth_date=2015-01-01",
+        "status=exited", "exit_date=2026-09-30", NULL);
+    put(s, "e3", q2, "village_code=510104002201", "gender=female", "birth_date=2015-01-01",
+        "status=exited", "exit_reason=death", "exit_date=2026-06-30", NULL);
+    /* Entered after the cut: not in the report at all. */
+    put(s, "late", hlc_make(utc_ms(2026, 9, 30, 16), 1), BASE("510104002201"),
+        "birth_date=2015-01-01", NULL);
+}
+
+static report_t *compute(store_t *s, code_t node, const char *q)
+{
+    stxn_t *t;
+    report_t *r = NULL;
+    why_t why = {""};
+    assert_int_equal(store_begin(s, false, &t), LX_OK);
+    int rc = report_compute(t, node, q, NULL, &r, &why);
+    store_abort(&t);
+    if (rc)
+        fail_msg("report_compute: %s", why.msg);
+    return r;
+}
+
+static uint64_t cell(const report_t *r, size_t row, const char *key)
+{
+    int c = report_col_index(key);
+    if (c < 0)
+        fail_msg("no column %s", key);
+    return report_value(r, row, (size_t)c);
+}
+
+static void test_compute(void **state)
+{
+    fix_t *f = *state;
+    fill(f->s);
+    report_t *r = compute(f->s, 0, "2026Q3");
+    why_t why = {""};
+    assert_int_equal(report_check(r, &why), LX_OK);
+    assert_int_equal(report_nrows(r), 3); /* two townships and the total */
+    assert_true(report_row_code(r, 0) == TOWN_A);
+    assert_true(report_row_code(r, 1) == TOWN_B);
+    assert_true(report_row_code(r, 2) == COUNTY);
+    assert_string_equal(report_row_name(r, 2, true), "合计");
+    assert_string_equal(report_row_name(r, 0, true), "510104001000"); /* no tables given */
+
+    /* Township A: one child per band edge. */
+    assert_int_equal(cell(r, 0, "total"), 8);
+    assert_int_equal(cell(r, 0, "age_0_5"), 1);
+    assert_int_equal(cell(r, 0, "age_0_5_male"), 1);
+    assert_int_equal(cell(r, 0, "age_6_13"), 3);
+    assert_int_equal(cell(r, 0, "age_6_13_female"), 2);
+    assert_int_equal(cell(r, 0, "age_14_16"), 2);
+    assert_int_equal(cell(r, 0, "age_17"), 1);
+    assert_int_equal(cell(r, 0, "age_17_male"), 1);
+    assert_int_equal(cell(r, 0, "age_other"), 1);
+    assert_int_equal(cell(r, 0, "age_other_female"), 1);
+    assert_int_equal(cell(r, 0, "school_unset"), 8);
+    assert_int_equal(cell(r, 0, "gt_unset"), 8);
+    assert_int_equal(cell(r, 0, "ga_poor"), 8);
+    assert_int_equal(cell(r, 0, "entries"), 8);
+
+    /* Township B: b1..b5 in the register; e1..e3 exited; late not counted. */
+    assert_int_equal(cell(r, 1, "total"), 5);
+    assert_int_equal(cell(r, 1, "ga_good"), 1);    /* b1 */
+    assert_int_equal(cell(r, 1, "ga_average"), 1); /* b2 */
+    assert_int_equal(cell(r, 1, "ga_poor"), 3);    /* b3 none, b4 incapable, b5 unset */
+    assert_int_equal(cell(r, 1, "gt_grandparent"), 1);
+    assert_int_equal(cell(r, 1, "gt_none"), 1);
+    assert_int_equal(cell(r, 1, "gt_unset"), 1);
+    assert_int_equal(cell(r, 1, "school_enrolled"), 1);
+    assert_int_equal(cell(r, 1, "school_boarding"), 1);
+    assert_int_equal(cell(r, 1, "school_unset"), 3);
+    assert_int_equal(cell(r, 1, "cat_left_behind"), 1);
+    assert_int_equal(cell(r, 1, "cat_disabled"), 1);
+    assert_int_equal(cell(r, 1, "lbt_both_parents_away"), 1);
+    assert_int_equal(cell(r, 1, "health_good"), 1);
+    assert_int_equal(cell(r, 1, "health_fair"), 1);
+    assert_int_equal(cell(r, 1, "health_other"), 1);
+    assert_int_equal(cell(r, 1, "health_unset"), 2);
+    assert_int_equal(cell(r, 1, "help_pairing"), 1);
+    assert_int_equal(cell(r, 1, "proxy_parent"), 1);
+    assert_int_equal(cell(r, 1, "visited"), 1); /* b2's visit was in Q2 */
+    assert_int_equal(cell(r, 1, "risk_high"), 1);
+    assert_int_equal(cell(r, 1, "case_opened"), 1);
+    assert_int_equal(cell(r, 1, "case_closed"), 1); /* b5 */
+    assert_int_equal(cell(r, 1, "entries"), 5);     /* b1-b4 and e2 */
+    assert_int_equal(cell(r, 1, "exits"), 2);
+    assert_int_equal(cell(r, 1, "exit_parents_returned"), 1);
+    assert_int_equal(cell(r, 1, "exit_unset"), 1);
+    assert_int_equal(cell(r, 1, "exit_death"), 0);
+
+    assert_int_equal(cell(r, 2, "total"), 13);
+    assert_int_equal(cell(r, 2, "male"), 10);
+    assert_int_equal(cell(r, 2, "female"), 3);
+
+    /* The total's digest is the sum of the units', and a unit's changes
+     * with its data. */
+    unsigned char sum[REPORT_DIGEST_LEN] = {0};
+    unsigned carry = 0;
+    for (int i = 0; i < REPORT_DIGEST_LEN; i++) {
+        carry += (unsigned)report_row_digest(r, 0)[i] + report_row_digest(r, 1)[i];
+        sum[i] = (unsigned char)carry;
+        carry >>= 8;
+    }
+    assert_memory_equal(sum, report_row_digest(r, 2), REPORT_DIGEST_LEN);
+    unsigned char before[REPORT_DIGEST_LEN];
+    memcpy(before, report_row_digest(r, 1), REPORT_DIGEST_LEN);
+    report_destroy(&r);
+    assert_null(r);
+    report_destroy(&r); /* twice is fine */
+
+    put(f->s, "b4", in_q3(20), "guardian_capable=true", NULL);
+    r = compute(f->s, 0, "2026Q3");
+    assert_memory_not_equal(before, report_row_digest(r, 1), REPORT_DIGEST_LEN);
+    assert_int_equal(cell(r, 1, "ga_good"), 2);
+    report_destroy(&r);
+
+    /* The quarter before: only what was there by its cut. */
+    r = compute(f->s, 0, "2026Q2");
+    assert_int_equal(report_nrows(r), 2);
+    assert_int_equal(cell(r, 1, "total"), 1);   /* b5 (e1 and e3 are exited) */
+    assert_int_equal(cell(r, 1, "exits"), 1);   /* e3 */
+    assert_int_equal(cell(r, 1, "exit_death"), 1);
+    assert_int_equal(cell(r, 1, "entries"), 3); /* b5, e1, e3 */
+    report_destroy(&r);
+}
+
+static void test_unit_and_village(void **state)
+{
+    fix_t *f = *state;
+    fill(f->s);
+    /* A township's report breaks down by village; a village's has itself. */
+    report_t *r = compute(f->s, TOWN_B, "2026Q3");
+    assert_int_equal(report_nrows(r), 2);
+    assert_true(report_row_code(r, 0) == VIL_B);
+    assert_int_equal(cell(r, 1, "total"), 5);
+    report_destroy(&r);
+    r = compute(f->s, VIL_A, "2026Q3");
+    assert_int_equal(report_nrows(r), 2);
+    assert_true(report_row_code(r, 0) == VIL_A);
+    assert_int_equal(cell(r, 0, "total"), 8);
+    report_destroy(&r);
+    /* Outside the store's subtree: refused naming the unit. */
+    stxn_t *t;
+    why_t why = {""};
+    assert_int_equal(store_begin(f->s, false, &t), LX_OK);
+    assert_int_equal(report_compute(t, 510105000000ULL, "2026Q3", NULL, &r, &why), LX_EINVAL);
+    assert_non_null(strstr(why.msg, "510105000000"));
+    assert_int_equal(report_compute(t, 0, "2026Q9", NULL, &r, &why), LX_EINVAL);
+    assert_non_null(strstr(why.msg, "2026Q9"));
+    store_abort(&t);
+}
+
+static void expect_fail(report_t *r, size_t row, const char *key, uint64_t v, const char *row_code,
+                        const char *col_key)
+{
+    int c = report_col_index(key);
+    uint64_t old = report_value(r, row, (size_t)c);
+    report_set_value(r, row, (size_t)c, v);
+    why_t why = {""};
+    assert_int_equal(report_check(r, &why), LX_EINVAL);
+    if (!strstr(why.msg, row_code) || !strstr(why.msg, col_key))
+        fail_msg("expected row %s and column %s in: %s", row_code, col_key, why.msg);
+    report_set_value(r, row, (size_t)c, old);
+    assert_int_equal(report_check(r, &why), LX_OK);
+}
+
+static void test_check_names_cell(void **state)
+{
+    fix_t *f = *state;
+    fill(f->s);
+    report_t *r = compute(f->s, 0, "2026Q3");
+    /* A band that is not boys + girls. */
+    expect_fail(r, 0, "age_6_13_female", 0, "510104001000", "column age_6_13 ");
+    /* The bands do not add up to the total (the band and its sexes move
+     * together, so only the first equality breaks). */
+    report_set_value(r, 1, (size_t)report_col_index("age_6_13_male"), 99);
+    report_set_value(r, 1, (size_t)report_col_index("age_6_13"), 99 + 0);
+    why_t why = {""};
+    assert_int_equal(report_check(r, &why), LX_EINVAL);
+    assert_non_null(strstr(why.msg, "510104002000"));
+    assert_non_null(strstr(why.msg, "column total "));
+    assert_non_null(strstr(why.msg, "age bands"));
+    report_destroy(&r);
+    r = compute(f->s, 0, "2026Q3");
+    expect_fail(r, 1, "school_unset", 0, "510104002000", "school states");
+    expect_fail(r, 1, "ga_poor", 0, "510104002000", "guardianship assessments");
+    expect_fail(r, 1, "exit_unset", 0, "510104002000", "column exits ");
+    /* The total row against the units: named by the column. */
+    expect_fail(r, 2, "visited", 7, "合计", "column visited ");
+    expect_fail(r, 0, "help_pairing", 3, "合计", "column help_pairing ");
+    report_destroy(&r);
+}
+
+static void test_pack_round_trip(void **state)
+{
+    fix_t *f = *state;
+    fill(f->s);
+    report_t *r = compute(f->s, 0, "2026Q3");
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    assert_int_equal(report_pack(r, &pk), LX_OK);
+    report_t *back = NULL;
+    why_t why = {""};
+    assert_int_equal(report_unpack(sb.data, sb.size, &back, &why), LX_OK);
+    assert_string_equal(report_quarter(back), "2026Q3");
+    assert_true(report_node(back) == COUNTY);
+    assert_true(report_cut(back) == report_cut(r));
+    assert_int_equal(report_nrows(back), report_nrows(r));
+    for (size_t i = 0; i < report_nrows(r); i++) {
+        assert_true(report_row_code(back, i) == report_row_code(r, i));
+        assert_memory_equal(report_row_digest(back, i), report_row_digest(r, i), REPORT_DIGEST_LEN);
+        for (size_t c = 0; c < report_ncols(); c++)
+            assert_int_equal(report_value(back, i, c), report_value(r, i, c));
+    }
+    assert_int_equal(report_check(back, &why), LX_OK);
+    report_destroy(&back);
+    /* Truncated or bit-flipped bytes are refused or decode to something
+     * that still parses safely; never a crash. */
+    for (size_t cut = 0; cut < sb.size; cut += 7) {
+        assert_int_not_equal(report_unpack(sb.data, cut, &back, &why), LX_OK);
+        assert_null(back);
+    }
+    for (size_t i = 0; i < sb.size; i += 3) {
+        sb.data[i] ^= 0x5a;
+        if (report_unpack(sb.data, sb.size, &back, &why) == LX_OK)
+            report_destroy(&back);
+        sb.data[i] ^= 0x5a;
+    }
+    msgpack_sbuffer_destroy(&sb);
+    report_destroy(&r);
+}
+
+static char *render(const report_t *r, report_fmt_t fmt, bool zh, size_t *len)
+{
+    char *buf = NULL;
+    FILE *m = open_memstream(&buf, len);
+    why_t why = {""};
+    int rc = report_write(r, fmt, zh, m, &why);
+    fclose(m);
+    if (rc)
+        fail_msg("report_write: %s", why.msg);
+    return buf;
+}
+
+static void test_formats(void **state)
+{
+    fix_t *f = *state;
+    fill(f->s);
+    report_t *r = compute(f->s, 0, "2026Q3");
+    size_t len;
+    char *csv = render(r, REPORT_CSV, true, &len);
+    const char *zh = "\xEF\xBB\xBF代码,单位,在册儿童数,男,女,";
+    assert_memory_equal(csv, zh, strlen(zh));
+    assert_non_null(strstr(csv, "\r\n510104000000,合计,13,10,3,"));
+    free(csv);
+    csv = render(r, REPORT_CSV, false, &len);
+    const char *en = "\xEF\xBB\xBF" "Code,Unit,Children in the registry,Boys,Girls,";
+    assert_memory_equal(csv, en, strlen(en));
+    assert_non_null(strstr(csv, "\r\n510104000000,Total,13,10,3,"));
+    free(csv);
+
+    char *js = render(r, REPORT_JSON, true, &len);
+    json_error_t e;
+    json_t *j = json_loadb(js, len, 0, &e);
+    assert_non_null(j);
+    assert_string_equal(json_string_value(json_object_get(j, "quarter")), "2026Q3");
+    assert_int_equal(json_array_size(json_object_get(j, "rows")), 2);
+    assert_int_equal(json_array_size(json_object_get(j, "columns")), report_ncols());
+    json_t *tot = json_object_get(json_object_get(j, "total"), "values");
+    assert_int_equal(json_integer_value(json_object_get(tot, "total")), 13);
+    assert_int_equal(json_integer_value(json_object_get(tot, "exits")), 2);
+    json_decref(j);
+    free(js);
+
+    char *html = render(r, REPORT_HTML, true, &len);
+    assert_non_null(strstr(html, "<html lang=\"zh-CN\">"));
+    assert_non_null(strstr(html, "<svg"));
+    assert_non_null(strstr(html, "<td>合计</td>"));
+    assert_null(strstr(html, "src=")); /* nothing fetched: no images, scripts */
+    assert_null(strstr(html, "<link"));  /* or style sheets */
+    free(html);
+
+    char *x = render(r, REPORT_XLSX, true, &len);
+    assert_true(len > 1000);
+    assert_memory_equal(x, "PK\x03\x04", 4);
+    free(x);
+    report_destroy(&r);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_quarter_parse),
+        cmocka_unit_test(test_age_boundaries),
+        cmocka_unit_test_setup_teardown(test_compute, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unit_and_village, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_check_names_cell, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pack_round_trip, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_formats, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
