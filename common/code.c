@@ -46,28 +46,25 @@ char *code_fmt(code_t c, char buf[CODE_STRLEN + 1])
     return buf;
 }
 
-static uint64_t part(code_t c, int l)
-{
-    uint64_t width = unit_of[l - 1] / unit_of[l];
-    return (c / unit_of[l]) % width;
-}
-
 level_t code_level(code_t c)
 {
     if (c == 0 || c >= 1000000000000ULL)
         return LEVEL_NONE;
-    if (part(c, LEVEL_PROVINCE) == 0)
-        return LEVEL_NONE;
+    /* Literal divisors (the compiler makes them multiplications): this
+     * runs for every log entry on every link. */
+    unsigned p[5] = {(unsigned)(c / 10000000000ULL), (unsigned)(c / 100000000ULL % 100),
+                     (unsigned)(c / 1000000ULL % 100), (unsigned)(c / 1000ULL % 1000),
+                     (unsigned)(c % 1000)};
     /* The level is the last non-zero part; every part above it must be
      * non-zero too (a county code with a zero city part is malformed). */
-    int last = LEVEL_PROVINCE;
-    for (int l = LEVEL_CITY; l <= LEVEL_VILLAGE; l++)
-        if (part(c, l) != 0)
-            last = l;
-    for (int l = LEVEL_PROVINCE; l <= last; l++)
-        if (part(c, l) == 0)
+    int last = -1;
+    for (int i = 0; i < 5; i++)
+        if (p[i])
+            last = i;
+    for (int i = 0; i <= last; i++)
+        if (!p[i])
             return LEVEL_NONE;
-    return (level_t)last;
+    return last < 0 ? LEVEL_NONE : (level_t)(LEVEL_PROVINCE + last);
 }
 
 const char *level_name(level_t l)

@@ -20,6 +20,10 @@
  *   conflict u64 cseq -> [id, kept field, lost field]
  *   cfseen   BLAKE2b of (id, field, both versions) -> "" for every conflict
  *            logged here, so one pair reported by two nodes is kept once
+ *   hist     id || 0 || field name || 0 || u64 hlc -> the field as it was
+ *            (a one-field record, record_pack) before a newer write
+ *            replaced it or a move out of the subtree removed it; so a
+ *            record can be read as it stood at any cut (reports)
  *
  * The per-village sums make the digest independent of write order (a sum
  * of hashes of a set) and let a parent compare any unit's digest by
@@ -51,7 +55,8 @@ struct store {
     size_t mapsize;
     int active;       /* transactions open in this process */
     bool was_full;    /* a write failed on a full map: grow before the next */
-    MDB_dbi meta, rec, log, byvil, byidn, dup, vdig, conf, cfseen;
+    MDB_dbi meta, rec, log, byvil, byidn, dup, vdig, conf, cfseen, hist;
+    bool has_hist;    /* false only when a reader opens a store from before it */
     code_t code;
     unsigned flags;
     uint64_t skew_ms;
@@ -181,6 +186,12 @@ static int env_open(const char *dir, unsigned flags, bool create,
     };
     for (size_t i = 0; !rc && i < sizeof dbs / sizeof dbs[0]; i++)
         rc = mdb_dbi_open(txn, dbs[i].name, dbflags, dbs[i].dbi);
+    if (!rc) {
+        int hrc = mdb_dbi_open(txn, "hist", dbflags, &s->hist);
+        s->has_hist = hrc == 0;
+        if (hrc && hrc != MDB_NOTFOUND)
+            rc = hrc;
+    }
     uint64_t layout = 0;
     if (!rc && !create) {
         rc = meta_get(txn, s->meta, "code", &s->code);
@@ -597,6 +608,31 @@ static int dup_flag_all(stxn_t *t, const unsigned char *pre, size_t pn, bool fla
  * flags right: every holder of a number is flagged when there are two or
  * more. The common case, a number nobody else holds, costs one insert and
  * a look at the neighbours. */
+/* Keeps f, about to be replaced or removed, in the history table. */
+static int hist_put(stxn_t *t, const char *id, const field_t *f)
+{
+    unsigned char key[64 + 1 + 64 + 1 + 8];
+    size_t il = strlen(id), nl = strlen(f->name);
+    if (il > 64 || nl > 64)
+        return MDB_BAD_VALSIZE;
+    memcpy(key, id, il);
+    key[il] = 0;
+    memcpy(key + il + 1, f->name, nl);
+    key[il + 1 + nl] = 0;
+    put_u64(key + il + nl + 2, f->ver.hlc);
+    record_t one = {.id = (char *)id, .n = 1, .cap = 1, .f = (field_t *)f};
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    int rc = record_pack(&one, &pk) ? MDB_BAD_VALSIZE : 0;
+    MDB_val k = {il + nl + 10, key}, d = {sb.size, sb.data};
+    if (!rc)
+        rc = mdb_put(t->txn, t->s->hist, &k, &d, 0);
+    msgpack_sbuffer_destroy(&sb);
+    return rc;
+}
+
 static int idn_index(stxn_t *t, const char *idn, const char *id, bool add)
 {
     unsigned char key[IDNUM_MAX + 1 + 65];
@@ -848,6 +884,8 @@ int store_apply_ex(stxn_t *t, const char *id, const field_t *w, uint32_t n,
                                          : log_conflict(t, id, cur, ws[i]),
                           why, "conflict log");
         }
+        if (!rc && m == MERGE_WON && cur && s->has_hist)
+            rc = lmdb_err(hist_put(t, id, cur), why, "history");
         if (!rc && m == MERGE_WON) {
             won[nwon++] = ws[i];
             if (view)
@@ -879,6 +917,9 @@ int store_apply_ex(stxn_t *t, const char *id, const field_t *w, uint32_t n,
                 break;
             }
         }
+        for (uint32_t i = keep; i < r->n && s->has_hist; i++)
+            if ((mrc = hist_put(t, id, &r->f[i])))
+                goto lmdb_fail;
         if (!view)
             for (uint32_t i = keep; i < r->n; i++)
                 field_free(&r->f[i]);
@@ -1294,6 +1335,88 @@ int store_each_record(stxn_t *t, code_t under, store_record_cb cb, void *arg)
         if (rc)
             break;
     }
+    mdb_cursor_close(c);
+    return rc == MDB_NOTFOUND ? LX_OK : rc;
+}
+
+/* Fills r (holding the fields of the current record whose versions are at
+ * or before cut) from the history: for each field name, the newest kept
+ * version at or before cut, unless the current one already is. */
+static int asof_fill(stxn_t *t, MDB_cursor *c, const char *id, hlc_t cut, record_t *r)
+{
+    size_t il = strlen(id);
+    MDB_val k = {il + 1, (void *)id}, d;
+    char pre[66];
+    memcpy(pre, id, il);
+    pre[il] = 0;
+    k.mv_data = pre;
+    int rc;
+    for (rc = mdb_cursor_get(c, &k, &d, MDB_SET_RANGE); !rc;
+         rc = mdb_cursor_get(c, &k, &d, MDB_NEXT)) {
+        if (k.mv_size < il + 11 || memcmp(k.mv_data, pre, il + 1) != 0)
+            break;
+        hlc_t h = get_u64((unsigned char *)k.mv_data + k.mv_size - 8);
+        if (h > cut)
+            continue;
+        record_t *one;
+        if ((rc = record_decode(d.mv_data, d.mv_size, &one, NULL)))
+            return rc;
+        int prc = LX_OK;
+        if (one->n == 1) {
+            const field_t *cur = record_field(r, one->f[0].name);
+            if (!cur || cur->ver.hlc < h)
+                prc = record_put(r, &one->f[0]);
+        }
+        record_destroy(&one);
+        if (prc)
+            return prc;
+    }
+    (void)t;
+    return rc == MDB_NOTFOUND || rc == 0 ? LX_OK : lmdb_err(rc, NULL, "history");
+}
+
+int store_each_record_asof(stxn_t *t, code_t under, hlc_t cut, store_record_cb cb, void *arg)
+{
+    code_t lo, hi;
+    code_range(under ? under : t->s->code, &lo, &hi);
+    MDB_cursor *c = NULL, *hc = NULL;
+    int rc = mdb_cursor_open(t->txn, t->s->rec, &c);
+    if (!rc && t->s->has_hist)
+        rc = mdb_cursor_open(t->txn, t->s->hist, &hc);
+    if (rc) {
+        if (c)
+            mdb_cursor_close(c);
+        return lmdb_err(rc, NULL, "walk");
+    }
+    MDB_val k, d;
+    for (rc = mdb_cursor_get(c, &k, &d, MDB_FIRST); !rc;
+         rc = mdb_cursor_get(c, &k, &d, MDB_NEXT)) {
+        record_t *r;
+        if ((rc = record_decode(d.mv_data, d.mv_size, &r, NULL)))
+            break;
+        /* Keep the fields already as they were at the cut; look in the
+         * history only when something is newer (or the record is a stub
+         * whose other fields went to the history when it moved away). */
+        uint32_t keep = 0;
+        for (uint32_t i = 0; i < r->n; i++) {
+            if (r->f[i].ver.hlc <= cut)
+                r->f[keep++] = r->f[i];
+            else
+                field_free(&r->f[i]);
+        }
+        bool older = keep < r->n || r->n == 1;
+        r->n = keep;
+        if (older && hc)
+            rc = asof_fill(t, hc, r->id, cut, r);
+        code_t v = rc ? 0 : record_village(r);
+        if (!rc && v >= lo && v < hi && r->n > 1)
+            rc = cb(arg, r);
+        record_destroy(&r);
+        if (rc)
+            break;
+    }
+    if (hc)
+        mdb_cursor_close(hc);
     mdb_cursor_close(c);
     return rc == MDB_NOTFOUND ? LX_OK : rc;
 }

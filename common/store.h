@@ -95,6 +95,13 @@ int store_apply_ex(stxn_t *t, const char *id, const field_t *w, uint32_t n,
 typedef int (*store_record_cb)(void *arg, const record_t *r);
 int store_each_record(stxn_t *t, code_t under, store_record_cb cb, void *arg);
 
+/* The same over the records as they stood at the HLC cut: each field the
+ * newest version at or before cut (from the history table when it has
+ * been replaced or removed since), records created after the cut left
+ * out, and the village the one the record had at the cut (so a child
+ * moved away since still counts where it was). In record id order. */
+int store_each_record_asof(stxn_t *t, code_t under, hlc_t cut, store_record_cb cb, void *arg);
+
 /* Numbers kept in the store's meta table (link positions and the like),
  * and opaque blobs. Keys are short ASCII strings. */
 int store_meta_get(stxn_t *t, const char *key, uint64_t *v);  /* LX_ENOTFOUND */

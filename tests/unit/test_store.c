@@ -612,6 +612,85 @@ static void test_verify_detects_damage(void **state)
     free(d);
 }
 
+/* Records as they stood at a cut: later values replaced by the ones kept
+ * in the history, a record that moved away since counted where it was,
+ * one created since left out. */
+typedef struct {
+    int n;
+    char ids[8][16], risk[8][16], vil[8][16];
+} asof_t;
+
+static int asof_cb(void *arg, const record_t *r)
+{
+    asof_t *a = arg;
+    assert_true(a->n < 8);
+    const char *rk = record_str(r, "risk_level"), *v = record_str(r, "village_code");
+    snprintf(a->ids[a->n], 16, "%s", r->id);
+    snprintf(a->risk[a->n], 16, "%s", rk ? rk : "-");
+    snprintf(a->vil[a->n], 16, "%s", v ? v : "-");
+    a->n++;
+    return 0;
+}
+
+static asof_t asof(store_t *s, code_t under, uint64_t cut_ms)
+{
+    asof_t a = {0};
+    stxn_t *t;
+    assert_int_equal(store_begin(s, false, &t), LX_OK);
+    assert_int_equal(store_each_record_asof(t, under, hlc_make(cut_ms, 0), asof_cb, &a), LX_OK);
+    store_abort(&t);
+    return a;
+}
+
+static void test_asof(void **state)
+{
+    (void)state;
+    char *dir = tmpdir();
+    store_t *s = open_new(dir, NODE);
+    char v0[16], v1[16], out[16];
+    code_fmt(VIL[0], v0);
+    code_fmt(VIL[1], v1);
+    code_fmt(VIL[3], out);
+    field_t a[3] = {fw("name", "A", hlc_make(1000, 0), VIL[0], 0),
+                    fw("risk_level", "low", hlc_make(1000, 0), VIL[0], 0),
+                    fw("village_code", v0, hlc_make(1000, 0), VIL[0], 0)};
+    apply1(s, "a", a, 3, 0, LX_OK);
+    field_t hi = fw("risk_level", "high", hlc_make(3000, 0), NODE, hlc_make(1000, 0));
+    apply1(s, "a", &hi, 1, 0, LX_OK);
+    field_t b[2] = {fw("risk_level", "medium", hlc_make(3500, 0), VIL[1], 0),
+                    fw("village_code", v1, hlc_make(3500, 0), VIL[1], 0)};
+    apply1(s, "b", b, 2, 0, LX_OK);
+    field_t mv = fw("village_code", out, hlc_make(4000, 0), NODE, hlc_make(1000, 0));
+    apply1(s, "a", &mv, 1, 0, LX_OK);
+
+    asof_t x = asof(s, 0, 2000);
+    assert_int_equal(x.n, 1);
+    assert_string_equal(x.ids[0], "a");
+    assert_string_equal(x.risk[0], "low");
+    assert_string_equal(x.vil[0], v0);
+    x = asof(s, VIL[0], 3200);
+    assert_int_equal(x.n, 1);
+    assert_string_equal(x.risk[0], "high");
+    x = asof(s, 0, 3700);
+    assert_int_equal(x.n, 2);
+    assert_string_equal(x.ids[1], "b");
+    x = asof(s, 0, 5000);  /* a has moved away */
+    assert_int_equal(x.n, 1);
+    assert_string_equal(x.ids[0], "b");
+    x = asof(s, 0, 500);   /* before anything */
+    assert_int_equal(x.n, 0);
+
+    for (int i = 0; i < 3; i++)
+        field_free(&a[i]);
+    field_free(&b[0]);
+    field_free(&b[1]);
+    field_free(&hi);
+    field_free(&mv);
+    store_close(&s);
+    rmrf(dir);
+    free(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -621,6 +700,7 @@ int main(void)
         cmocka_unit_test(test_duplicates),
         cmocka_unit_test(test_clock_persists),
         cmocka_unit_test(test_verify_detects_damage),
+        cmocka_unit_test(test_asof),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
