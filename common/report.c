@@ -425,8 +425,7 @@ static int walk_cb(void *arg, const record_t *rec)
  * stood at the cut. */
 static int walk_asof(stxn_t *t, code_t under, hlc_t cut, store_record_cb cb, void *arg)
 {
-    (void)cut; /* until store_each_record_asof: the current state */
-    return store_each_record(t, under, cb, arg);
+    return store_each_record_asof(t, under, cut, cb, arg);
 }
 
 /* Rows for every unit the division tables know under node, so that a

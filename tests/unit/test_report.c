@@ -340,7 +340,50 @@ static void test_compute(void **state)
     assert_int_equal(cell(r, 1, "exits"), 1);   /* e3 */
     assert_int_equal(cell(r, 1, "exit_death"), 1);
     assert_int_equal(cell(r, 1, "entries"), 3); /* b5, e1, e3 */
+    assert_int_equal(cell(r, 1, "risk_high"), 1); /* b5 was high then */
+    assert_int_equal(cell(r, 1, "case_opened"), 1);
     report_destroy(&r);
+}
+
+/* Writes after the cut change nothing in the quarter's report: values,
+ * rows and digests, moves out of a unit included. */
+static void test_asof_unchanged(void **state)
+{
+    fix_t *f = *state;
+    fill(f->s);
+    report_t *before = compute(f->s, 0, "2026Q3");
+    hlc_t q4 = hlc_make(utc_ms(2026, 11, 1, 0), 0);
+    put(f->s, "b3", q4, "risk_level=low", NULL);
+    put(f->s, "a1", q4 + 1, "status=exited", "exit_reason=moved_away", "exit_date=2026-10-20",
+        NULL);
+    put(f->s, "a3", q4 + 2, "village_code=510104002201", NULL);
+    put(f->s, "b1", q4 + 3, "guardian_type=none", "last_visit_date=2026-09-01", NULL);
+    put(f->s, "n1", q4 + 4, BASE("510104001201"), "birth_date=2015-01-01", NULL);
+    report_t *after = compute(f->s, 0, "2026Q3");
+    assert_int_equal(report_nrows(after), report_nrows(before));
+    for (size_t i = 0; i < report_nrows(before); i++) {
+        assert_true(report_row_code(after, i) == report_row_code(before, i));
+        for (size_t c = 0; c < report_ncols(); c++)
+            if (report_value(after, i, c) != report_value(before, i, c))
+                fail_msg("row %zu column %s: %llu before, %llu after", i, report_col(c)->key,
+                         (unsigned long long)report_value(before, i, c),
+                         (unsigned long long)report_value(after, i, c));
+        assert_memory_equal(report_row_digest(after, i), report_row_digest(before, i),
+                            REPORT_DIGEST_LEN);
+    }
+    report_destroy(&after);
+    /* The next quarter sees them. */
+    after = compute(f->s, 0, "2026Q4");
+    assert_int_equal(cell(after, 0, "total"), 7);   /* 8, less a1 exited and a3 moved, n1 new */
+    assert_int_equal(cell(after, 1, "total"), 7);   /* b1-b5, "late", and a3 moved in */
+    assert_int_equal(cell(after, 0, "exits"), 1);
+    assert_int_equal(cell(after, 0, "exit_moved_away"), 1);
+    assert_int_equal(cell(after, 0, "entries"), 1);
+    assert_int_equal(cell(after, 1, "gt_none"), 2);
+    assert_int_equal(cell(after, 1, "visited"), 0);  /* b1's visit was in Q3 */
+    assert_int_equal(cell(after, 1, "case_closed"), 1);
+    report_destroy(&after);
+    report_destroy(&before);
 }
 
 static void test_unit_and_village(void **state)
@@ -514,6 +557,7 @@ int main(void)
         cmocka_unit_test(test_quarter_parse),
         cmocka_unit_test(test_age_boundaries),
         cmocka_unit_test_setup_teardown(test_compute, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_asof_unchanged, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unit_and_village, setup, teardown),
         cmocka_unit_test_setup_teardown(test_check_names_cell, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pack_round_trip, setup, teardown),
