@@ -106,60 +106,8 @@ FILE *cli_out(const char *path, why_t *why)
 }
 
 int cli_write(stxn_t *t, record_t *r, const char *author, write_mode_t mode,
-              bool checked, apply_t *res, why_t *why)
+              bool checked, const effective_t *eff, apply_t *res, why_t *why)
 {
-    code_t node = store_code_of(t);
-    hlc_t now = store_tick(t);
-    char idbuf[32];
-    if (!r->id) {
-        record_id_make(node, now, idbuf);
-        if (!(r->id = strdup(idbuf)))
-            return LX_ENOMEM;
-    }
-    record_t *cur = NULL;
-    int rc = store_get(t, r->id, &cur, why);
-    if (rc == LX_ENOTFOUND) {
-        if (mode == WRITE_EXISTING)
-            return why_set(why, LX_ENOTFOUND, "no record with id %s", r->id);
-        if (!(cur = record_new(r->id)))
-            return LX_ENOMEM;
-        rc = LX_OK;
-    } else if (rc) {
-        return rc;
-    } else if (mode == WRITE_NEW) {
-        record_destroy(&cur);
-        return why_set(why, LX_EEXIST, "a record with id %s already exists", r->id);
-    }
-    /* A field set to the value it already holds is no change: drop it, so
-     * that it is neither versioned anew nor logged. */
-    uint32_t kept = 0;
-    for (uint32_t i = 0; i < r->n; i++) {
-        const field_t *old = record_field(cur, r->f[i].name);
-        if (old && val_eq(&old->val, &r->f[i].val))
-            field_free(&r->f[i]);
-        else
-            r->f[kept++] = r->f[i];
-    }
-    r->n = kept;
-    for (uint32_t i = 0; i < r->n; i++) {
-        field_t *f = &r->f[i];
-        const field_t *old = record_field(cur, f->name);
-        /* The author is borrowed for the apply and handed back below:
-         * one string for every field of every row of an import. */
-        free(f->ver.author);
-        f->ver = (ver_t){.hlc = now, .origin = node, .base = old ? old->ver.hlc : 0,
-                         .author = (char *)author};
-        if (cur->n && (rc = record_put(cur, f)))
-            break;
-    }
-    /* A new record is checked as it is; an existing one as it will be. */
-    if (!rc && (cur->n || !checked))
-        rc = schema_check_record(cur->n ? cur : r, node, why);
-    record_destroy(&cur);
-    if (!rc)
-        rc = store_apply(t, r->id, r->f, r->n, 0, res, why);
-    for (uint32_t i = 0; i < r->n; i++)
-        if (r->f[i].ver.author == author)
-            r->f[i].ver.author = NULL;
-    return rc;
+    write_opts_t o = {.author = author, .mode = mode, .checked = checked, .eff = eff};
+    return policy_write(t, r, &o, res, why);
 }

@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 
+#include "common/classify.h"
 #include "common/err.h"
 #include "common/schema.h"
 #include "common/store.h"
@@ -57,16 +58,12 @@ int cmd_node(int argc, char **argv);
 int cmd_topology(int argc, char **argv);
 int cmd_bundle(int argc, char **argv);
 int cmd_restore(int argc, char **argv);
+int cmd_policy(int argc, char **argv);
+int cmd_alerts(int argc, char **argv);
+
+/* A write made by a command: policy_write (common/classify.h) with the
+ * effective policy eff (NULL: folded for today in the transaction). */
+int cli_write(stxn_t *t, record_t *r, const char *author, write_mode_t mode,
+              bool checked, const effective_t *eff, apply_t *res, why_t *why);
 
 #endif
-
-/* How cli_write treats a record that already exists. */
-typedef enum { WRITE_NEW, WRITE_UPSERT, WRITE_EXISTING } write_mode_t;
-
-/* Stamps r's fields as local writes by author (one fresh HLC, the base of
- * each being the version it replaces), assigns an id when r has none,
- * checks the resulting record against the schema and applies it. `checked`
- * says r already passed the schema on its own, which is enough when it is
- * a new record. */
-int cli_write(stxn_t *t, record_t *r, const char *author, write_mode_t mode,
-              bool checked, apply_t *res, why_t *why);

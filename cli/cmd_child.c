@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/effective.h"
 #include "common/recjson.h"
 
 #define OPT_HELP {"help", no_argument, 0, 'h'}
@@ -100,7 +101,7 @@ static int child_add(int argc, char **argv)
     if (!rc)
         rc = store_begin(s, true, &t);
     if (!rc)
-        rc = cli_write(t, r, author, WRITE_NEW, false, &res, &why);
+        rc = cli_write(t, r, author, WRITE_NEW, false, NULL, &res, &why);
     /* Tell the operator when the ID number is already on file: the new
      * record is kept and both are flagged as duplicates. */
     const char *idn = rc ? NULL : record_str(r, "id_number");
@@ -125,6 +126,30 @@ static int child_add(int argc, char **argv)
     return 0;
 }
 
+/* The --set arguments as unstamped writes, typed by the effective
+ * schema (local fields included). */
+static int parse_sets(const effective_t *eff, char **sets, int nsets, record_t *r, why_t *why)
+{
+    int rc = LX_OK;
+    for (int i = 0; i < nsets && !rc; i++) {
+        char *eq = strchr(sets[i], '=');
+        if (!eq)
+            return why_set(why, LX_EUSAGE, "--set %s: expected FIELD=VALUE", sets[i]);
+        *eq = '\0';
+        const field_def_t *d = eff_field(eff, sets[i]);
+        field_t f = {.name = sets[i]};
+        if (!d)
+            rc = why_set(why, LX_EINVAL, "field %s: unknown field", sets[i]);
+        else if (record_field(r, sets[i]))
+            rc = why_set(why, LX_EINVAL, "field %s: set twice", sets[i]);
+        else if (!(rc = schema_parse_text(d, eq + 1, &f.val, why))) {
+            rc = record_put(r, &f);
+            val_free(&f.val);
+        }
+    }
+    return rc;
+}
+
 static int child_update(int argc, char **argv)
 {
     childopts_t o = {0};
@@ -140,51 +165,34 @@ static int child_update(int argc, char **argv)
     const char *id = argv[optind];
     why_t why = {""};
     record_t *r = record_new(id);
-    if (!r) {
-        free(o.sets);
-        return cli_fail("child update", "out of memory");
-    }
-    for (int i = 0; i < o.nsets && !rc; i++) {
-        char *eq = strchr(o.sets[i], '=');
-        if (!eq) {
-            rc = why_set(&why, LX_EUSAGE, "--set %s: expected FIELD=VALUE", o.sets[i]);
-            break;
-        }
-        *eq = '\0';
-        const field_def_t *d = schema_field(o.sets[i]);
-        field_t f = {.name = o.sets[i]};
-        if (!d)
-            rc = why_set(&why, LX_EINVAL, "field %s: unknown field", o.sets[i]);
-        else if (record_field(r, o.sets[i]))
-            rc = why_set(&why, LX_EINVAL, "field %s: set twice", o.sets[i]);
-        else if (!(rc = schema_parse_text(d, eq + 1, &f.val, &why))) {
-            rc = record_put(r, &f);
-            val_free(&f.val);
-        }
-    }
-    free(o.sets);
-    if (rc) {
-        record_destroy(&r);
-        return rc == LX_EUSAGE ? cli_usage("child update", CHILD_USAGE, "%s", why.msg)
-                               : cli_fail("child update", "%s", why.msg);
-    }
-    store_t *s = cli_open("child update", o.data, 0);
+    store_t *s = r ? cli_open("child update", o.data, 0) : NULL;
     if (!s) {
+        free(o.sets);
         record_destroy(&r);
         return 1;
     }
-    char author[160];
+    char author[160], today[11];
     cli_author(author, sizeof author, store_code(s), o.author);
+    policy_today(hlc_wall_ms(), today);
     stxn_t *t = NULL;
+    effective_t *eff = NULL;
     apply_t res = {0};
     rc = store_begin(s, true, &t);
     if (!rc)
-        rc = cli_write(t, r, author, WRITE_EXISTING, false, &res, &why);
+        rc = policy_effective(t, today, &eff, &why);
+    if (!rc)
+        rc = parse_sets(eff, o.sets, o.nsets, r, &why);
+    if (!rc)
+        rc = cli_write(t, r, author, WRITE_EXISTING, false, eff, &res, &why);
     if (!rc)
         rc = store_commit(&t);
     store_abort(&t);
     store_close(&s);
+    effective_free(&eff);
     record_destroy(&r);
+    free(o.sets);
+    if (rc == LX_EUSAGE)
+        return cli_usage("child update", CHILD_USAGE, "%s", why.msg);
     if (rc)
         return cli_fail("child update", "%s", why.msg[0] ? why.msg : err_str(rc));
     printf("%s: %u field%s changed\n", id, res.changed, res.changed == 1 ? "" : "s");
@@ -219,16 +227,23 @@ static int child_get(int argc, char **argv)
         return 1;
     stxn_t *t = NULL;
     record_t *r = NULL;
+    effective_t *eff = NULL;
     why_t why = {""};
+    char today[11];
+    policy_today(hlc_wall_ms(), today);
     rc = store_begin(s, false, &t);
     if (!rc)
         rc = store_get(t, argv[optind], &r, &why);
+    if (!rc && !o.as_json)
+        rc = policy_effective(t, today, &eff, &why);
     store_abort(&t);
     store_close(&s);
     if (rc == LX_ENOTFOUND)
         return cli_fail("child get", "no record with id %s", argv[optind]);
-    if (rc)
+    if (rc) {
+        record_destroy(&r);
         return cli_fail("child get", "%s", why.msg[0] ? why.msg : err_str(rc));
+    }
     if (o.as_json) {
         json_t *j = recjson_from_record(r, o.versions);
         json_dumpf(j, stdout, JSON_INDENT(2));
@@ -236,8 +251,20 @@ static int child_get(int argc, char **argv)
         json_decref(j);
     } else {
         printf("%-18s %s\n", "id", r->id);
-        for (size_t i = 0; i < schema_count(); i++) {
-            const field_def_t *d = schema_at(i);
+        /* The default fields in schema order, then local ones (x_...),
+         * labelled when this node's schema defines them. */
+        for (size_t i = 0; i < schema_count() + r->n; i++) {
+            const field_def_t *d = i < schema_count() ? schema_at(i) : NULL;
+            field_def_t local = {0};
+            if (!d) {
+                const field_t *lf = &r->f[i - schema_count()];
+                if (!schema_local_name(lf->name))
+                    continue;
+                if (!(d = eff_field(eff, lf->name))) {
+                    local = (field_def_t){.name = lf->name, .zh = lf->name};
+                    d = &local;
+                }
+            }
             const field_t *f = record_field(r, d->name);
             if (!f || f->val.kind == VAL_NIL)
                 continue;
@@ -266,6 +293,7 @@ static int child_get(int argc, char **argv)
         }
     }
     record_destroy(&r);
+    effective_free(&eff);
     return 0;
 }
 

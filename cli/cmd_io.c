@@ -11,6 +11,7 @@
 
 #include "common/csv.h"
 #include "common/divs.h"
+#include "common/effective.h"
 #include "common/gen.h"
 #include "common/recjson.h"
 
@@ -25,6 +26,7 @@ static const char *IMPORT_USAGE =
 
 typedef struct {
     const char *path;
+    const effective_t *eff;   /* the schema of the columns */
     const field_def_t **cols; /* per column; NULL for the id column */
     uint32_t ncols;
     int idcol;
@@ -43,7 +45,7 @@ static int read_header(header_t *h, const csv_row_t *row, why_t *why)
             h->idcol = (int)i;
             continue;
         }
-        if (!(h->cols[i] = schema_field(name)))
+        if (!(h->cols[i] = eff_field(h->eff, name)))
             return why_set(why, LX_EINVAL, "%s line %llu: column %u: unknown field '%.64s'",
                            h->path, (unsigned long long)row->line, i + 1, name);
         for (uint32_t j = 0; j < i; j++)
@@ -261,17 +263,25 @@ int cmd_import(int argc, char **argv)
     uint64_t good = 0, bad = 0, changed = 0, in_txn = 0;
     bool progress = !quiet && len > (4u << 20);
     time_t last = time(NULL);
+    effective_t *eff = NULL;
+    char today[11];
+    policy_today(hlc_wall_ms(), today);
     int rc = c ? csv_next(c, &row, &why) : LX_ENOMEM;
     if (rc == 0)
         rc = why_set(&why, LX_EINVAL, "%s: empty file, expected a header row", path);
-    else if (rc == 1)
-        rc = read_header(&h, &row, &why);
     else if (rc < 0)
         why_prefix(&why, rc, "%s", path);
     /* A stored child takes about five times its CSV row. */
     store_reserve(s, len * 6);
-    if (!rc)
+    /* The columns are the effective schema's: local fields too. */
+    if (rc == 1)
         rc = store_begin(s, true, &t);
+    if (!rc)
+        rc = policy_effective(t, today, &eff, &why);
+    if (!rc) {
+        h.eff = eff;
+        rc = read_header(&h, &row, &why);
+    }
 
     reader_t rd = {.c = c, .h = &h, .node = store_code(s)};
     pthread_t th;
@@ -291,7 +301,7 @@ int cmd_import(int argc, char **argv)
             apply_t res;
             int r = LX_EINVAL;
             if (it->rec) {
-                r = cli_write(t, it->rec, author, WRITE_UPSERT, it->checked, &res, &why);
+                r = cli_write(t, it->rec, author, WRITE_UPSERT, it->checked, eff, &res, &why);
                 if (r == LX_ENOMEM || r == LX_EIO || r == LX_EFULL || r == LX_ECORRUPT) {
                     rc = r; /* the store failed: stop, whatever the mode */
                     break;
@@ -342,6 +352,7 @@ int cmd_import(int argc, char **argv)
         rc = store_commit(&t);
     store_abort(&t);
     store_close(&s);
+    effective_free(&eff);
     csv_destroy(&c);
     free(h.cols);
     free(buf);
@@ -364,7 +375,54 @@ typedef struct {
     FILE *f;
     bool json;
     uint64_t n;
+    json_t *local;   /* CSV: the local (x_) columns after the default ones */
 } exportctx_t;
+
+/* Local fields held in records, for the CSV columns: those this node's
+ * schema defines and those that came from below. */
+static int local_cb(void *arg, const record_t *r)
+{
+    json_t *names = arg;
+    for (uint32_t i = 0; i < r->n; i++)
+        if (schema_local_name(r->f[i].name) && !json_object_get(names, r->f[i].name))
+            json_object_set_new(names, r->f[i].name, json_true());
+    return 0;
+}
+
+static int by_name(const void *a, const void *b)
+{
+    return strcmp(json_string_value(*(json_t *const *)a), json_string_value(*(json_t *const *)b));
+}
+
+/* The sorted list of local column names. */
+static json_t *local_columns(stxn_t *t, code_t under, const effective_t *eff)
+{
+    json_t *names = json_object();
+    for (size_t i = schema_count(); eff && i < eff->nfields; i++)
+        json_object_set_new(names, eff->fields[i].def.name, json_true());
+    if (store_each_record(t, under, local_cb, names)) {
+        json_decref(names);
+        return NULL;
+    }
+    json_t *arr = json_array();
+    const char *k;
+    json_t *v;
+    json_object_foreach(names, k, v)
+        json_array_append_new(arr, json_string(k));
+    json_decref(names);
+    size_t n = json_array_size(arr);
+    json_t **items = malloc((n ? n : 1) * sizeof *items);
+    for (size_t i = 0; items && i < n; i++)
+        items[i] = json_incref(json_array_get(arr, i));
+    if (items) {
+        qsort(items, n, sizeof *items, by_name);
+        json_array_clear(arr);
+        for (size_t i = 0; i < n; i++)
+            json_array_append_new(arr, items[i]);
+    }
+    free(items);
+    return arr;
+}
 
 static void csv_val(FILE *f, const val_t *v)
 {
@@ -400,6 +458,12 @@ static int export_cb(void *arg, const record_t *r)
         csv_put_cell(x->f, r->id);
         for (size_t i = 0; i < schema_count(); i++) {
             const field_t *fl = record_field(r, schema_at(i)->name);
+            fputc(',', x->f);
+            if (fl)
+                csv_val(x->f, &fl->val);
+        }
+        for (size_t i = 0; i < json_array_size(x->local); i++) {
+            const field_t *fl = record_field(r, json_string_value(json_array_get(x->local, i)));
             fputc(',', x->f);
             if (fl)
                 csv_val(x->f, &fl->val);
@@ -458,17 +522,27 @@ int cmd_export(int argc, char **argv)
         store_close(&s);
         return cli_fail("export", "%s", why.msg);
     }
-    exportctx_t x = {f, json, 0};
-    if (!json) {
+    exportctx_t x = {f, json, 0, NULL};
+    stxn_t *t = NULL;
+    effective_t *eff = NULL;
+    char today[11];
+    policy_today(hlc_wall_ms(), today);
+    int rc = store_begin(s, false, &t);
+    if (!rc && !json && !(rc = policy_effective(t, today, &eff, &why))
+        && !(x.local = local_columns(t, under, eff)))
+        rc = LX_ENOMEM;
+    if (!rc && !json) {
         fputs("id", f);
         for (size_t i = 0; i < schema_count(); i++)
             fprintf(f, ",%s", schema_at(i)->name);
+        for (size_t i = 0; i < json_array_size(x.local); i++)
+            fprintf(f, ",%s", json_string_value(json_array_get(x.local, i)));
         fputs("\r\n", f);
     }
-    stxn_t *t = NULL;
-    int rc = store_begin(s, false, &t);
     if (!rc)
         rc = store_each_record(t, under, export_cb, &x);
+    effective_free(&eff);
+    json_decref(x.local);
     store_abort(&t);
     store_close(&s);
     if (json)

@@ -119,6 +119,7 @@ static const field_def_t fields[] = {
     ENUM("risk_level", FT_ENUM, false, risk_enum, "风险等级", "Risk level"),
     STR("help_pairing", true, 128, "结对帮扶人", "Paired helper"),
     STR("proxy_parent", true, 128, "代理家长", "Proxy parent"),
+    TYPED("last_visit_date", FT_DATE, false, false, "最近走访日期", "Last home visit"),
     ENUM("status", FT_ENUM, false, status_enum, "状态", "Status"),
     ENUM("exit_reason", FT_ENUM, false, exit_enum, "退出原因", "Exit reason"),
     TYPED("exit_date", FT_DATE, false, false, "退出日期", "Exit date"),
@@ -135,7 +136,7 @@ const field_def_t *schema_field(const char *name)
     /* Indexes of fields[] in strcmp order of their names, for a binary
      * search: this lookup runs for every field of every imported row.
      * test_schema checks the order. */
-    static const unsigned char by_name[] = {2, 7, 25, 24, 4, 31, 30, 16, 14, 15, 1, 21, 13, 10, 12, 11, 9, 23, 27, 5, 3, 8, 19, 17, 18, 0, 28, 26, 20, 22, 29, 6};
+    static const unsigned char by_name[] = {2, 7, 25, 24, 4, 32, 31, 16, 14, 15, 1, 21, 13, 10, 12, 11, 9, 23, 27, 5, 3, 29, 8, 19, 17, 18, 0, 28, 26, 20, 22, 30, 6};
     if (!name)
         return NULL;
     size_t lo = 0, hi = NFIELDS;
@@ -558,16 +559,32 @@ static int check_idnum_consistent(const record_t *r, why_t *why)
     return LX_OK;
 }
 
+static const field_def_t *default_lookup(const void *ctx, const char *name)
+{
+    (void)ctx;
+    return schema_field(name);
+}
+
 int schema_check_record(const record_t *r, code_t node, why_t *why)
+{
+    return schema_check_record_in(r, node, default_lookup, NULL, why);
+}
+
+int schema_check_record_in(const record_t *r, code_t node, schema_lookup_fn lookup,
+                           const void *ctx, why_t *why)
 {
     char buf[48];
     for (uint32_t i = 0; i < r->n; i++) {
         const field_t *f = &r->f[i];
-        const field_def_t *d = schema_field(f->name);
-        if (!d)
+        const field_def_t *d = f->name ? lookup(ctx, f->name) : NULL;
+        int rc;
+        if (!d && f->name && schema_local_name(f->name))
+            rc = schema_check_local(f->name, &f->val, why);
+        else if (!d)
             return why_set(why, LX_EINVAL, "unknown field %s",
                            f->name ? echo(f->name, buf, sizeof buf) : "(null)");
-        int rc = schema_check_value(d, &f->val, why);
+        else
+            rc = schema_check_value(d, &f->val, why);
         if (rc)
             return rc;
     }
@@ -593,10 +610,62 @@ int schema_check_record(const record_t *r, code_t node, why_t *why)
     return LX_OK;
 }
 
+bool schema_local_name(const char *name)
+{
+    size_t n = strlen(name);
+    if (n < 3 || n > 64 || strncmp(name, "x_", 2) != 0 || name[2] < 'a' || name[2] > 'z')
+        return false;
+    for (size_t i = 2; i < n; i++)
+        if (!((name[i] >= 'a' && name[i] <= 'z') || (name[i] >= '0' && name[i] <= '9')
+              || name[i] == '_'))
+            return false;
+    return true;
+}
+
+/* Local fields are defined by a policy of the level that made them, which
+ * the levels above do not hold: they check what any such field can be. */
+static int check_local_text(const char *name, const char *s, why_t *why)
+{
+    if (!s)
+        return why_set(why, LX_EINVAL, "field %s: null text", name);
+    size_t n = strlen(s);
+    if (n > SCHEMA_LOCAL_MAX || !utf8_valid(s, n) || has_control(s))
+        return why_set(why, LX_EINVAL, "field %s: expected single-line UTF-8 text of at "
+                       "most %d bytes", name, SCHEMA_LOCAL_MAX);
+    return LX_OK;
+}
+
+int schema_check_local(const char *name, const val_t *v, why_t *why)
+{
+    if (!schema_local_name(name))
+        return why_set(why, LX_EINVAL, "field %.64s: unknown field", name);
+    switch (v->kind) {
+    case VAL_NIL:
+    case VAL_BOOL:
+        return LX_OK;
+    case VAL_STR:
+        return check_local_text(name, v->s, why);
+    case VAL_LIST:
+        if (v->n > SCHEMA_LOCAL_ITEMS)
+            return why_set(why, LX_EINVAL, "field %s: more than %d items", name,
+                           SCHEMA_LOCAL_ITEMS);
+        for (uint32_t i = 0; i < v->n; i++)
+            if (check_local_text(name, v->items ? v->items[i] : NULL, why))
+                return LX_EINVAL;
+        return LX_OK;
+    }
+    return why_set(why, LX_EINVAL, "field %s: unknown kind of value", name);
+}
+
 int schema_check_change(const change_t *c, why_t *why)
 {
     for (uint32_t k = 0; k < c->n; k++) {
         const field_def_t *d = schema_field(c->w[k].name);
+        if (!d && schema_local_name(c->w[k].name)) {
+            if (schema_check_local(c->w[k].name, &c->w[k].val, why))
+                return LX_EINVAL;
+            continue;
+        }
         if (!d)
             return why_set(why, LX_EINVAL, "field %.64s: unknown field", c->w[k].name);
         if (d->required && c->w[k].val.kind == VAL_NIL)

@@ -60,10 +60,28 @@ int schema_parse_text(const field_def_t *d, const char *text, val_t *out,
  * gender. */
 int schema_check_record(const record_t *r, code_t node, why_t *why);
 
+/* The same with the field definitions of another schema (a node's
+ * effective schema): lookup gives a field's definition or NULL. Local
+ * fields (x_...) that lookup does not know pass schema_check_local. */
+typedef const field_def_t *(*schema_lookup_fn)(const void *ctx, const char *name);
+int schema_check_record_in(const record_t *r, code_t node, schema_lookup_fn lookup,
+                           const void *ctx, why_t *why);
+
 /* Checks a change from a peer or a bundle field by field: known fields,
- * right types and enums, valid text, required fields not cleared. (The
- * whole-record rules are checked where the record is written.) */
+ * right types and enums, valid text, required fields not cleared. Local
+ * fields (x_...) are defined by policies the receiver may not hold, and
+ * pass schema_check_local. (The whole-record rules are checked where the
+ * record is written.) */
 int schema_check_change(const change_t *c, why_t *why);
+
+/* Local fields: "x_" and snake_case, at most 64 bytes, so that they never
+ * collide with the default schema. Any of them may hold null, a boolean,
+ * single-line UTF-8 text of at most SCHEMA_LOCAL_MAX bytes, or a list of
+ * at most SCHEMA_LOCAL_ITEMS such texts. */
+#define SCHEMA_LOCAL_MAX 512
+#define SCHEMA_LOCAL_ITEMS 32
+bool schema_local_name(const char *name);
+int schema_check_local(const char *name, const val_t *v, why_t *why);
 
 /* Label of an enum value, or NULL when unknown. */
 const char *schema_enum_label(const field_def_t *d, const char *value,

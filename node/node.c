@@ -58,21 +58,21 @@ static void on_async(uv_async_t *h)
 {
     node_t *n = h->data;
     netmsg_t *m = NULL;
-    /* Forward after every message: a relay that drained its whole input
-     * before sending on would hold a stream back until its child paused
-     * (the hops would take turns instead of working together). And give
-     * the loop back now and then, so timers and signals are not starved
-     * by a busy link. */
+    /* Batches that are waiting together are applied in one transaction
+     * (group commit); then what was committed is forwarded at once, not
+     * after the whole input is drained (the hops of a chain would take
+     * turns instead of working together). The loop is given back now and
+     * then so timers and signals are not starved by a busy link. */
     for (int i = 0; i < 64 && (m = net_recv(n->net)); i++) {
         uv_update_time(&n->loop);
         repl_on_message(n->repl, m, now_ms(n));
         free(m);
-        repl_pump(n->repl, now_ms(n));
+        if (!repl_group_open(n->repl))
+            repl_pump(n->repl, now_ms(n));
     }
+    repl_pump(n->repl, now_ms(n));
     if (m)
         uv_async_send(&n->wake);
-    else
-        repl_pump(n->repl, now_ms(n));
 }
 
 static void on_tick(uv_timer_t *h)

@@ -18,7 +18,9 @@
  * of the sender's log it covers [from, upto] and the changes in it; the
  * receiver applies the whole batch in one transaction, records upto as
  * applied in that same transaction, and only after the commit is durable
- * sends ACK upto. A sender keeps at most `window` batches unacknowledged
+ * sends ACK upto. Batches that arrive together (from one link or many:
+ * a province under twenty cities) share one transaction and one flush
+ * (group commit); their ACKs follow that commit. A sender keeps at most `window` batches unacknowledged
  * (credit-based flow control); a batch whose start does not follow what
  * was applied is answered with NACK and the sender resends from there.
  * Nothing is dropped on a queue limit: an unsendable frame marks the link
@@ -68,6 +70,9 @@
 #define HELLO_RETRY_MS 500
 #define REFUSED_RETRY_MS 5000
 #define REPAIR_BATCH 500
+/* Group commit: batches applied in one transaction before it is flushed. */
+#define GROUP_BATCHES 32
+#define GROUP_CHANGES 4000
 
 typedef struct {
     code_t code;
@@ -105,7 +110,13 @@ struct repl {
     bool dirty;
     bool restore_sent, restore_done;
     int restore_rc;
+    /* The open group transaction and the ACKs that wait for its commit. */
+    stxn_t *gtx;
+    struct { link_t *l; uint64_t upto, before; } gack[GROUP_BATCHES];
+    uint32_t ngack, gchanges;
 };
+
+static void group_flush(repl_t *r);
 
 static link_t *link_of(repl_t *r, code_t code)
 {
@@ -211,6 +222,12 @@ void repl_destroy(repl_t **self_p)
     repl_t *r = *self_p;
     if (!r)
         return;
+    if (r->gtx) {
+        /* Keep what was applied; the senders, never acknowledged, resend
+         * and hear that it is already here. */
+        store_commit(&r->gtx);
+        store_abort(&r->gtx);
+    }
     msgpack_sbuffer_destroy(&r->sb);
     free(r->links);
     free(r);
@@ -339,6 +356,7 @@ static void on_conflicts(repl_t *r, link_t *l, wmsg_t *m)
 
 void repl_pump(repl_t *r, uint64_t now)
 {
+    group_flush(r);
     bool any = false;
     for (size_t i = 0; i < r->nlinks; i++)
         any |= r->links[i].up;
@@ -385,51 +403,84 @@ static int apply_changes(repl_t *r, link_t *l, stxn_t *t, change_t *cs, uint32_t
     return LX_OK;
 }
 
+/* Commits the group transaction, then acknowledges its batches (one ACK
+ * per link, the last position). On failure nothing is acknowledged and the
+ * links fall back to what was durable: the senders resend. */
+static void group_flush(repl_t *r)
+{
+    if (!r->gtx)
+        return;
+    int rc = store_commit(&r->gtx);  /* durable before we acknowledge */
+    store_abort(&r->gtx);
+    if (rc) {
+        log_error("applying %u batches failed: %s (they will be resent)", r->ngack, err_str(rc));
+        for (uint32_t i = r->ngack; i-- > 0;)
+            r->gack[i].l->applied = r->gack[i].before;
+    }
+    for (uint32_t i = 0; !rc && i < r->ngack; i++) {
+        link_t *l = r->gack[i].l;
+        bool last = true;
+        for (uint32_t j = i + 1; j < r->ngack; j++)
+            last &= r->gack[j].l != l;
+        if (last) {
+            wire_ack(&r->sb, WM_ACK, r->gack[i].upto);
+            send_frame(r, l);
+        }
+    }
+    r->ngack = r->gchanges = 0;
+}
+
 static void on_batch(repl_t *r, link_t *l, wmsg_t *m)
 {
     char lc[CODE_STRLEN + 1];
     if (m->first > l->applied + 1) {
         /* A gap: something between was lost. Ask again from there. */
+        group_flush(r);
         wire_ack(&r->sb, WM_NACK, l->applied);
         send_frame(r, l);
         return;
     }
-    if (m->last_seq <= l->applied) {
-        /* Already applied (a resend): acknowledge again. */
+    if (m->last_seq <= l->applied || m->nchanges == 0) {
+        /* Already applied (a resend): acknowledge again. Or nothing for
+         * us in that range: move on without a write (the position is
+         * saved with the link state; a crash before that only means the
+         * empty range is sent again). Either way after what is pending. */
+        group_flush(r);
+        if (m->last_seq > l->applied) {
+            l->applied = m->last_seq;
+            r->dirty = true;
+        }
         wire_ack(&r->sb, WM_ACK, l->applied);
         send_frame(r, l);
         return;
     }
-    if (m->nchanges == 0) {
-        /* Nothing for us in that range: move on without a commit (the
-         * position is saved with the link state; a crash before that only
-         * means the empty range is sent again). */
-        l->applied = m->last_seq;
-        r->dirty = true;
-        wire_ack(&r->sb, WM_ACK, l->applied);
-        send_frame(r, l);
-        return;
-    }
-    stxn_t *t;
-    int rc = store_begin(r->store, true, &t);
+    int rc = r->gtx ? LX_OK : store_begin(r->store, true, &r->gtx);
     char key[32];
     meta_key(key, sizeof key, "in", l->code);
     if (!rc)
-        rc = apply_changes(r, l, t, m->changes, m->nchanges);
+        rc = apply_changes(r, l, r->gtx, m->changes, m->nchanges);
     if (!rc)
-        rc = store_meta_put(t, key, m->last_seq);
-    if (!rc)
-        rc = store_commit(&t);  /* durable before we acknowledge */
-    store_abort(&t);
+        rc = store_meta_put(r->gtx, key, m->last_seq);
     if (rc) {
+        /* The whole group goes: its batches are resent, and this one. */
         log_error("applying a batch from %s failed: %s (it will be resent)",
                   code_fmt(l->code, lc), err_str(rc));
+        store_abort(&r->gtx);
+        for (uint32_t i = r->ngack; i-- > 0;)
+            r->gack[i].l->applied = r->gack[i].before;
+        r->ngack = r->gchanges = 0;
         return;
     }
-    l->applied = m->last_seq;
-    wire_ack(&r->sb, WM_ACK, l->applied);
-    send_frame(r, l);
+    r->gack[r->ngack].l = l;
+    r->gack[r->ngack].before = l->applied;
+    r->gack[r->ngack++].upto = m->last_seq;
+    r->gchanges += m->nchanges;
+    l->applied = m->last_seq;  /* tentatively: later batches follow it */
+    if (r->ngack == GROUP_BATCHES || r->gchanges >= GROUP_CHANGES)
+        group_flush(r);
 }
+
+bool repl_group_open(const repl_t *r) { return r->gtx != NULL; }
 
 static void on_repair(repl_t *r, link_t *l, wmsg_t *m)
 {
@@ -775,6 +826,9 @@ void repl_on_message(repl_t *r, const netmsg_t *nm, uint64_t now)
         return;
     }
     l->last_heard = now;
+    /* Only batches join the open group; anything else sees it committed. */
+    if (m.type != WM_BATCH)
+        group_flush(r);
     /* Messages a side never receives are refused like malformed ones. */
     bool from_child = !l->is_parent;
     bool ok = true;
@@ -845,6 +899,7 @@ void repl_on_message(repl_t *r, const netmsg_t *nm, uint64_t now)
 
 void repl_tick(repl_t *r, uint64_t now)
 {
+    group_flush(r);
     for (size_t i = 0; i < r->nlinks; i++) {
         link_t *l = &r->links[i];
         if (l->up && now - l->last_heard > r->cfg->timeout_ms)
@@ -885,6 +940,7 @@ void repl_tick(repl_t *r, uint64_t now)
 
 void repl_save_links(repl_t *r, uint64_t now)
 {
+    group_flush(r);
     if (now - r->last_save < 500 && !(r->dirty && now - r->last_save >= 200))
         return;
     linkstate_t *ls = calloc(r->nlinks ? r->nlinks : 1, sizeof *ls);

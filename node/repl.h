@@ -28,9 +28,14 @@ void repl_set_net(repl_t *r, net_t *net);
 /* A message from the net thread. */
 void repl_on_message(repl_t *r, const netmsg_t *m, uint64_t now_ms);
 
-/* Sends what is waiting on every link (new log entries). Cheap when there
- * is nothing new. */
+/* Sends what is waiting on every link (new log entries), after
+ * committing and acknowledging the batches applied since the last call
+ * (group commit). Cheap when there is nothing new. */
 void repl_pump(repl_t *r, uint64_t now_ms);
+
+/* Whether batches are applied but not yet committed (repl_pump commits
+ * them): the caller may go on draining its input first. */
+bool repl_group_open(const repl_t *r);
 
 /* Heartbeats, timeouts, anti-entropy, saving link state: call every
  * ~100 ms. */

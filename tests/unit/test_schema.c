@@ -81,10 +81,11 @@ static record_t *valid_record(void)
 static void test_schema_table(void **state)
 {
     (void)state;
-    assert_int_equal(schema_count(), 32);
+    assert_int_equal(schema_count(), 33);
     assert_string_equal(schema_at(0)->name, "name");
-    assert_string_equal(schema_at(31)->name, "exit_date");
-    assert_null(schema_at(32));
+    assert_string_equal(schema_at(32)->name, "exit_date");
+    assert_null(schema_at(33));
+    assert_int_equal(schema_field("last_visit_date")->type, FT_DATE);
     assert_null(schema_field("shoe_size"));
     const field_def_t *g = schema_field("gender");
     assert_non_null(g);
@@ -408,6 +409,56 @@ static void test_record_invalid(void **state)
     record_destroy(&r);
 }
 
+/* Local fields (x_...) come from a descendant's schema policy that the
+ * receiving node does not hold: the generic check takes text, booleans
+ * and short lists, and nothing else. */
+static void test_local_fields(void **state)
+{
+    (void)state;
+    why_t why = {""};
+    assert_true(schema_local_name("x_hukou_type"));
+    assert_false(schema_local_name("x_"));
+    assert_false(schema_local_name("x_Hukou"));
+    assert_false(schema_local_name("hukou"));
+    assert_false(schema_local_name("x_a-b"));
+    val_t v = {0};
+    assert_int_equal(val_set_str(&v, "农业户口"), LX_OK);
+    assert_int_equal(schema_check_local("x_hukou", &v, &why), LX_OK);
+    val_free(&v);
+    char big[SCHEMA_LOCAL_MAX + 2];
+    memset(big, 'a', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    assert_int_equal(val_set_str(&v, big), LX_OK);
+    assert_why(schema_check_local("x_note", &v, &why), LX_EINVAL, &why, "x_note");
+    val_free(&v);
+    assert_int_equal(val_set_str(&v, "a\nb"), LX_OK);
+    assert_why(schema_check_local("x_note", &v, &why), LX_EINVAL, &why, "single-line");
+    val_free(&v);
+    for (int i = 0; i < SCHEMA_LOCAL_ITEMS + 1; i++)
+        assert_int_equal(val_list_add(&v, "item"), LX_OK);
+    assert_why(schema_check_local("x_tags", &v, &why), LX_EINVAL, &why, "items");
+    val_free(&v);
+
+    /* A change carrying one goes through; an unknown default-looking name
+     * does not. */
+    field_t w[2] = {0};
+    w[0].name = "name";
+    assert_int_equal(val_set_str(&w[0].val, "张三"), LX_OK);
+    w[1].name = "x_hukou";
+    w[1].val.kind = VAL_BOOL;
+    change_t c = {.id = "r1", .n = 2, .w = w};
+    assert_int_equal(schema_check_change(&c, &why), LX_OK);
+    w[1].name = "hukou";
+    assert_why(schema_check_change(&c, &why), LX_EINVAL, &why, "hukou");
+    val_free(&w[0].val);
+
+    /* A whole record holding one passes the default record check. */
+    record_t *r = valid_record();
+    put_str(r, "x_hukou", "rural");
+    assert_int_equal(schema_check_record(r, NODE, &why), LX_OK);
+    record_destroy(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -419,6 +470,7 @@ int main(void)
         cmocka_unit_test(test_parse_text),
         cmocka_unit_test(test_record_valid),
         cmocka_unit_test(test_record_invalid),
+        cmocka_unit_test(test_local_fields),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
