@@ -106,5 +106,19 @@ struct report {
 report_t *report_alloc(const char *quarter, code_t node, hlc_t cut);
 row_t *report_row_for(report_t *r, code_t code, const char *name);
 int report_finish(report_t *r);
+/* a += b, both 256-bit little-endian numbers. */
+void report_digest_add(unsigned char a[REPORT_DIGEST_LEN], const unsigned char b[REPORT_DIGEST_LEN]);
+
+/* The computation, record by record (report_walk.c): report_compute is
+ * walk_new, one walk_record or walk_packed per record, walk_finish. The
+ * two feeds count the same; the packed one reads a record's stored bytes
+ * (record_pack) without decoding what the report does not need. */
+typedef struct walk walk_t;
+int walk_new(code_t node, const char *quarter, const divs_t *divs, walk_t **out, why_t *why);
+int walk_record(walk_t *w, const record_t *rec);
+int walk_packed(walk_t *w, const void *buf, size_t len);
+/* Consumes *w; *out owned by the caller. */
+int walk_finish(walk_t **w, const divs_t *divs, report_t **out);
+void walk_destroy(walk_t **w);
 
 #endif

@@ -37,7 +37,7 @@ keys = [c["key"] for c in report["columns"]]
 READ = ["birth_date", "categories", "exit_date", "exit_reason", "gender",
         "guardian_capable", "guardian_type", "health_status", "help_pairing",
         "last_visit_date", "left_behind_type", "proxy_parent", "risk_level",
-        "school_name", "school_status", "status", "village_code"]
+        "school_status", "status", "village_code"]
 
 
 def versions(rid):

@@ -1,0 +1,586 @@
+/* The report's computation: every record under the node, as it stood at
+ * the cut, is reduced to a view of the fields the report reads and counted
+ * into the row of its unit. A view is filled either from a decoded record
+ * or straight from the record's stored bytes, reading only those fields
+ * (decoding whole records is most of the time of a large report). */
+#include "report.h"
+#include "report_int.h"
+
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* The fields the report reads, in strcmp order; their versions make up
+ * the digest of the data behind a row. */
+enum {
+    R_BIRTH, R_CATS, R_EXIT_DATE, R_EXIT_REASON, R_GENDER, R_GCAP, R_GTYPE, R_HEALTH,
+    R_HELP, R_VISIT, R_LBT, R_PROXY, R_RISK, R_SCHOOL, R_STATUS, R_VILLAGE, NREAD
+};
+static const char *const READ[NREAD] = {
+    "birth_date", "categories", "exit_date", "exit_reason", "gender",
+    "guardian_capable", "guardian_type", "health_status", "help_pairing",
+    "last_visit_date", "left_behind_type", "proxy_parent", "risk_level",
+    "school_status", "status", "village_code",
+};
+
+static const char *const CATS[] = {
+    "left_behind", "orphan", "de_facto_unsupported", "disabled",
+    "serious_illness", "low_income", "dropout", "other_difficulty"};
+#define NCATS (sizeof CATS / sizeof CATS[0])
+
+/* A string that need not end in NUL (it may point into stored bytes). */
+typedef struct {
+    const char *p; /* NULL: absent, null or not a string */
+    uint32_t n;
+} sv_t;
+
+typedef struct {
+    const char *id;
+    size_t idlen;
+    hlc_t created;           /* the oldest version the record holds */
+    uint32_t present;        /* bit i: READ[i] is a field (null or not) */
+    sv_t s[NREAD];           /* string values */
+    hlc_t hlc[NREAD], base[NREAD];
+    code_t origin[NREAD];
+    int capable;             /* guardian_capable: 1, 0, or -1 unknown */
+    unsigned cats;           /* bit i: CATS[i] */
+} view_t;
+
+struct walk {
+    report_t *r;
+    quarter_t q;
+    code_t node;
+    bool village_node;
+    char last_vs[CODE_STRLEN]; /* the previous record's village_code text */
+    row_t *last_row;           /* and its row: records of one village come */
+    code_t last_unit;          /* together in a village walk */
+};
+
+static int sv_cmp(sv_t a, const char *b)
+{
+    size_t bn = strlen(b);
+    int c = memcmp(a.p, b, a.n < bn ? a.n : bn);
+    return c ? c : (a.n > bn) - (a.n < bn);
+}
+
+static bool sv_is(sv_t a, const char *b) { return a.p && sv_cmp(a, b) == 0; }
+
+/* The index of a among names (n of them), or -1. */
+static int sv_pick(sv_t a, const char *const *names, int n)
+{
+    for (int i = 0; a.p && i < n; i++)
+        if (sv_cmp(a, names[i]) == 0)
+            return i;
+    return -1;
+}
+
+static int read_index(sv_t name)
+{
+    int lo = 0, hi = NREAD;
+    while (lo < hi) {
+        int mid = (lo + hi) / 2, c = sv_cmp(name, READ[mid]);
+        if (c == 0)
+            return mid;
+        if (c > 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return -1;
+}
+
+static void view_init(view_t *v)
+{
+    memset(v, 0, sizeof *v);
+    v->capable = -1;
+}
+
+static void view_version(view_t *v, int k, hlc_t h, code_t origin, hlc_t base)
+{
+    v->present |= 1u << k;
+    v->hlc[k] = h;
+    v->origin[k] = origin;
+    v->base[k] = base;
+}
+
+/* ---- a view of a decoded record ---- */
+
+static void view_from_record(view_t *v, const record_t *rec)
+{
+    view_init(v);
+    v->id = rec->id;
+    v->idlen = strlen(rec->id);
+    for (uint32_t i = 0; i < rec->n; i++) {
+        const field_t *f = &rec->f[i];
+        if (f->ver.hlc && (!v->created || f->ver.hlc < v->created))
+            v->created = f->ver.hlc;
+        int k = read_index((sv_t){f->name, (uint32_t)strlen(f->name)});
+        if (k < 0)
+            continue;
+        view_version(v, k, f->ver.hlc, f->ver.origin, f->ver.base);
+        if (f->val.kind == VAL_STR)
+            v->s[k] = (sv_t){f->val.s, (uint32_t)strlen(f->val.s)};
+        else if (f->val.kind == VAL_BOOL && k == R_GCAP)
+            v->capable = f->val.b;
+        else if (f->val.kind == VAL_LIST && k == R_CATS)
+            for (uint32_t j = 0; j < f->val.n; j++) {
+                sv_t it = {f->val.items[j], (uint32_t)strlen(f->val.items[j])};
+                int c = sv_pick(it, CATS, (int)NCATS);
+                if (c >= 0)
+                    v->cats |= 1u << c;
+            }
+    }
+}
+
+/* ---- a view of a record's stored bytes ----
+ *
+ * record_pack writes [id, [[hlc, origin, author]...], [[name, value,
+ * version index, base]...]] with values nil, a boolean, a string or an
+ * array of strings. The reader below takes exactly that and gives up on
+ * anything else (the caller then decodes the record the ordinary way). */
+
+typedef struct {
+    const unsigned char *p, *end;
+    bool bad;
+} rd_t;
+
+static uint64_t rd_be(rd_t *r, int n)
+{
+    if (r->bad || r->end - r->p < n) {
+        r->bad = true;
+        return 0;
+    }
+    uint64_t x = 0;
+    for (int i = 0; i < n; i++)
+        x = (x << 8) | *r->p++;
+    return x;
+}
+
+static unsigned rd_byte(rd_t *r) { return (unsigned)rd_be(r, 1); }
+
+static uint32_t rd_array(rd_t *r)
+{
+    unsigned b = rd_byte(r);
+    if (b >= 0x90 && b <= 0x9f)
+        return b & 0x0f;
+    if (b == 0xdc)
+        return (uint32_t)rd_be(r, 2);
+    if (b == 0xdd)
+        return (uint32_t)rd_be(r, 4);
+    r->bad = true;
+    return 0;
+}
+
+static uint64_t rd_uint(rd_t *r)
+{
+    unsigned b = rd_byte(r);
+    if (b <= 0x7f)
+        return b;
+    if (b >= 0xcc && b <= 0xcf)
+        return rd_be(r, 1 << (b - 0xcc));
+    r->bad = true;
+    return 0;
+}
+
+/* The string's bytes, after its header b (already read). */
+static sv_t rd_str_body(rd_t *r, unsigned b)
+{
+    uint64_t n;
+    if (b >= 0xa0 && b <= 0xbf)
+        n = b & 0x1f;
+    else if (b >= 0xd9 && b <= 0xdb)
+        n = rd_be(r, 1 << (b - 0xd9));
+    else
+        n = (r->bad = true, 0);
+    if (r->bad || (uint64_t)(r->end - r->p) < n) {
+        r->bad = true;
+        return (sv_t){NULL, 0};
+    }
+    sv_t s = {(const char *)r->p, (uint32_t)n};
+    r->p += n;
+    return s;
+}
+
+static sv_t rd_str(rd_t *r) { return rd_str_body(r, rd_byte(r)); }
+
+/* One value into the view's slot k (k < 0: skipped). */
+static void rd_value(rd_t *r, view_t *v, int k)
+{
+    unsigned b = rd_byte(r);
+    if (b == 0xc0)
+        return;
+    if (b == 0xc2 || b == 0xc3) {
+        if (k == R_GCAP)
+            v->capable = b == 0xc3;
+        return;
+    }
+    if ((b >= 0x90 && b <= 0x9f) || b == 0xdc || b == 0xdd) {
+        r->p--;
+        uint32_t n = rd_array(r);
+        for (uint32_t i = 0; i < n && !r->bad; i++) {
+            sv_t it = rd_str(r);
+            int c = k == R_CATS ? sv_pick(it, CATS, (int)NCATS) : -1;
+            if (c >= 0)
+                v->cats |= 1u << c;
+        }
+        return;
+    }
+    sv_t s = rd_str_body(r, b);
+    if (k >= 0)
+        v->s[k] = s;
+}
+
+#define MAX_VERSIONS 64
+
+static bool view_from_packed(view_t *v, const void *buf, size_t len)
+{
+    view_init(v);
+    rd_t r = {buf, (const unsigned char *)buf + len, false};
+    hlc_t vh[MAX_VERSIONS];
+    code_t vo[MAX_VERSIONS];
+    if (rd_array(&r) != 3)
+        return false;
+    sv_t id = rd_str(&r);
+    v->id = id.p;
+    v->idlen = id.n;
+    uint32_t nv = rd_array(&r);
+    if (nv > MAX_VERSIONS)
+        return false;
+    for (uint32_t i = 0; i < nv && !r.bad; i++) {
+        if (rd_array(&r) != 3)
+            return false;
+        vh[i] = rd_uint(&r);
+        vo[i] = rd_uint(&r);
+        rd_str(&r); /* the author: not the report's business */
+    }
+    uint32_t nf = rd_array(&r);
+    for (uint32_t i = 0; i < nf && !r.bad; i++) {
+        if (rd_array(&r) != 4)
+            return false;
+        int k = read_index(rd_str(&r));
+        rd_value(&r, v, k);
+        uint64_t vi = rd_uint(&r), base = rd_uint(&r);
+        if (r.bad || vi >= nv)
+            return false;
+        if (vh[vi] && (!v->created || vh[vi] < v->created))
+            v->created = vh[vi];
+        if (k >= 0)
+            view_version(v, k, vh[vi], vo[vi], base);
+    }
+    return !r.bad && r.p == r.end && id.p;
+}
+
+/* ---- counting ---- */
+
+static bool in_quarter(const quarter_t *q, hlc_t h) { return h > q->start && h <= q->cut; }
+
+static bool date_in_quarter(const quarter_t *q, sv_t d)
+{
+    return d.p && d.n == 10 && memcmp(d.p, q->first, 10) >= 0 && memcmp(d.p, q->last, 10) <= 0;
+}
+
+/* The age band columns: the band's total; boys and girls follow it. */
+static int age_band(int age)
+{
+    if (age >= 0 && age <= 5)
+        return C_AGE0;
+    if (age >= 6 && age <= 13)
+        return C_AGE6;
+    if (age >= 14 && age <= 16)
+        return C_AGE14;
+    if (age == 17)
+        return C_AGE17;
+    return C_AGEX;
+}
+
+static int band_of(sv_t birth, const quarter_t *q)
+{
+    char b[11] = "";
+    if (birth.p && birth.n == 10)
+        memcpy(b, birth.p, 10);
+    return age_band(report_age(b, q->last));
+}
+
+/* Guardianship assessment (监护评估), one class for every child so that
+ * the classes add up to the total: good (较好) when the guardian is able to
+ * care and is a parent or grandparent; average (一般) when able and another
+ * relative, friend or an institution; poor (较差) otherwise: no guardian,
+ * guardian_type missing, or the guardian not (or not known to be) able. */
+static int assessment(const view_t *v)
+{
+    sv_t gt = v->s[R_GTYPE];
+    if (v->capable != 1 || !gt.p || sv_is(gt, "none"))
+        return C_GA_POOR;
+    if (sv_is(gt, "parent") || sv_is(gt, "grandparent"))
+        return C_GA_GOOD;
+    if (sv_is(gt, "relative") || sv_is(gt, "institution"))
+        return C_GA_AVERAGE;
+    return C_GA_POOR;
+}
+
+static void count_active(uint64_t *c, const view_t *v, const quarter_t *q)
+{
+    static const char *const lbts[] = {"both_parents_away", "one_away_other_incapable"};
+    static const char *const gts[] = {"grandparent", "relative", "institution", "parent", "none"};
+    static const char *const schools[] = {"not_school_age", "preschool", "enrolled",
+                                          "boarding", "dropped_out", "graduated"};
+    static const char *const health[] = {"健康", "一般", "较差"};
+    c[C_TOTAL]++;
+    int sex = sv_is(v->s[R_GENDER], "male") ? 1 : sv_is(v->s[R_GENDER], "female") ? 2 : 0;
+    if (sex)
+        c[sex == 1 ? C_MALE : C_FEMALE]++;
+    int band = band_of(v->s[R_BIRTH], q);
+    c[band]++;
+    if (sex)
+        c[band + sex]++;
+    for (unsigned i = 0; i < NCATS; i++)
+        if (v->cats & (1u << i))
+            c[C_CAT_LEFT_BEHIND + i]++;
+    int k = sv_pick(v->s[R_LBT], lbts, 2);
+    if (k >= 0)
+        c[C_LBT_BOTH + k]++;
+    k = sv_pick(v->s[R_GTYPE], gts, 5);
+    c[k >= 0 ? C_GT_GRANDPARENT + k : C_GT_UNSET]++;
+    c[assessment(v)]++;
+    k = sv_pick(v->s[R_SCHOOL], schools, 6);
+    c[k >= 0 ? C_SCHOOL_NOT_AGE + k : C_SCHOOL_UNSET]++;
+    sv_t h = v->s[R_HEALTH];
+    k = sv_pick(h, health, 3);
+    c[k >= 0 ? C_HEALTH_GOOD + k : h.p && h.n ? C_HEALTH_OTHER : C_HEALTH_UNSET]++;
+    if (v->s[R_HELP].p && v->s[R_HELP].n)
+        c[C_HELP_PAIRING]++;
+    if (v->s[R_PROXY].p && v->s[R_PROXY].n)
+        c[C_PROXY_PARENT]++;
+    if (date_in_quarter(q, v->s[R_VISIT]))
+        c[C_VISITED]++;
+    if (sv_is(v->s[R_RISK], "high")) {
+        c[C_RISK_HIGH]++;
+        if (in_quarter(q, v->hlc[R_RISK]))
+            c[C_CASE_OPENED]++;
+    }
+}
+
+/* Counts that any record may add to, in the register or not: entries,
+ * exits, and cases closed (a child may leave the register in the quarter
+ * its case closes). A case is a high risk level until the case workflow
+ * exists: opened when set to high in the quarter, closed when a high (or
+ * any earlier) level was replaced by low or medium in the quarter. */
+static void count_flows(uint64_t *c, const view_t *v, const quarter_t *q)
+{
+    static const char *const reasons[] = {"parents_returned", "reached_age_limit", "moved_away",
+                                          "category_changed", "death", "other"};
+    if (in_quarter(q, v->created))
+        c[C_ENTRIES]++;
+    if (sv_is(v->s[R_STATUS], "exited") && date_in_quarter(q, v->s[R_EXIT_DATE])) {
+        c[C_EXITS]++;
+        int k = sv_pick(v->s[R_EXIT_REASON], reasons, 6);
+        c[k >= 0 ? C_EXIT_PARENTS_RETURNED + k : C_EXIT_UNSET]++;
+    }
+    sv_t risk = v->s[R_RISK];
+    if (risk.p && !sv_is(risk, "high") && v->base[R_RISK] && in_quarter(q, v->hlc[R_RISK]))
+        c[C_CASE_CLOSED]++;
+}
+
+/* BLAKE2b-256 of the record's id and, for each field the report reads
+ * that the record holds, its index and version (hlc, origin), added into
+ * the row's sum. Under last-writer-wins a version fixes the value, so
+ * equal sums mean equal data behind the figures. */
+static void digest_view(unsigned char sum[REPORT_DIGEST_LEN], const view_t *v)
+{
+    unsigned char buf[65 + NREAD * 17], h[REPORT_DIGEST_LEN];
+    size_t n = v->idlen < 64 ? v->idlen : 64;
+    memcpy(buf, v->id, n);
+    buf[n++] = 0;
+    for (int k = 0; k < NREAD; k++) {
+        if (!(v->present & (1u << k)))
+            continue;
+        buf[n++] = (unsigned char)k;
+        for (int b = 7; b >= 0; b--)
+            buf[n++] = (unsigned char)(v->hlc[k] >> (8 * b));
+        for (int b = 7; b >= 0; b--)
+            buf[n++] = (unsigned char)(v->origin[k] >> (8 * b));
+    }
+    crypto_generichash(h, sizeof h, buf, n, NULL, 0);
+    report_digest_add(sum, h);
+}
+
+/* The row of the record's unit; NULL with *rc 0 when the record lies
+ * outside the node. */
+static row_t *row_of(walk_t *w, sv_t vs, int *rc)
+{
+    *rc = LX_OK;
+    if (!vs.p || vs.n != CODE_STRLEN)
+        return NULL;
+    if (w->last_row && memcmp(vs.p, w->last_vs, CODE_STRLEN) == 0)
+        return w->last_row;
+    code_t village;
+    if (code_parse_n(vs.p, CODE_STRLEN, &village) || !code_contains(w->node, village))
+        return NULL;
+    code_t unit = w->village_node ? w->node : code_child_under(w->node, village);
+    if (!unit)
+        return NULL;
+    row_t *row = unit == w->last_unit && w->last_row ? w->last_row : report_row_for(w->r, unit, NULL);
+    if (!row) {
+        *rc = LX_ENOMEM;
+        return NULL;
+    }
+    memcpy(w->last_vs, vs.p, CODE_STRLEN);
+    w->last_unit = unit;
+    return w->last_row = row;
+}
+
+static int count_view(walk_t *w, const view_t *v)
+{
+    if (v->created > w->q.cut)
+        return LX_OK; /* entered after the cut: not in this quarter's report */
+    int rc;
+    row_t *row = row_of(w, v->s[R_VILLAGE], &rc);
+    if (!row)
+        return rc;
+    /* A record with no status is taken as in the register: status is
+     * optional in the schema and a new file is active until it exits. */
+    if (!sv_is(v->s[R_STATUS], "exited"))
+        count_active(row->v, v, &w->q);
+    count_flows(row->v, v, &w->q);
+    digest_view(row->dig, v);
+    return LX_OK;
+}
+
+int walk_record(walk_t *w, const record_t *rec)
+{
+    view_t v;
+    view_from_record(&v, rec);
+    return count_view(w, &v);
+}
+
+int walk_packed(walk_t *w, const void *buf, size_t len)
+{
+    view_t v;
+    if (view_from_packed(&v, buf, len))
+        return count_view(w, &v);
+    /* Not the shape the reader knows: decode it the ordinary way. */
+    record_t *rec;
+    int rc = record_decode(buf, len, &rec, NULL);
+    if (rc)
+        return rc;
+    rc = walk_record(w, rec);
+    record_destroy(&rec);
+    return rc;
+}
+
+/* ---- rows and the whole walk ---- */
+
+/* Rows for every unit the division tables know under node, so that a
+ * unit with no children shows as zeros instead of missing. */
+static int seed_rows(report_t *r, code_t node, bool village_node, const divs_t *d)
+{
+    if (village_node)
+        return report_row_for(r, node, d ? divs_name(d, node) : NULL) ? LX_OK : LX_ENOMEM;
+    if (!d)
+        return LX_OK;
+    size_t all = divs_villages(d, node, NULL, 0);
+    code_t *vil = malloc((all ? all : 1) * sizeof *vil);
+    if (!vil)
+        return LX_ENOMEM;
+    divs_villages(d, node, vil, all);
+    code_t last = 0;
+    int rc = LX_OK;
+    for (size_t i = 0; i < all && !rc; i++) {
+        code_t unit = code_child_under(node, vil[i]);
+        if (unit && unit != last && !report_row_for(r, unit, divs_name(d, unit)))
+            rc = LX_ENOMEM;
+        last = unit;
+    }
+    free(vil);
+    return rc;
+}
+
+/* Names the rows found only in the store, when the tables know them. */
+static int name_rows(report_t *r, const divs_t *d)
+{
+    char buf[CODE_STRLEN + 1];
+    for (size_t i = 0; d && i < r->n; i++) {
+        const char *name = divs_name(d, r->rows[i].code);
+        if (name && strcmp(r->rows[i].name, code_fmt(r->rows[i].code, buf)) == 0) {
+            char *n = strdup(name);
+            if (!n)
+                return LX_ENOMEM;
+            free(r->rows[i].name);
+            r->rows[i].name = n;
+        }
+    }
+    return LX_OK;
+}
+
+int walk_new(code_t node, const char *quarter, const divs_t *divs, walk_t **out, why_t *why)
+{
+    *out = NULL;
+    quarter_t q;
+    int rc = quarter_parse(quarter, &q, why);
+    if (rc)
+        return rc;
+    walk_t *w = calloc(1, sizeof *w);
+    char norm[8];
+    snprintf(norm, sizeof norm, "%04dQ%d", q.year, q.q);
+    if (!w || !(w->r = report_alloc(norm, node, q.cut))) {
+        free(w);
+        return LX_ENOMEM;
+    }
+    w->q = q;
+    w->node = node;
+    w->village_node = code_level(node) == LEVEL_VILLAGE;
+    if ((rc = seed_rows(w->r, node, w->village_node, divs))) {
+        walk_destroy(&w);
+        return rc;
+    }
+    *out = w;
+    return LX_OK;
+}
+
+void walk_destroy(walk_t **w)
+{
+    if (!w || !*w)
+        return;
+    report_destroy(&(*w)->r);
+    free(*w);
+    *w = NULL;
+}
+
+int walk_finish(walk_t **w, const divs_t *divs, report_t **out)
+{
+    int rc = name_rows((*w)->r, divs);
+    if (!rc)
+        rc = report_finish((*w)->r);
+    if (!rc) {
+        *out = (*w)->r;
+        (*w)->r = NULL;
+    }
+    walk_destroy(w);
+    return rc;
+}
+
+static int record_cb(void *arg, const record_t *rec) { return walk_record(arg, rec); }
+
+int report_compute(stxn_t *t, code_t node, const char *quarter, const divs_t *divs,
+                   report_t **out, why_t *why)
+{
+    *out = NULL;
+    code_t own = store_code_of(t);
+    if (!node)
+        node = own;
+    char a[CODE_STRLEN + 1], b[CODE_STRLEN + 1];
+    if (!code_contains(own, node))
+        return why_set(why, LX_EINVAL, "unit %s is outside this node's subtree (%s)",
+                       code_fmt(node, a), code_fmt(own, b));
+    walk_t *w;
+    int rc = walk_new(node, quarter, divs, &w, why);
+    if (rc)
+        return rc;
+    /* The one place that reads the store: the records as of the cut. */
+    rc = store_each_record_asof(t, node, w->q.cut, record_cb, w);
+    if (rc) {
+        walk_destroy(&w);
+        return why_set(why, rc, "report: reading the store: %s", err_str(rc));
+    }
+    return walk_finish(&w, divs, out);
+}
