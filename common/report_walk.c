@@ -16,23 +16,25 @@ enum {
     R_BIRTH, R_CATS, R_EXIT_DATE, R_EXIT_REASON, R_GENDER, R_GCAP, R_GTYPE, R_HEALTH,
     R_HELP, R_VISIT, R_LBT, R_PROXY, R_RISK, R_SCHOOL, R_STATUS, R_VILLAGE, NREAD
 };
-static const char *const READ[NREAD] = {
-    "birth_date", "categories", "exit_date", "exit_reason", "gender",
-    "guardian_capable", "guardian_type", "health_status", "help_pairing",
-    "last_visit_date", "left_behind_type", "proxy_parent", "risk_level",
-    "school_status", "status", "village_code",
-};
-
-static const char *const CATS[] = {
-    "left_behind", "orphan", "de_facto_unsupported", "disabled",
-    "serious_illness", "low_income", "dropout", "other_difficulty"};
-#define NCATS (sizeof CATS / sizeof CATS[0])
-
-/* A string that need not end in NUL (it may point into stored bytes). */
+/* A string that need not end in NUL (it may point into stored bytes),
+ * and the same for literals, whose lengths the compiler counts. */
 typedef struct {
     const char *p; /* NULL: absent, null or not a string */
     uint32_t n;
 } sv_t;
+#define LIT(s) {s, sizeof(s) - 1}
+
+static const sv_t READ[NREAD] = {
+    LIT("birth_date"), LIT("categories"), LIT("exit_date"), LIT("exit_reason"), LIT("gender"),
+    LIT("guardian_capable"), LIT("guardian_type"), LIT("health_status"), LIT("help_pairing"),
+    LIT("last_visit_date"), LIT("left_behind_type"), LIT("proxy_parent"), LIT("risk_level"),
+    LIT("school_status"), LIT("status"), LIT("village_code"),
+};
+
+static const sv_t CATS[] = {
+    LIT("left_behind"), LIT("orphan"), LIT("de_facto_unsupported"), LIT("disabled"),
+    LIT("serious_illness"), LIT("low_income"), LIT("dropout"), LIT("other_difficulty")};
+#define NCATS (int)(sizeof CATS / sizeof CATS[0])
 
 typedef struct {
     const char *id;
@@ -46,46 +48,60 @@ typedef struct {
     unsigned cats;           /* bit i: CATS[i] */
 } view_t;
 
+/* Field names to READ indexes: an open-addressing table built once per
+ * walk, since a record has twice as many fields as the report reads and
+ * this lookup runs for each of them. */
+#define NAME_SLOTS 64
+#define VIL_SLOTS 4096
+
 struct walk {
     report_t *r;
     quarter_t q;
     code_t node;
     bool village_node;
-    char last_vs[CODE_STRLEN]; /* the previous record's village_code text */
-    row_t *last_row;           /* and its row: records of one village come */
-    code_t last_unit;          /* together in a village walk */
+    signed char names[NAME_SLOTS];  /* READ index + 1; 0 empty */
+    struct {
+        code_t village, unit;       /* unit 0: outside the node */
+    } vil[VIL_SLOTS];               /* villages seen, direct-mapped */
+    row_t *last_row;
+    code_t last_unit;
 };
 
-static int sv_cmp(sv_t a, const char *b)
-{
-    size_t bn = strlen(b);
-    int c = memcmp(a.p, b, a.n < bn ? a.n : bn);
-    return c ? c : (a.n > bn) - (a.n < bn);
-}
-
-static bool sv_is(sv_t a, const char *b) { return a.p && sv_cmp(a, b) == 0; }
+static bool sv_eq(sv_t a, sv_t b) { return a.p && a.n == b.n && memcmp(a.p, b.p, b.n) == 0; }
+#define SV_IS(a, lit) sv_eq((a), (sv_t)LIT(lit))
 
 /* The index of a among names (n of them), or -1. */
-static int sv_pick(sv_t a, const char *const *names, int n)
+static int sv_pick(sv_t a, const sv_t *names, int n)
 {
     for (int i = 0; a.p && i < n; i++)
-        if (sv_cmp(a, names[i]) == 0)
+        if (sv_eq(a, names[i]))
             return i;
     return -1;
 }
 
-static int read_index(sv_t name)
+static unsigned name_hash(sv_t s)
 {
-    int lo = 0, hi = NREAD;
-    while (lo < hi) {
-        int mid = (lo + hi) / 2, c = sv_cmp(name, READ[mid]);
-        if (c == 0)
-            return mid;
-        if (c > 0)
-            lo = mid + 1;
-        else
-            hi = mid;
+    return s.n ? (s.n * 7u + (unsigned char)s.p[0] * 3u + (unsigned char)s.p[s.n - 1]) % NAME_SLOTS
+               : 0;
+}
+
+static void names_init(walk_t *w)
+{
+    for (int k = 0; k < NREAD; k++) {
+        unsigned h = name_hash(READ[k]);
+        while (w->names[h])
+            h = (h + 1) % NAME_SLOTS;
+        w->names[h] = (signed char)(k + 1);
     }
+}
+
+static int read_index(const walk_t *w, sv_t name)
+{
+    if (!name.p)
+        return -1;
+    for (unsigned h = name_hash(name); w->names[h]; h = (h + 1) % NAME_SLOTS)
+        if (sv_eq(name, READ[w->names[h] - 1]))
+            return w->names[h] - 1;
     return -1;
 }
 
@@ -105,7 +121,7 @@ static void view_version(view_t *v, int k, hlc_t h, code_t origin, hlc_t base)
 
 /* ---- a view of a decoded record ---- */
 
-static void view_from_record(view_t *v, const record_t *rec)
+static void view_from_record(const walk_t *w, view_t *v, const record_t *rec)
 {
     view_init(v);
     v->id = rec->id;
@@ -114,7 +130,7 @@ static void view_from_record(view_t *v, const record_t *rec)
         const field_t *f = &rec->f[i];
         if (f->ver.hlc && (!v->created || f->ver.hlc < v->created))
             v->created = f->ver.hlc;
-        int k = read_index((sv_t){f->name, (uint32_t)strlen(f->name)});
+        int k = read_index(w, (sv_t){f->name, (uint32_t)strlen(f->name)});
         if (k < 0)
             continue;
         view_version(v, k, f->ver.hlc, f->ver.origin, f->ver.base);
@@ -125,7 +141,7 @@ static void view_from_record(view_t *v, const record_t *rec)
         else if (f->val.kind == VAL_LIST && k == R_CATS)
             for (uint32_t j = 0; j < f->val.n; j++) {
                 sv_t it = {f->val.items[j], (uint32_t)strlen(f->val.items[j])};
-                int c = sv_pick(it, CATS, (int)NCATS);
+                int c = sv_pick(it, CATS, NCATS);
                 if (c >= 0)
                     v->cats |= 1u << c;
             }
@@ -219,7 +235,7 @@ static void rd_value(rd_t *r, view_t *v, int k)
         uint32_t n = rd_array(r);
         for (uint32_t i = 0; i < n && !r->bad; i++) {
             sv_t it = rd_str(r);
-            int c = k == R_CATS ? sv_pick(it, CATS, (int)NCATS) : -1;
+            int c = k == R_CATS ? sv_pick(it, CATS, NCATS) : -1;
             if (c >= 0)
                 v->cats |= 1u << c;
         }
@@ -232,7 +248,7 @@ static void rd_value(rd_t *r, view_t *v, int k)
 
 #define MAX_VERSIONS 64
 
-static bool view_from_packed(view_t *v, const void *buf, size_t len)
+static bool view_from_packed(const walk_t *w, view_t *v, const void *buf, size_t len)
 {
     view_init(v);
     rd_t r = {buf, (const unsigned char *)buf + len, false};
@@ -257,7 +273,7 @@ static bool view_from_packed(view_t *v, const void *buf, size_t len)
     for (uint32_t i = 0; i < nf && !r.bad; i++) {
         if (rd_array(&r) != 4)
             return false;
-        int k = read_index(rd_str(&r));
+        int k = read_index(w, rd_str(&r));
         rd_value(&r, v, k);
         uint64_t vi = rd_uint(&r), base = rd_uint(&r);
         if (r.bad || vi >= nv)
@@ -309,31 +325,32 @@ static int band_of(sv_t birth, const quarter_t *q)
 static int assessment(const view_t *v)
 {
     sv_t gt = v->s[R_GTYPE];
-    if (v->capable != 1 || !gt.p || sv_is(gt, "none"))
+    if (v->capable != 1 || !gt.p || SV_IS(gt, "none"))
         return C_GA_POOR;
-    if (sv_is(gt, "parent") || sv_is(gt, "grandparent"))
+    if (SV_IS(gt, "parent") || SV_IS(gt, "grandparent"))
         return C_GA_GOOD;
-    if (sv_is(gt, "relative") || sv_is(gt, "institution"))
+    if (SV_IS(gt, "relative") || SV_IS(gt, "institution"))
         return C_GA_AVERAGE;
     return C_GA_POOR;
 }
 
 static void count_active(uint64_t *c, const view_t *v, const quarter_t *q)
 {
-    static const char *const lbts[] = {"both_parents_away", "one_away_other_incapable"};
-    static const char *const gts[] = {"grandparent", "relative", "institution", "parent", "none"};
-    static const char *const schools[] = {"not_school_age", "preschool", "enrolled",
-                                          "boarding", "dropped_out", "graduated"};
-    static const char *const health[] = {"健康", "一般", "较差"};
+    static const sv_t lbts[] = {LIT("both_parents_away"), LIT("one_away_other_incapable")};
+    static const sv_t gts[] = {LIT("grandparent"), LIT("relative"), LIT("institution"),
+                               LIT("parent"), LIT("none")};
+    static const sv_t schools[] = {LIT("not_school_age"), LIT("preschool"), LIT("enrolled"),
+                                   LIT("boarding"), LIT("dropped_out"), LIT("graduated")};
+    static const sv_t health[] = {LIT("健康"), LIT("一般"), LIT("较差")};
     c[C_TOTAL]++;
-    int sex = sv_is(v->s[R_GENDER], "male") ? 1 : sv_is(v->s[R_GENDER], "female") ? 2 : 0;
+    int sex = SV_IS(v->s[R_GENDER], "male") ? 1 : SV_IS(v->s[R_GENDER], "female") ? 2 : 0;
     if (sex)
         c[sex == 1 ? C_MALE : C_FEMALE]++;
     int band = band_of(v->s[R_BIRTH], q);
     c[band]++;
     if (sex)
         c[band + sex]++;
-    for (unsigned i = 0; i < NCATS; i++)
+    for (int i = 0; i < NCATS; i++)
         if (v->cats & (1u << i))
             c[C_CAT_LEFT_BEHIND + i]++;
     int k = sv_pick(v->s[R_LBT], lbts, 2);
@@ -353,7 +370,7 @@ static void count_active(uint64_t *c, const view_t *v, const quarter_t *q)
         c[C_PROXY_PARENT]++;
     if (date_in_quarter(q, v->s[R_VISIT]))
         c[C_VISITED]++;
-    if (sv_is(v->s[R_RISK], "high")) {
+    if (SV_IS(v->s[R_RISK], "high")) {
         c[C_RISK_HIGH]++;
         if (in_quarter(q, v->hlc[R_RISK]))
             c[C_CASE_OPENED]++;
@@ -367,17 +384,18 @@ static void count_active(uint64_t *c, const view_t *v, const quarter_t *q)
  * any earlier) level was replaced by low or medium in the quarter. */
 static void count_flows(uint64_t *c, const view_t *v, const quarter_t *q)
 {
-    static const char *const reasons[] = {"parents_returned", "reached_age_limit", "moved_away",
-                                          "category_changed", "death", "other"};
+    static const sv_t reasons[] = {LIT("parents_returned"), LIT("reached_age_limit"),
+                                   LIT("moved_away"), LIT("category_changed"), LIT("death"),
+                                   LIT("other")};
     if (in_quarter(q, v->created))
         c[C_ENTRIES]++;
-    if (sv_is(v->s[R_STATUS], "exited") && date_in_quarter(q, v->s[R_EXIT_DATE])) {
+    if (SV_IS(v->s[R_STATUS], "exited") && date_in_quarter(q, v->s[R_EXIT_DATE])) {
         c[C_EXITS]++;
         int k = sv_pick(v->s[R_EXIT_REASON], reasons, 6);
         c[k >= 0 ? C_EXIT_PARENTS_RETURNED + k : C_EXIT_UNSET]++;
     }
     sv_t risk = v->s[R_RISK];
-    if (risk.p && !sv_is(risk, "high") && v->base[R_RISK] && in_quarter(q, v->hlc[R_RISK]))
+    if (risk.p && !SV_IS(risk, "high") && v->base[R_RISK] && in_quarter(q, v->hlc[R_RISK]))
         c[C_CASE_CLOSED]++;
 }
 
@@ -404,27 +422,46 @@ static void digest_view(unsigned char sum[REPORT_DIGEST_LEN], const view_t *v)
     report_digest_add(sum, h);
 }
 
+/* The unit of a village code's text, 0 when outside the node or not a
+ * code; remembered per village (records come in id order, so villages
+ * come in any order). */
+static code_t unit_of(walk_t *w, sv_t vs)
+{
+    if (!vs.p || vs.n != CODE_STRLEN)
+        return 0;
+    code_t village = 0;
+    for (int i = 0; i < CODE_STRLEN; i++) {
+        if (vs.p[i] < '0' || vs.p[i] > '9')
+            return 0;
+        village = village * 10 + (code_t)(vs.p[i] - '0');
+    }
+    size_t slot = (size_t)(village % VIL_SLOTS);
+    if (w->vil[slot].village == village)
+        return w->vil[slot].unit;
+    code_t unit = 0;
+    if (!code_parse_n(vs.p, CODE_STRLEN, &village) && code_contains(w->node, village))
+        unit = w->village_node ? w->node : code_child_under(w->node, village);
+    w->vil[slot].village = village;
+    w->vil[slot].unit = unit;
+    return unit;
+}
+
 /* The row of the record's unit; NULL with *rc 0 when the record lies
  * outside the node. */
 static row_t *row_of(walk_t *w, sv_t vs, int *rc)
 {
     *rc = LX_OK;
-    if (!vs.p || vs.n != CODE_STRLEN)
-        return NULL;
-    if (w->last_row && memcmp(vs.p, w->last_vs, CODE_STRLEN) == 0)
-        return w->last_row;
-    code_t village;
-    if (code_parse_n(vs.p, CODE_STRLEN, &village) || !code_contains(w->node, village))
-        return NULL;
-    code_t unit = w->village_node ? w->node : code_child_under(w->node, village);
+    code_t unit = unit_of(w, vs);
     if (!unit)
         return NULL;
-    row_t *row = unit == w->last_unit && w->last_row ? w->last_row : report_row_for(w->r, unit, NULL);
+    if (unit == w->last_unit && w->last_row)
+        return w->last_row;
+    /* Rows move when one is inserted: keep only the latest pointer. */
+    row_t *row = report_row_for(w->r, unit, NULL);
     if (!row) {
         *rc = LX_ENOMEM;
         return NULL;
     }
-    memcpy(w->last_vs, vs.p, CODE_STRLEN);
     w->last_unit = unit;
     return w->last_row = row;
 }
@@ -439,7 +476,7 @@ static int count_view(walk_t *w, const view_t *v)
         return rc;
     /* A record with no status is taken as in the register: status is
      * optional in the schema and a new file is active until it exits. */
-    if (!sv_is(v->s[R_STATUS], "exited"))
+    if (!SV_IS(v->s[R_STATUS], "exited"))
         count_active(row->v, v, &w->q);
     count_flows(row->v, v, &w->q);
     digest_view(row->dig, v);
@@ -449,14 +486,14 @@ static int count_view(walk_t *w, const view_t *v)
 int walk_record(walk_t *w, const record_t *rec)
 {
     view_t v;
-    view_from_record(&v, rec);
+    view_from_record(w, &v, rec);
     return count_view(w, &v);
 }
 
 int walk_packed(walk_t *w, const void *buf, size_t len)
 {
     view_t v;
-    if (view_from_packed(&v, buf, len))
+    if (view_from_packed(w, &v, buf, len))
         return count_view(w, &v);
     /* Not the shape the reader knows: decode it the ordinary way. */
     record_t *rec;
@@ -529,6 +566,7 @@ int walk_new(code_t node, const char *quarter, const divs_t *divs, walk_t **out,
     w->q = q;
     w->node = node;
     w->village_node = code_level(node) == LEVEL_VILLAGE;
+    names_init(w);
     if ((rc = seed_rows(w->r, node, w->village_node, divs))) {
         walk_destroy(&w);
         return rc;
