@@ -350,6 +350,21 @@ int report_pack(const report_t *r, msgpack_packer *pk)
     return LX_OK;
 }
 
+int report_hash(const report_t *r, unsigned char out[REPORT_DIGEST_LEN])
+{
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    int rc = report_pack(r, &pk);
+    if (!rc && !sb.data)
+        rc = LX_ENOMEM;
+    if (!rc)
+        crypto_generichash(out, REPORT_DIGEST_LEN, (const unsigned char *)sb.data, sb.size, NULL, 0);
+    msgpack_sbuffer_destroy(&sb);
+    return rc;
+}
+
 static int unpack_row(const msgpack_object *o, const int *map, uint32_t ncol, row_t *rw,
                       why_t *why)
 {

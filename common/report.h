@@ -116,6 +116,10 @@ const unsigned char *report_row_digest(const report_t *r, size_t row);
 int report_pack(const report_t *r, msgpack_packer *pk);
 int report_unpack(const void *buf, size_t len, report_t **out, why_t *why);
 
+/* BLAKE2b-256 of the packed report: figures, names, digests, quarter,
+ * node and cut. What a frozen report is known by; LX_ENOMEM only. */
+int report_hash(const report_t *r, unsigned char out[REPORT_DIGEST_LEN]);
+
 typedef enum { REPORT_JSON, REPORT_CSV, REPORT_XLSX, REPORT_HTML } report_fmt_t;
 
 /* "json" | "csv" | "xlsx" | "html"; -1 when unknown. */

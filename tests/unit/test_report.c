@@ -479,6 +479,15 @@ static void test_pack_round_trip(void **state)
             assert_int_equal(report_value(back, i, c), report_value(r, i, c));
     }
     assert_int_equal(report_check(back, &why), LX_OK);
+    /* The hash a frozen report is known by: equal for the copy, and
+     * different after any one cell changes. */
+    unsigned char h1[REPORT_DIGEST_LEN], h2[REPORT_DIGEST_LEN];
+    assert_int_equal(report_hash(r, h1), LX_OK);
+    assert_int_equal(report_hash(back, h2), LX_OK);
+    assert_memory_equal(h1, h2, REPORT_DIGEST_LEN);
+    report_set_value(back, 1, report_ncols() - 1, report_value(back, 1, report_ncols() - 1) + 1);
+    assert_int_equal(report_hash(back, h2), LX_OK);
+    assert_memory_not_equal(h1, h2, REPORT_DIGEST_LEN);
     report_destroy(&back);
     /* Truncated or bit-flipped bytes are refused or decode to something
      * that still parses safely; never a crash. */
