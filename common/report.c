@@ -190,15 +190,16 @@ void report_digest_add(unsigned char a[REPORT_DIGEST_LEN], const unsigned char b
 }
 
 /* Appends the total row, the column sums of the unit rows. */
-int report_finish(report_t *r)
+int report_finish(report_t *r, const char *node_name)
 {
+    char code[CODE_STRLEN + 1];
     row_t total = {.code = r->node};
     for (size_t i = 0; i < r->n; i++) {
         for (size_t c = 0; c < C_COUNT; c++)
             total.v[c] += r->rows[i].v[c];
         report_digest_add(total.dig, r->rows[i].dig);
     }
-    if (!(total.name = strdup("合计")))
+    if (!(total.name = strdup(node_name ? node_name : code_fmt(r->node, code))))
         return LX_ENOMEM;
     /* report_row_for keeps units in code order; the total goes after them
      * whatever its code. */
@@ -225,7 +226,7 @@ static int fail_cell(const report_t *r, size_t row, int col, why_t *why, const c
     char what[160];
     snprintf(what, sizeof what, fmt, (unsigned long long)sum);
     return why_set(why, LX_EINVAL, "row %s (%s), column %s (%s): %llu, but %s",
-                   code_fmt(rw->code, code), rw->name, cols[col].key, cols[col].zh,
+                   code_fmt(rw->code, code), report_row_name(r, row, true), cols[col].key, cols[col].zh,
                    (unsigned long long)have, what);
 }
 
@@ -288,6 +289,7 @@ int report_check(const report_t *r, why_t *why)
 
 const char *report_quarter(const report_t *r) { return r->quarter; }
 code_t report_node(const report_t *r) { return r->node; }
+const char *report_node_name(const report_t *r) { return r->n ? r->rows[r->n - 1].name : ""; }
 hlc_t report_cut(const report_t *r) { return r->cut; }
 size_t report_nrows(const report_t *r) { return r->n; }
 code_t report_row_code(const report_t *r, size_t row) { return r->rows[row].code; }

@@ -93,6 +93,8 @@ int report_check(const report_t *r, why_t *why);
 
 const char *report_quarter(const report_t *r);    /* "2026Q3" */
 code_t report_node(const report_t *r);
+/* The node's name from the division tables, else its code. */
+const char *report_node_name(const report_t *r);
 hlc_t report_cut(const report_t *r);
 /* Rows including the total, which is the last (its code is the node's). */
 size_t report_nrows(const report_t *r);

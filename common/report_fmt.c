@@ -72,8 +72,9 @@ static json_t *report_json(const report_t *r, bool zh)
     for (size_t i = 0; i + 1 < r->n; i++)
         json_array_append_new(rows, row_json(r, i, zh));
     cut_text(r, cut, sizeof cut);
-    return json_pack("{s:s, s:s, s:s, s:{s:I, s:s}, s:{s:s, s:s}, s:s, s:o, s:o, s:o, s:o}",
+    return json_pack("{s:s, s:s, s:s, s:s, s:{s:I, s:s}, s:{s:s, s:s}, s:s, s:o, s:o, s:o, s:o}",
                      "quarter", r->quarter, "node", code_fmt(r->node, node),
+                     "node_name", report_node_name(r),
                      "level", level_name(code_level(r->node)),
                      "cut", "hlc", (json_int_t)r->cut, "time", cut,
                      "period", "from", q.first, "to", q.last,
@@ -190,7 +191,7 @@ static const char *CSS =
     "h1{font-size:1.4em}h2{font-size:1.15em;margin-top:2em;border-bottom:2px solid #c33}"
     "table{border-collapse:collapse;font-size:.9em;margin-top:.5em}"
     "th,td{border:1px solid #bbb;padding:.25em .5em;text-align:right}"
-    "th{background:#f3e6e6}td:nth-child(2),td:first-child{text-align:left}"
+    "th{background:#f3e6e6}td:nth-child(2),td:first-child{text-align:left;white-space:nowrap}"
     "tr.total td{font-weight:bold;background:#faf3f3}"
     "svg text{font-size:12px;fill:#333}svg rect{fill:#c33}.meta{color:#555}";
 
@@ -204,10 +205,10 @@ static int write_html(const report_t *r, bool zh, FILE *f)
     fprintf(f, "<!DOCTYPE html>\n<html lang=\"%s\">\n<head>\n<meta charset=\"utf-8\">\n"
                "<title>%s %s %s</title>\n<style>%s</style>\n</head>\n<body>\n",
             zh ? "zh-CN" : "en", zh ? "季度报表" : "Quarterly report", node, r->quarter, CSS);
-    fprintf(f, "<h1>%s %s · %s</h1>\n", zh ? "农村留守儿童和困境儿童季度报表"
-                                            : "Left-behind children and children in difficulty:"
-                                              " quarterly report",
-            node, r->quarter);
+    fprintf(f, "<h1>%s<br>", zh ? "农村留守儿童和困境儿童季度报表"
+                                 : "Left-behind children and children in difficulty: quarterly report");
+    html_text(f, report_node_name(r));
+    fprintf(f, " (%s) · %s</h1>\n", node, r->quarter);
     fprintf(f, "<p class=\"meta\">%s %s – %s; %s %s</p>\n", zh ? "统计期" : "Period", q.first,
             q.last, zh ? "数据截止" : "data as of", cut);
     for (int g = 0; g < G_COUNT; g++) {
@@ -268,6 +269,7 @@ static int xlsx_about(lxw_workbook *wb, const report_t *r, bool zh, lxw_format *
     cut_text(r, cut, sizeof cut);
     const char *rows[][2] = {
         {zh ? "单位代码" : "Unit code", code_fmt(r->node, node)},
+        {zh ? "单位名称" : "Unit", report_node_name(r)},
         {zh ? "季度" : "Quarter", r->quarter},
         {zh ? "统计期" : "Period", period},
         {zh ? "数据截止" : "Data as of", cut},

@@ -105,7 +105,9 @@ struct report {
 
 report_t *report_alloc(const char *quarter, code_t node, hlc_t cut);
 row_t *report_row_for(report_t *r, code_t code, const char *name);
-int report_finish(report_t *r);
+/* Appends the total row; its stored name is the node's (node_name, or
+ * the code when NULL), shown as 合计 / Total. */
+int report_finish(report_t *r, const char *node_name);
 /* a += b, both 256-bit little-endian numbers. */
 void report_digest_add(unsigned char a[REPORT_DIGEST_LEN], const unsigned char b[REPORT_DIGEST_LEN]);
 

@@ -588,7 +588,7 @@ int walk_finish(walk_t **w, const divs_t *divs, report_t **out)
 {
     int rc = name_rows((*w)->r, divs);
     if (!rc)
-        rc = report_finish((*w)->r);
+        rc = report_finish((*w)->r, divs ? divs_name(divs, (*w)->node) : NULL);
     if (!rc) {
         *out = (*w)->r;
         (*w)->r = NULL;

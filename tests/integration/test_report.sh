@@ -71,6 +71,7 @@ python3 - "$TMP/report.json" <<'PY' || fail "rows"
 import json, sys
 r = json.load(open(sys.argv[1]))
 assert r["node"] == "510104000000" and r["level"] == "county", r["node"]
+assert r["node_name"] == "锦江区", r["node_name"]
 assert len(r["rows"]) >= 10, len(r["rows"])
 assert all(row["code"].startswith("510104") and row["code"].endswith("000") for row in r["rows"])
 assert any(row["name"].endswith("街道") for row in r["rows"]), [row["name"] for row in r["rows"]]
