@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # lianxin report on a county store of random generated children with random
-# edits (exits with and without reasons, risk changes, cleared fields): an
+# edits (exits, risk changes, cleared fields, home visits): an
 # oracle in Python (report_oracle.py) recomputes every cell and digest from
 # the export and must agree; the quarter before, which ended before any of
 # the data existed, is all zeros; CSV starts with a BOM and matches the
@@ -36,7 +36,7 @@ rnd = random.Random(seed)
 reasons = ["parents_returned", "reached_age_limit", "moved_away", "category_changed", "death", "other"]
 for r in rnd.sample(recs, 120):
     sets = []
-    k = rnd.randrange(6)
+    k = rnd.randrange(7)
     if k == 0:
         # The schema wants a reason with an exit; a date is optional.
         sets = ["status=exited", "exit_reason=" + rnd.choice(reasons)]
@@ -52,8 +52,10 @@ for r in rnd.sample(recs, 120):
         sets = [rnd.choice(["school_status=", "health_status=", "guardian_type=", "categories="])]
     elif k == 4:
         sets = ["help_pairing=" + rnd.choice(["", "张老师"]), "proxy_parent=" + rnd.choice(["", "李阿姨"])]
-    else:
+    elif k == 5:
         sets = ["health_status=" + rnd.choice(["健康", "一般", "较差", "轻度近视"])]
+    else:
+        sets = ["last_visit_date=" + rnd.choice([first, last, today, prevday])]
     print(r["id"], " ".join("--set " + s for s in sets))
 PY
 while read -r id args; do
@@ -76,7 +78,11 @@ assert len(r["rows"]) >= 10, len(r["rows"])
 assert all(row["code"].startswith("510104") and row["code"].endswith("000") for row in r["rows"])
 assert any(row["name"].endswith("街道") for row in r["rows"]), [row["name"] for row in r["rows"]]
 assert r["total"]["name"] == "合计"
-assert r["total"]["values"]["total"] > 0
+t = r["total"]["values"]
+# The random edits reach the flow and help columns, so the oracle's
+# agreement on them means something.
+for k in ("total", "visited", "exits", "case_closed", "entries", "school_unset", "health_other"):
+    assert t[k] > 0, k
 PY
 
 # The quarter before ended before any of this data was written.
