@@ -156,8 +156,8 @@ int policy_sign(const void *json, size_t len, const unsigned char sk[POLICY_SECL
         msgpack_sbuffer_destroy(&sb);
         return LX_ENOMEM;
     }
-    *env = (unsigned char *)msgpack_sbuffer_release(&sb);
     *envlen = sb.size;
+    *env = (unsigned char *)msgpack_sbuffer_release(&sb);
     return LX_OK;
 }
 
