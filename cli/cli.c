@@ -105,6 +105,21 @@ FILE *cli_out(const char *path, why_t *why)
     return f;
 }
 
+void cli_beside(const char *data, const char *name, char *out, size_t n)
+{
+    char d[4096];
+    snprintf(d, sizeof d, "%s", data);
+    size_t len = strlen(d);
+    while (len > 1 && d[len - 1] == '/')
+        d[--len] = '\0';
+    char *slash = strrchr(d, '/');
+    if (slash)
+        *slash = '\0';
+    else
+        snprintf(d, sizeof d, ".");
+    snprintf(out, n, "%s/%s", d, name);
+}
+
 int cli_write(stxn_t *t, record_t *r, const char *author, write_mode_t mode,
               bool checked, const effective_t *eff, apply_t *res, why_t *why)
 {

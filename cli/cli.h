@@ -41,6 +41,10 @@ void cli_author(char *out, size_t n, code_t node, const char *given);
 /* Reads a whole file (or stdin for "-"); NUL-terminated; caller frees. */
 char *cli_slurp(const char *path, size_t *len, why_t *why);
 
+/* The path DIR/../NAME beside a store (the rendered layout: keys,
+ * node.ini). */
+void cli_beside(const char *data, const char *name, char *out, size_t n);
+
 /* Opens FILE for writing, or stdout for NULL/"-". */
 FILE *cli_out(const char *path, why_t *why);
 

@@ -19,6 +19,8 @@ static const cmd_t commands[] = {
     {"restore", cmd_restore, "rebuild a node's store from its parent"},
     {"bundle", cmd_bundle, "carry changes to the parent on a file (offline villages)"},
     {"topology", cmd_topology, "render a whole tree's configurations, keys and stores"},
+    {"policy", cmd_policy, "issue, list, show and apply the policies of the subtree"},
+    {"alerts", cmd_alerts, "children in alert under the alert rules"},
 };
 
 static void usage(FILE *f)

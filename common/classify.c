@@ -174,7 +174,10 @@ int policy_derive(const effective_t *e, const record_t *r, record_t *out)
     for (size_t i = 0; cd->enums[i].value && i < 16; i++)
         had |= s.have[i] = cur && val_list_has(cur, cd->enums[i].value);
     const char *lbt = NULL;
+    int lb = -1;
     for (size_t i = 0; cd->enums[i].value && i < 16; i++) {
+        if (strcmp(cd->enums[i].value, "left_behind") == 0)
+            lb = (int)i;
         const char *cat = cd->enums[i].value;
         int lim = age_limit(e, cat);
         if (age >= lim) {
@@ -205,7 +208,7 @@ int policy_derive(const effective_t *e, const record_t *r, record_t *out)
         rc = put_write(out, "categories", &list);
     val_free(&list);
     const char *old_lbt = record_str(r, "left_behind_type");
-    if (!rc && s.have[0] && lbt && (!old_lbt || strcmp(old_lbt, lbt) != 0))
+    if (!rc && lb >= 0 && s.have[lb] && lbt && (!old_lbt || strcmp(old_lbt, lbt) != 0))
         rc = put_str(out, "left_behind_type", lbt);
     if (!rc && s.lb_by_rule && old_lbt) {
         val_t nil = {0};

@@ -651,7 +651,8 @@ int policy_effective(stxn_t *t, const char *today, effective_t **out, why_t *why
     if (!rc)
         rc = policy_each(t, chain_cb, &c);
     if (!rc) {
-        qsort(c.l, c.n, sizeof *c.l, by_level);
+        if (c.n)
+            qsort(c.l, c.n, sizeof *c.l, by_level);
         rc = fold(e, c.l, c.n);
     }
     for (size_t i = 0; i < c.n; i++)

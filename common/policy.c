@@ -156,8 +156,8 @@ int policy_sign(const void *json, size_t len, const unsigned char sk[POLICY_SECL
         msgpack_sbuffer_destroy(&sb);
         return LX_ENOMEM;
     }
-    *env = (unsigned char *)msgpack_sbuffer_release(&sb);
     *envlen = sb.size;
+    *env = (unsigned char *)msgpack_sbuffer_release(&sb);
     return LX_OK;
 }
 
@@ -399,7 +399,7 @@ int policy_ack_put(stxn_t *t, code_t node, const policy_ver_t *vers, size_t n,
         msgpack_pack_uint32(&pk, vers[i].version);
     }
     char key[32], c[CODE_STRLEN + 1];
-    snprintf(key, sizeof key, "ack/%s", code_fmt(node, c));
+    snprintf(key, sizeof key, "polack/%s", code_fmt(node, c));
     int rc = sb.data ? store_blob_put(t, key, sb.data, sb.size) : LX_ENOMEM;
     msgpack_sbuffer_destroy(&sb);
     return rc;
@@ -440,7 +440,7 @@ static int ack_cb(void *arg, const char *key, const void *data, size_t len)
 {
     ackx_t *x = arg;
     code_t node;
-    if (code_parse(key + 4, &node))
+    if (code_parse(key + 7, &node))
         return 0;
     msgpack_unpacked u;
     msgpack_unpacked_init(&u);
@@ -462,5 +462,5 @@ static int ack_cb(void *arg, const char *key, const void *data, size_t len)
 int policy_ack_each(stxn_t *t, policy_ack_cb cb, void *arg)
 {
     ackx_t x = {cb, arg};
-    return store_blob_each(t, "ack/", ack_cb, &x);
+    return store_blob_each(t, "polack/", ack_cb, &x);
 }

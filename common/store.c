@@ -3,7 +3,10 @@
  *
  *   meta     "code" -> u64 node code, "hlc" -> u64 last HLC committed,
  *            "seq" -> u64 last change log sequence, "cseq" -> u64 last
- *            conflict sequence, "layout" -> u64 layout version
+ *            conflict sequence, "layout" -> u64 layout version; and the
+ *            callers' keys, one prefix each: "in/", "ack/", "cfack/" (link
+ *            positions), "links" (link state), "pol/", "pola/", "key/",
+ *            "polack/" (policies)
  *   rec      record id -> record (msgpack, record_pack); ids made here sort
  *            by creation time, so bulk inserts append
  *   log      u64 seq -> [id, village, previous village, sender, names]:

@@ -8,8 +8,8 @@ const char *wire_type_name(int type)
     static const char *names[] = {"?", "hello", "welcome", "refuse", "batch", "ack",
                                   "ping", "pong", "digests", "pull", "repair",
                                   "restore", "restored", "nack", "reset", "conflicts",
-                                  "cfack"};
-    return type >= 1 && type <= WM_CFACK ? names[type] : "unknown";
+                                  "cfack", "policies", "polack"};
+    return type >= 1 && type <= WM_POLACK ? names[type] : "unknown";
 }
 
 static void start(msgpack_sbuffer *sb, msgpack_packer *pk, msg_type_t type, uint32_t n)
@@ -149,6 +149,60 @@ void wire_conflicts_end(wire_batch_t *b, uint64_t upto)
         u[1 + i] = (unsigned char)(upto >> (56 - 8 * i));
 }
 
+/* [type, [...]] with the count patched at the end. */
+static void list_begin(wire_batch_t *b, msgpack_sbuffer *sb, msg_type_t type)
+{
+    b->sb = sb;
+    msgpack_sbuffer_clear(sb);
+    msgpack_packer_init(&b->pk, sb, msgpack_sbuffer_write);
+    msgpack_pack_array(&b->pk, 2);
+    msgpack_pack_int(&b->pk, type);
+    b->count_at = sb->size;
+    static const char hdr[5] = {(char)0xdd, 0, 0, 0, 0};
+    msgpack_sbuffer_write(sb, hdr, 5);
+    b->n = 0;
+}
+
+void wire_policies_begin(wire_batch_t *b, msgpack_sbuffer *sb)
+{
+    list_begin(b, sb, WM_POLICIES);
+}
+
+void wire_policies_add(wire_batch_t *b, const void *env, size_t len)
+{
+    msgpack_pack_bin(&b->pk, len);
+    msgpack_pack_bin_body(&b->pk, env, len);
+    b->n++;
+}
+
+void wire_polack_begin(wire_batch_t *b, msgpack_sbuffer *sb)
+{
+    list_begin(b, sb, WM_POLACK);
+}
+
+void wire_polack_add(wire_batch_t *b, code_t node, uint64_t when_ms,
+                     const wpolver_t *v, uint32_t n)
+{
+    msgpack_pack_array(&b->pk, 3);
+    msgpack_pack_uint64(&b->pk, node);
+    msgpack_pack_uint64(&b->pk, when_ms);
+    msgpack_pack_array(&b->pk, n);
+    for (uint32_t i = 0; i < n; i++) {
+        msgpack_pack_array(&b->pk, 3);
+        msgpack_pack_uint64(&b->pk, v[i].issuer);
+        msgpack_pack_uint32(&b->pk, v[i].kind);
+        msgpack_pack_uint32(&b->pk, v[i].version);
+    }
+    b->n++;
+}
+
+void wire_list_end(wire_batch_t *b)
+{
+    unsigned char *p = (unsigned char *)b->sb->data + b->count_at;
+    for (int i = 0; i < 4; i++)
+        p[1 + i] = (unsigned char)(b->n >> (24 - 8 * i));
+}
+
 void wire_batch_added(wire_batch_t *b)
 {
     b->n++;
@@ -180,6 +234,12 @@ void wmsg_free(wmsg_t *m)
         change_free(&m->changes[i]);
     free(m->changes);
     free(m->digests);
+    for (uint32_t i = 0; i < m->npolicies; i++)
+        free(m->policies[i].env);
+    free(m->policies);
+    for (uint32_t i = 0; i < m->npolacks; i++)
+        free(m->polacks[i].v);
+    free(m->polacks);
     memset(m, 0, sizeof *m);
 }
 
@@ -196,6 +256,75 @@ static int changes_from(const msgpack_object *o, wmsg_t *m, why_t *why)
         if ((rc = change_from_obj(&o->via.array.ptr[i], &m->changes[i], why)))
             return why_prefix(why, rc, "change %u", i + 1);
         m->nchanges++;
+    }
+    return LX_OK;
+}
+
+static int policies_from(const msgpack_object *o, wmsg_t *m, why_t *why)
+{
+    int rc = mp_array(o, "policies", 0, WIRE_MAX_POLICIES, why);
+    if (rc)
+        return rc;
+    uint32_t n = o->via.array.size;
+    if (!(m->policies = calloc(n ? n : 1, sizeof *m->policies)))
+        return LX_ENOMEM;
+    for (uint32_t i = 0; i < n; i++) {
+        const msgpack_object *e = &o->via.array.ptr[i];
+        if (e->type != MSGPACK_OBJECT_BIN || e->via.bin.size == 0)
+            return why_set(why, LX_EINVAL, "policies: entry %u is not an envelope", i + 1);
+        if (!(m->policies[i].env = malloc(e->via.bin.size)))
+            return LX_ENOMEM;
+        memcpy(m->policies[i].env, e->via.bin.ptr, e->via.bin.size);
+        m->policies[i].len = e->via.bin.size;
+        m->npolicies++;
+    }
+    return LX_OK;
+}
+
+static int polack_from(const msgpack_object *e, struct wpolack *pa, uint32_t i, why_t *why)
+{
+    int rc;
+    if (e->type != MSGPACK_OBJECT_ARRAY || e->via.array.size != 3)
+        return why_set(why, LX_EINVAL, "polack: entry %u malformed", i + 1);
+    const msgpack_object *x = e->via.array.ptr;
+    if ((rc = mp_u64(&x[0], "polack node", &pa->node, why))
+        || (rc = mp_u64(&x[1], "polack when", &pa->when_ms, why))
+        || (rc = mp_array(&x[2], "polack versions", 0, WIRE_MAX_POLVERS, why)))
+        return rc;
+    if (code_level(pa->node) == LEVEL_NONE)
+        return why_set(why, LX_EINVAL, "polack: entry %u: not a division code", i + 1);
+    uint32_t nv = x[2].via.array.size;
+    if (!(pa->v = calloc(nv ? nv : 1, sizeof *pa->v)))
+        return LX_ENOMEM;
+    for (uint32_t k = 0; k < nv; k++) {
+        const msgpack_object *v = &x[2].via.array.ptr[k];
+        uint64_t kind, ver;
+        if (v->type != MSGPACK_OBJECT_ARRAY || v->via.array.size != 3
+            || (rc = mp_u64(&v->via.array.ptr[0], "issuer", &pa->v[k].issuer, why))
+            || (rc = mp_u64(&v->via.array.ptr[1], "kind", &kind, why))
+            || (rc = mp_u64(&v->via.array.ptr[2], "version", &ver, why))
+            || kind > 255 || ver > UINT32_MAX)
+            return rc ? rc : why_set(why, LX_EINVAL, "polack: entry %u version %u malformed",
+                                     i + 1, k + 1);
+        pa->v[k].kind = (uint32_t)kind;
+        pa->v[k].version = (uint32_t)ver;
+        pa->n++;
+    }
+    return LX_OK;
+}
+
+static int polacks_from(const msgpack_object *o, wmsg_t *m, why_t *why)
+{
+    int rc = mp_array(o, "polacks", 0, WIRE_MAX_POLACKS, why);
+    if (rc)
+        return rc;
+    uint32_t n = o->via.array.size;
+    if (!(m->polacks = calloc(n ? n : 1, sizeof *m->polacks)))
+        return LX_ENOMEM;
+    for (uint32_t i = 0; i < n; i++) {
+        m->npolacks++;
+        if ((rc = polack_from(&o->via.array.ptr[i], &m->polacks[i], i, why)))
+            return rc;
     }
     return LX_OK;
 }
@@ -315,6 +444,18 @@ int wire_decode(const void *buf, size_t len, wmsg_t *m, why_t *why)
         }
         break;
     }
+    case WM_POLICIES:
+        if (n != 2)
+            rc = why_set(why, LX_EINVAL, "policies: expected 2 elements");
+        else
+            rc = policies_from(&a[1], m, why);
+        break;
+    case WM_POLACK:
+        if (n != 2)
+            rc = why_set(why, LX_EINVAL, "polack: expected 2 elements");
+        else
+            rc = polacks_from(&a[1], m, why);
+        break;
     case WM_CONFLICTS: {
         if (n != 3 || (rc = mp_u64(&a[1], "conflicts upto", &m->last_seq, why))
             || (rc = mp_array(&a[2], "conflicts", 0, WIRE_MAX_CHANGES, why))) {

@@ -36,7 +36,22 @@ typedef enum {
     WM_CONFLICTS = 15, /* child: [15, upto, [[id, kept, lost]...]]: conflict
                           log entries up to upto, for the levels above */
     WM_CFACK = 16,    /* parent: [16, upto]: conflicts stored up to upto */
+    WM_POLICIES = 17, /* parent: [17, [envelope(bin)...]]: every policy it
+                         holds (its own and its ancestors') */
+    WM_POLACK = 18,   /* child: [18, [[node, when_ms, [[issuer, kind,
+                         version]...]]...]]: the policy versions the child
+                         and its descendants apply */
 } msg_type_t;
+
+#define WIRE_MAX_POLICIES 256
+#define WIRE_MAX_POLACKS 4096
+#define WIRE_MAX_POLVERS 256
+
+/* One (issuer, kind, version) of a policy acknowledgement. */
+typedef struct {
+    code_t issuer;
+    uint32_t kind, version;
+} wpolver_t;
 
 typedef struct {
     code_t unit;
@@ -62,6 +77,18 @@ typedef struct {
         field_t kept, lost;
     } *conflicts;         /* conflicts */
     uint32_t nconflicts;
+    struct wpolicy {
+        unsigned char *env;   /* owned copy */
+        size_t len;
+    } *policies;          /* policies */
+    uint32_t npolicies;
+    struct wpolack {
+        code_t node;
+        uint64_t when_ms;
+        wpolver_t *v;     /* owned */
+        uint32_t n;
+    } *polacks;           /* polack */
+    uint32_t npolacks;
 } wmsg_t;
 
 /* Decodes one frame. Unknown types, wrong shapes and oversized lists give
@@ -100,6 +127,14 @@ void wire_batch_end(wire_batch_t *b, uint64_t upto);
 void wire_conflicts_begin(wire_batch_t *b, msgpack_sbuffer *sb);
 void wire_conflicts_add(wire_batch_t *b, const char *id, const field_t *kept, const field_t *lost);
 void wire_conflicts_end(wire_batch_t *b, uint64_t upto);
+
+/* Policies down, acknowledgements up: built entry by entry. */
+void wire_policies_begin(wire_batch_t *b, msgpack_sbuffer *sb);
+void wire_policies_add(wire_batch_t *b, const void *env, size_t len);
+void wire_polack_begin(wire_batch_t *b, msgpack_sbuffer *sb);
+void wire_polack_add(wire_batch_t *b, code_t node, uint64_t when_ms,
+                     const wpolver_t *v, uint32_t n);
+void wire_list_end(wire_batch_t *b);
 
 /* Whether a log entry goes to a peer: up, everything not from the parent;
  * down to a child, what concerns its subtree (the record is or was there)

@@ -14,7 +14,9 @@
 #include <uv.h>
 
 #include "cli/cli.h"
+#include "common/classify.h"
 #include "common/linkstate.h"
+#include "common/policy.h"
 #include "common/log.h"
 #include "config/config.h"
 #include "net.h"
@@ -39,6 +41,7 @@ typedef struct {
     uint64_t started;
     int exit_code;
     bool stopping;
+    char daily_done[11];     /* the day the daily policy pass last ran */
 } node_t;
 
 static uint64_t now_ms(node_t *n)
@@ -75,11 +78,36 @@ static void on_async(uv_async_t *h)
         uv_async_send(&n->wake);
 }
 
+/* Once a day (and at start): classification and retention over the
+ * records this node is responsible for, as ordinary local writes. */
+static void daily(node_t *n)
+{
+    char today[11];
+    policy_today(hlc_wall_ms(), today);
+    if (n->mode != REPL_RUN || strcmp(today, n->daily_done) == 0)
+        return;
+    policy_stats_t st = {0};
+    why_t why = {""};
+    int rc = policy_daily(n->store, today, &st, &why);
+    if (!rc)
+        rc = policy_retention(n->store, today, &st, &why);
+    if (rc) {
+        log_error("daily policy pass: %s", why.msg[0] ? why.msg : err_str(rc));
+        return;  /* tried again on the next tick */
+    }
+    memcpy(n->daily_done, today, sizeof today);
+    log_info("daily policy pass %s: %llu records, %llu derived anew (%llu exited), "
+             "%llu anonymised, %llu purged", today, (unsigned long long)st.seen,
+             (unsigned long long)st.changed, (unsigned long long)st.exited,
+             (unsigned long long)st.anonymised, (unsigned long long)st.purged);
+}
+
 static void on_tick(uv_timer_t *h)
 {
     node_t *n = h->data;
     uint64_t now = now_ms(n);
     repl_tick(n->repl, now);
+    daily(n);
     repl_pump(n->repl, now);
     if (n->mode == REPL_RESTORE) {
         int rc;
@@ -132,6 +160,25 @@ static void close_all(node_t *n)
     uv_close((uv_handle_t *)&n->sigterm, NULL);
     if (n->poke_fd >= 0)
         uv_close((uv_handle_t *)&n->poke, NULL);
+}
+
+/* The signing keys policies are checked against: this node's own, its
+ * parent's and every ancestor's, from the configuration. */
+static int pin_keys(store_t *s, const node_config_t *c)
+{
+    stxn_t *t;
+    int rc = store_begin(s, true, &t);
+    if (!rc)
+        rc = policy_pin_key(t, c->code, c->sign_pub);
+    if (!rc && c->has_parent && c->parent.has_sign)
+        rc = policy_pin_key(t, c->parent.code, c->parent.sign_pub);
+    for (size_t i = 0; !rc && i < c->nancestors; i++)
+        if (c->ancestors[i].has_sign)
+            rc = policy_pin_key(t, c->ancestors[i].code, c->ancestors[i].sign_pub);
+    if (!rc)
+        rc = store_commit(&t);
+    store_abort(&t);
+    return rc;
 }
 
 static int node_run(const char *cmd, const char *path, repl_mode_t mode)
@@ -201,6 +248,12 @@ static int node_run(const char *cmd, const char *path, repl_mode_t mode)
         }
     }
     store_set_skew(n.store, n.cfg->skew_ms);
+    int rc;
+    if ((rc = pin_keys(n.store, n.cfg))) {
+        store_close(&n.store);
+        config_free(&n.cfg);
+        return cli_fail(cmd, "pinning the signing keys: %s", err_str(rc));
+    }
     if (repl_new(n.cfg, n.store, mode, &n.repl, &why)) {
         store_close(&n.store);
         config_free(&n.cfg);
@@ -229,7 +282,7 @@ static int node_run(const char *cmd, const char *path, repl_mode_t mode)
                  strerror(errno), TICK_MS);
     }
 
-    int rc = net_start(n.cfg, on_wake, &n, &n.net, &why);
+    rc = net_start(n.cfg, on_wake, &n, &n.net, &why);
     if (rc) {
         close_all(&n);
         uv_run(&n.loop, UV_RUN_DEFAULT);

@@ -48,6 +48,14 @@
  * of the unit (REPAIR) and asks for the child's (PULL). Merging is
  * idempotent, so repairs are safe whenever they arrive.
  *
+ * Policies. A parent sends each child every policy it holds (POLICIES)
+ * when the link comes up and whenever its set changes; the child admits
+ * them through policy_accept (signature, issuer, version, expiry) and so
+ * passes them on to its own children. Up, POLACK carries the versions a
+ * node applies and those its descendants reported: the whole table when
+ * the link comes up, then what changed; each level keeps the table of its
+ * subtree, so the province sees every node's.
+ *
  * Restore. A node with an empty store asks RESTORE; the parent sends its
  * whole copy of the subtree as REPAIR batches, then RESTORED with the
  * positions to resume from. */
@@ -61,6 +69,7 @@
 #include <unistd.h>
 
 #include "common/linkstate.h"
+#include "common/policy.h"
 #include "common/log.h"
 #include "common/schema.h"
 #include "common/wire.h"
@@ -93,6 +102,8 @@ typedef struct {
     uint64_t cf_sent;       /* the conflicts message in flight reaches here; 0: none */
     uint64_t cf_since;
     uint64_t hello_applied; /* what the child's last hello said it applied */
+    uint64_t pol_sent;      /* child link: the policy generation it was sent */
+    bool polack_all;        /* parent link: send the whole table when up */
     uint64_t sent, received;
 } link_t;
 
@@ -110,6 +121,11 @@ struct repl {
     bool dirty;
     bool restore_sent, restore_done;
     int restore_rc;
+    /* Policies: a hash of the versions held (never 0), and the
+     * acknowledgement entries waiting to go up. */
+    uint64_t pol_gen;
+    struct wpolack *polup;
+    uint32_t npolup, cappolup;
     /* The open group transaction and the ACKs that wait for its commit. */
     stxn_t *gtx;
     struct { link_t *l; uint64_t upto, before; } gack[GROUP_BATCHES];
@@ -117,6 +133,8 @@ struct repl {
 };
 
 static void group_flush(repl_t *r);
+static void pump_policies(repl_t *r, stxn_t *t);
+static void pump_polacks(repl_t *r, stxn_t *t);
 
 static link_t *link_of(repl_t *r, code_t code)
 {
@@ -229,6 +247,9 @@ void repl_destroy(repl_t **self_p)
         store_abort(&r->gtx);
     }
     msgpack_sbuffer_destroy(&r->sb);
+    for (uint32_t i = 0; i < r->npolup; i++)
+        free(r->polup[i].v);
+    free(r->polup);
     free(r->links);
     free(r);
     *self_p = NULL;
@@ -369,6 +390,9 @@ void repl_pump(repl_t *r, uint64_t now)
     r->last_seq_seen = last;
     for (size_t i = 0; i < r->nlinks; i++)
         pump_link(r, &r->links[i], t, last, now);
+    pump_policies(r, t);
+    if (r->mode == REPL_RUN)
+        pump_polacks(r, t);
     if (r->cfg->has_parent && r->mode == REPL_RUN)
         pump_conflicts(r, &r->links[0], t, now);
     store_abort(&t);
@@ -713,6 +737,8 @@ static void link_up(repl_t *r, link_t *l, uint64_t peer_applied, uint64_t now)
     l->acked = peer_applied;
     l->ninflight = 0;
     l->last_heard = now;
+    l->pol_sent = 0;
+    l->polack_all = true;
     r->dirty = true;
 }
 
@@ -803,6 +829,247 @@ static void on_ack(repl_t *r, link_t *l, wmsg_t *m, bool nack)
     l->inflight_since = l->last_heard;
 }
 
+/* ---- policies ---- */
+
+/* Queues an acknowledgement entry for the parent (copying v). */
+static void polup_add(repl_t *r, code_t node, uint64_t when, const wpolver_t *v, uint32_t n)
+{
+    if (!r->cfg->has_parent)
+        return;
+    for (uint32_t i = 0; i < r->npolup; i++) {
+        if (r->polup[i].node == node) {  /* a newer report replaces it */
+            free(r->polup[i].v);
+            r->polup[i] = r->polup[--r->npolup];
+            break;
+        }
+    }
+    if (r->npolup == r->cappolup) {
+        uint32_t cap = r->cappolup ? 2 * r->cappolup : 16;
+        void *p = realloc(r->polup, cap * sizeof *r->polup);
+        if (!p)
+            return;  /* the whole table goes again on the next link up */
+        r->polup = p;
+        r->cappolup = cap;
+    }
+    struct wpolack *e = &r->polup[r->npolup];
+    if (!(e->v = malloc((n ? n : 1) * sizeof *v)))
+        return;
+    memcpy(e->v, v, n * sizeof *v);
+    e->node = node;
+    e->when_ms = when;
+    e->n = n;
+    r->npolup++;
+}
+
+/* The versions this node holds, hashed (FNV-1a; never 0), and as a list. */
+static uint64_t pol_generation(stxn_t *t, wpolver_t **list, uint32_t *n)
+{
+    policy_ver_t *v = NULL;
+    size_t nv = 0;
+    uint64_t h = 1469598103934665603ULL;
+    *n = 0;
+    *list = NULL;
+    if (policy_versions(t, &v, &nv))
+        return 0;
+    if (nv > WIRE_MAX_POLVERS)
+        nv = WIRE_MAX_POLVERS;
+    *list = calloc(nv ? nv : 1, sizeof **list);
+    for (size_t i = 0; i < nv && *list; i++) {
+        (*list)[i] = (wpolver_t){v[i].issuer, (uint32_t)v[i].kind, v[i].version};
+        uint64_t x[3] = {v[i].issuer, (uint64_t)v[i].kind, v[i].version};
+        for (int k = 0; k < 3; k++)
+            for (int b = 0; b < 8; b++)
+                h = (h ^ ((x[k] >> (8 * b)) & 0xff)) * 1099511628211ULL;
+    }
+    *n = *list ? (uint32_t)nv : 0;
+    free(v);
+    return h | 1;
+}
+
+/* Notices a change of the policies held (from the parent, or issued here
+ * by `lianxin policy issue`): records this node's own acknowledgement and
+ * queues it for the parent; the children get the new set from pump. */
+static void pol_refresh(repl_t *r, uint64_t now)
+{
+    stxn_t *t;
+    if (store_begin(r->store, false, &t))
+        return;
+    wpolver_t *v;
+    uint32_t n;
+    uint64_t gen = pol_generation(t, &v, &n);
+    store_abort(&t);
+    (void)now;
+    if (!gen || gen == r->pol_gen || store_begin(r->store, true, &t)) {
+        free(v);
+        return;
+    }
+    policy_ver_t *pv = calloc(n ? n : 1, sizeof *pv);
+    int rc = pv ? LX_OK : LX_ENOMEM;
+    for (uint32_t i = 0; pv && i < n; i++)
+        pv[i] = (policy_ver_t){v[i].issuer, (policy_kind_t)v[i].kind, v[i].version};
+    if (!rc)
+        rc = policy_ack_put(t, r->cfg->code, pv, n, hlc_wall_ms());
+    free(pv);
+    if (!rc)
+        rc = store_commit(&t);
+    store_abort(&t);
+    if (!rc) {
+        r->pol_gen = gen;
+        polup_add(r, r->cfg->code, hlc_wall_ms(), v, n);
+    }
+    free(v);
+}
+
+typedef struct {
+    wire_batch_t b;
+} polfill_t;
+
+static int polfill_cb(void *arg, const void *env, size_t envlen, const policy_t *p,
+                      uint64_t accepted_ms)
+{
+    polfill_t *f = arg;
+    (void)p;
+    (void)accepted_ms;
+    if (f->b.n < WIRE_MAX_POLICIES)
+        wire_policies_add(&f->b, env, envlen);
+    return 0;
+}
+
+/* Parent side: every child whose copy is older gets the whole set. */
+static void pump_policies(repl_t *r, stxn_t *t)
+{
+    if (!r->pol_gen)
+        return;
+    polfill_t f;
+    bool built = false;
+    for (size_t i = r->cfg->has_parent ? 1 : 0; i < r->nlinks; i++) {
+        link_t *l = &r->links[i];
+        if (!l->up || l->pol_sent == r->pol_gen)
+            continue;
+        if (!built) {
+            wire_policies_begin(&f.b, &r->sb);
+            if (policy_each(t, polfill_cb, &f))
+                return;
+            wire_list_end(&f.b);
+            built = true;
+        }
+        if (net_send(r->net, l->code, r->sb.data, r->sb.size) == LX_OK)
+            l->pol_sent = r->pol_gen;
+    }
+}
+
+typedef struct {
+    wire_batch_t b;
+} ackfill_t;
+
+static int ackfill_cb(void *arg, code_t node, const policy_ver_t *vers, size_t n,
+                      uint64_t when_ms)
+{
+    ackfill_t *f = arg;
+    if (f->b.n >= WIRE_MAX_POLACKS)
+        return 1;
+    wpolver_t v[WIRE_MAX_POLVERS];
+    uint32_t k = n < WIRE_MAX_POLVERS ? (uint32_t)n : WIRE_MAX_POLVERS;
+    for (uint32_t i = 0; i < k; i++)
+        v[i] = (wpolver_t){vers[i].issuer, (uint32_t)vers[i].kind, vers[i].version};
+    wire_polack_add(&f->b, node, when_ms, v, k);
+    return 0;
+}
+
+/* Child side: the acknowledgement table up, whole after a reconnect,
+ * then the entries that changed. */
+static void pump_polacks(repl_t *r, stxn_t *t)
+{
+    link_t *l = &r->links[0];
+    if (!r->cfg->has_parent || !l->up || (!l->polack_all && !r->npolup))
+        return;
+    ackfill_t f;
+    wire_polack_begin(&f.b, &r->sb);
+    if (l->polack_all) {
+        int rc = policy_ack_each(t, ackfill_cb, &f);
+        if (rc && rc != 1)
+            return;
+    } else {
+        for (uint32_t i = 0; i < r->npolup && f.b.n < WIRE_MAX_POLACKS; i++)
+            wire_polack_add(&f.b, r->polup[i].node, r->polup[i].when_ms, r->polup[i].v,
+                            r->polup[i].n);
+    }
+    wire_list_end(&f.b);
+    if (net_send(r->net, l->code, r->sb.data, r->sb.size) != LX_OK)
+        return;
+    l->polack_all = false;
+    for (uint32_t i = 0; i < r->npolup; i++)
+        free(r->polup[i].v);
+    r->npolup = 0;
+}
+
+/* Child side: the parent's policies. Each is admitted or refused on its
+ * own (a refusal names the reason and is counted, as for changes). */
+static void on_policies(repl_t *r, link_t *l, wmsg_t *m, uint64_t now)
+{
+    stxn_t *t;
+    if (store_begin(r->store, true, &t))
+        return;
+    bool any = false;
+    for (uint32_t i = 0; i < m->npolicies; i++) {
+        why_t why = {""};
+        policy_ver_t held;
+        unsigned how = l->is_parent ? POLICY_FROM_PARENT : POLICY_FROM_CHILD;
+        int rc = policy_accept(t, m->policies[i].env, m->policies[i].len, how,
+                               hlc_wall_ms(), &held, &why);
+        if (rc == LX_OK) {
+            char ic[CODE_STRLEN + 1];
+            log_info("policy %s %s version %u accepted", code_fmt(held.issuer, ic),
+                     policy_kind_name(held.kind), held.version);
+            any = true;
+        } else if (rc != LX_EEXIST) {
+            refuse(r, l, "policy %u of %u: %s", i + 1, m->npolicies,
+                   why.msg[0] ? why.msg : err_str(rc));
+        }
+    }
+    if (!any || store_commit(&t))
+        store_abort(&t);
+    store_abort(&t);
+    if (any)
+        pol_refresh(r, now);
+}
+
+/* Parent side: a child's acknowledgement table, kept and passed up. */
+static void on_polack(repl_t *r, link_t *l, wmsg_t *m)
+{
+    stxn_t *t;
+    if (store_begin(r->store, true, &t))
+        return;
+    int rc = LX_OK;
+    for (uint32_t i = 0; !rc && i < m->npolacks; i++) {
+        struct wpolack *e = &m->polacks[i];
+        char nc[CODE_STRLEN + 1];
+        if (!code_contains(l->code, e->node)) {
+            refuse(r, l, "a policy acknowledgement for %s, outside the child",
+                   code_fmt(e->node, nc));
+            continue;
+        }
+        policy_ver_t *pv = calloc(e->n ? e->n : 1, sizeof *pv);
+        if (!pv) {
+            rc = LX_ENOMEM;
+            break;
+        }
+        for (uint32_t k = 0; k < e->n; k++)
+            pv[k] = (policy_ver_t){e->v[k].issuer, (policy_kind_t)e->v[k].kind, e->v[k].version};
+        rc = policy_ack_put(t, e->node, pv, e->n, e->when_ms);
+        free(pv);
+    }
+    if (!rc)
+        rc = store_commit(&t);
+    store_abort(&t);
+    if (rc)
+        return;
+    for (uint32_t i = 0; i < m->npolacks; i++)
+        if (code_contains(l->code, m->polacks[i].node))
+            polup_add(r, m->polacks[i].node, m->polacks[i].when_ms, m->polacks[i].v,
+                      m->polacks[i].n);
+}
+
 void repl_on_message(repl_t *r, const netmsg_t *nm, uint64_t now)
 {
     char lc[CODE_STRLEN + 1];
@@ -857,6 +1124,8 @@ void repl_on_message(repl_t *r, const netmsg_t *nm, uint64_t now)
         }
         break;
     case WM_CONFLICTS: ok = from_child; if (ok) on_conflicts(r, l, &m); break;
+    case WM_POLICIES: if (l->up) on_policies(r, l, &m, now); break;
+    case WM_POLACK: ok = from_child; if (ok && l->up) on_polack(r, l, &m); break;
     case WM_CFACK:
         ok = !from_child;
         if (ok && l->cf_sent && m.applied >= l->cf_sent) {
@@ -900,6 +1169,7 @@ void repl_on_message(repl_t *r, const netmsg_t *nm, uint64_t now)
 void repl_tick(repl_t *r, uint64_t now)
 {
     group_flush(r);
+    pol_refresh(r, now);
     for (size_t i = 0; i < r->nlinks; i++) {
         link_t *l = &r->links[i];
         if (l->up && now - l->last_heard > r->cfg->timeout_ms)

@@ -12,6 +12,7 @@
 #include <zmq.h>
 
 #include "common/linkstate.h"
+#include "common/policy.h"
 #include "common/store.h"
 #include "config/config.h"
 
@@ -185,7 +186,34 @@ static int ensure_keys(const char *dir, why_t *why)
 typedef struct {
     char curve[Z85_KEYLEN + 1];
     char sign[2 * SIGN_PUBLEN + 1];
+    unsigned char sign_bin[SIGN_PUBLEN];
 } pubkeys_t;
+
+/* Pins, in node i's store, its own signing key and every ancestor's: the
+ * keys its policies are checked against (common/policy.h). Rendering
+ * again pins them again, so a store always holds the rendered keys. */
+static int pin_keys(const topology_t *t, size_t i, const char *out, const pubkeys_t *pk,
+                    why_t *why)
+{
+    char path[4200], c[CODE_STRLEN + 1];
+    snprintf(path, sizeof path, "%s/%s/data", out, code_fmt(t->nodes[i].code, c));
+    store_t *s;
+    int rc = store_open(path, STORE_NOPOKE, &s, why);
+    if (rc)
+        return rc;
+    stxn_t *tx;
+    if ((rc = store_begin(s, true, &tx))) {
+        store_close(&s);
+        return rc;
+    }
+    for (int a = (int)i; a >= 0 && !rc; a = t->nodes[a].parent)
+        rc = policy_pin_key(tx, t->nodes[a].code, pk[a].sign_bin);
+    if (!rc)
+        rc = store_commit(&tx);
+    store_abort(&tx);
+    store_close(&s);
+    return rc ? why_set(why, rc, "%s: cannot pin the signing keys: %s", path, err_str(rc)) : LX_OK;
+}
 
 /* A store that has never run knows its links from the start, all down,
  * so `lianxin status` shows them before the node first runs. */
@@ -256,6 +284,7 @@ int topology_render(const topology_t *t, const char *out, why_t *why)
         if ((rc = keys_read_hex(kp, false, sp, SIGN_PUBLEN, why)))
             break;
         sodium_bin2hex(pk[i].sign, sizeof pk[i].sign, sp, SIGN_PUBLEN);
+        memcpy(pk[i].sign_bin, sp, SIGN_PUBLEN);
         snprintf(path, sizeof path, "%s/data", dir);
         rc = store_create(path, t->nodes[i].code, why);
         if (rc == LX_EEXIST)
@@ -303,6 +332,8 @@ int topology_render(const topology_t *t, const char *out, why_t *why)
         free(buf);
         if (!rc)
             rc = seed_links(t, i, out, why);
+        if (!rc)
+            rc = pin_keys(t, i, out, pk, why);
     }
     /* The list of nodes, root first, for scripts. */
     if (!rc) {

@@ -28,6 +28,10 @@
  *                    still answered
  *   no-connect       (with --keys DIR of an unlisted key) expect no WELCOME
  *                    within 3 s
+ *   policy-up FILE   handshake, then POLICIES carrying the envelope in FILE
+ *                    (a policy the child issued): a parent never takes
+ *                    policies from a child; expect PONG to a PING after it
+ *                    (the parent serves on; the refusal shows in status)
  *
  * Record scenarios print "id ID" so the caller can look the record up. */
 #include <errno.h>
@@ -448,11 +452,45 @@ static bool no_connect(void)
     return true;
 }
 
+static bool policy_up(const char *file)
+{
+    FILE *f = fopen(file, "rb");
+    if (!f) {
+        printf("cannot open %s\n", file);
+        return false;
+    }
+    static unsigned char env[1 << 20];
+    size_t len = fread(env, 1, sizeof env, f);
+    fclose(f);
+    fresh_deadline(wait_ms);
+    void *s = open_dealer(NULL);
+    if (!s)
+        return false;
+    bool ok = hello(s, WIRE_VERSION, NULL) == WM_WELCOME;
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    wire_batch_t b;
+    wire_policies_begin(&b, &sb);
+    wire_policies_add(&b, env, len);
+    wire_list_end(&b);
+    ok = ok && send_frame(s, sb.data, sb.size, "a policy, up");
+    msgpack_sbuffer_clear(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, 1);
+    msgpack_pack_int(&pk, WM_PING);
+    ok = ok && send_frame(s, sb.data, sb.size, "ping");
+    msgpack_sbuffer_destroy(&sb);
+    ok = ok && await(s, WM_PONG, 0, NULL) == WM_PONG;
+    zmq_close(s);
+    return ok;
+}
+
 static int usage(const char *msg)
 {
     fprintf(stderr, "lxpeer: %s\nusage: lxpeer --config NODE_INI [--keys DIR] [--name NAME] "
             "[--village CODE] [--wait MS] hello | hello-version N | own-record | foreign-record | future-hlc | bad-value "
-            "| malformed | unknown-type | oversized | no-connect\n", msg);
+            "| malformed | unknown-type | oversized | no-connect | policy-up FILE\n", msg);
     return 2;
 }
 
@@ -568,6 +606,10 @@ int main(int argc, char **argv)
         ok = oversized();
     } else if (strcmp(sc, "no-connect") == 0) {
         ok = no_connect();
+    } else if (strcmp(sc, "policy-up") == 0) {
+        if (optind + 1 >= argc)
+            return usage("policy-up: FILE is missing");
+        ok = policy_up(argv[optind + 1]);
     } else {
         zmq_ctx_term(ctx);
         config_free(&cfg);
