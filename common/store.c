@@ -9,9 +9,10 @@
  *            "polack/" (policies)
  *   rec      record id -> record (msgpack, record_pack); ids made here sort
  *            by creation time, so bulk inserts append
- *   log      u64 seq -> [id, village, previous village, sender, names]:
- *            the fields a change set, by name (nil: every field of a new
- *            record). Readers send the fields' current state, which under
+ *   log      u64 seq -> [id, village, previous village, sender, names
+ *            (, values)]: the fields a change set, by name (nil: every
+ *            field of a new record); values only when the record is a
+ *            stub here (an edit that crossed a move), which keeps none. Readers send the fields' current state, which under
  *            last-writer-wins carries the change or a later one; so the log
  *            never holds the values twice.
  *   byvil    u64 village || id -> "" for live records (the village lies in
@@ -766,6 +767,67 @@ static code_t change_village(const field_t *const *ws, uint32_t n, code_t cur)
     return cur;
 }
 
+/* How long after a record left a child that child's edits made before it
+ * heard of the move are still taken: a village offline for weeks keeps
+ * its work. */
+#define MOVED_GRACE_MS (30ULL * 24 * 3600 * 1000)
+
+/* A child's edit of a record that has since moved out of the child (the
+ * move and the edit crossed): taken when it leaves village_code alone,
+ * the record lived in the child before (the history of its village_code
+ * says so) and no write is later than MOVED_GRACE_MS after it left. */
+static bool edit_crossed_move(stxn_t *t, const char *id, const record_t *r,
+                              const field_t *const *ws, uint32_t n, code_t within)
+{
+    const field_t *cur = record_field(r, "village_code");
+    if (!cur || !t->s->has_hist)
+        return false;
+    for (uint32_t i = 0; i < n; i++)
+        if (strcmp(ws[i]->name, "village_code") == 0)
+            return false;
+    size_t il = strlen(id);
+    unsigned char pre[64 + 1 + 13];
+    if (il > 64)
+        return false;
+    memcpy(pre, id, il);
+    pre[il] = 0;
+    memcpy(pre + il + 1, "village_code", 13);  /* with its NUL */
+    size_t plen = il + 14;
+    MDB_cursor *c;
+    if (mdb_cursor_open(t->txn, t->s->hist, &c))
+        return false;
+    MDB_val k = {plen, pre}, d;
+    /* Versions in time order: each inside value lasts until the next. */
+    hlc_t left = 0;
+    bool inside = false;
+    int rc;
+    for (rc = mdb_cursor_get(c, &k, &d, MDB_SET_RANGE); !rc;
+         rc = mdb_cursor_get(c, &k, &d, MDB_NEXT)) {
+        if (k.mv_size != plen + 8 || memcmp(k.mv_data, pre, plen) != 0)
+            break;
+        hlc_t h = get_u64((unsigned char *)k.mv_data + plen);
+        if (inside)
+            left = h;
+        record_t *one;
+        inside = false;
+        if (record_decode(d.mv_data, d.mv_size, &one, NULL) == LX_OK) {
+            code_t v;
+            const char *vs = one->n == 1 && one->f[0].val.kind == VAL_STR ? one->f[0].val.s : NULL;
+            inside = vs && code_parse(vs, &v) == LX_OK && code_contains(within, v);
+            record_destroy(&one);
+        }
+    }
+    mdb_cursor_close(c);
+    if (inside)
+        left = cur->ver.hlc;
+    if (!left)
+        return false;
+    for (uint32_t i = 0; i < n; i++)
+        if (hlc_ms(ws[i]->ver.hlc) > hlc_ms(left) + MOVED_GRACE_MS)
+            return false;
+    return true;
+}
+
 int store_apply_ex(stxn_t *t, const char *id, const field_t *w, uint32_t n,
                    const apply_opts_t *o, apply_t *res, why_t *why)
 {
@@ -849,6 +911,8 @@ int store_apply_ex(stxn_t *t, const char *id, const field_t *w, uint32_t n,
         bool in_new = nv && code_contains(o->within, nv);
         bool ok = o->either ? (in_cur || in_new)
                             : (in_new && (res->created || in_cur));
+        if (!ok && !o->either && !res->created)
+            ok = edit_crossed_move(t, id, r, ws, n, o->within);
         if (!ok) {
             char a[CODE_STRLEN + 1], b[CODE_STRLEN + 1];
             rc = why_set(why, LX_ESCOPE, "record in village %s (to %s) is outside %s",
@@ -975,13 +1039,17 @@ int store_apply_ex(stxn_t *t, const char *id, const field_t *w, uint32_t n,
     /* The change joins the log in the same transaction. */
     t->buf.size = 0;
     size_t idn = strlen(id);
-    msgpack_pack_array(&pk, 5);
+    bool whole = res->created && nwon == n;
+    /* A stub keeps no values: an edit that reached it (it crossed a move)
+     * carries its values in the entry, so it still goes up. */
+    bool carry = !new_live && !whole;
+    msgpack_pack_array(&pk, carry ? 6 : 5);
     msgpack_pack_str(&pk, idn);
     msgpack_pack_str_body(&pk, id, idn);
     msgpack_pack_uint64(&pk, new_vil);
     msgpack_pack_uint64(&pk, old_vil != new_vil ? old_vil : 0);
     msgpack_pack_uint64(&pk, from);
-    if (res->created && nwon == n) {
+    if (whole) {
         msgpack_pack_nil(&pk);
     } else {
         msgpack_pack_array(&pk, nwon);
@@ -990,6 +1058,14 @@ int store_apply_ex(stxn_t *t, const char *id, const field_t *w, uint32_t n,
             msgpack_pack_str(&pk, nn);
             msgpack_pack_str_body(&pk, won[i]->name, nn);
         }
+    }
+    if (carry) {
+        msgpack_pack_array(&pk, nwon);
+        for (uint32_t i = 0; i < nwon; i++)
+            if (field_pack(won[i], &pk)) {
+                rc = why_set(why, LX_EINVAL, "record %s: a field that cannot be logged", id);
+                goto done;
+            }
     }
     unsigned char sk[8];
     put_u64(sk, ++t->seq);
@@ -1092,6 +1168,12 @@ void store_bump_seq(stxn_t *t, uint64_t at_least)
 
 /* ---- log headers ---- */
 
+/* What loghdr_t.priv points at: the entry's names, and its values when
+ * it carries them (an edit that reached a stub). */
+typedef struct {
+    const msgpack_object *names, *vals;
+} logpriv_t;
+
 int store_each_log_hdr(stxn_t *t, uint64_t from, store_loghdr_cb cb, void *arg)
 {
     MDB_cursor *c;
@@ -1110,7 +1192,7 @@ int store_each_log_hdr(stxn_t *t, uint64_t from, store_loghdr_cb cb, void *arg)
         const msgpack_object *a = u.data.via.array.ptr;
         rc = k.mv_size == 8 ? mp_unpack(d.mv_data, d.mv_size, &u, NULL) : LX_ECORRUPT;
         a = u.data.via.array.ptr;
-        if (!rc && (mp_array(&u.data, "log", 5, 5, NULL) || a[0].type != MSGPACK_OBJECT_STR
+        if (!rc && (mp_array(&u.data, "log", 5, 6, NULL) || a[0].type != MSGPACK_OBJECT_STR
                     || a[0].via.str.size == 0 || a[0].via.str.size > 64
                     || mp_u64(&a[1], "v", &h.village, NULL) || mp_u64(&a[2], "p", &h.prev, NULL)
                     || mp_u64(&a[3], "f", &h.from, NULL)))
@@ -1119,7 +1201,8 @@ int store_each_log_hdr(stxn_t *t, uint64_t from, store_loghdr_cb cb, void *arg)
             memcpy(id, a[0].via.str.ptr, a[0].via.str.size);
             id[a[0].via.str.size] = '\0';
             h.id = id;
-            h.priv = &a[4];
+            logpriv_t lp = {&a[4], u.data.via.array.size == 6 ? &a[5] : NULL};
+            h.priv = &lp;
             rc = cb(arg, &h);
         }
         msgpack_unpacked_destroy(&u);
@@ -1149,11 +1232,69 @@ int store_record_change(stxn_t *t, const record_t *r, change_t *out)
     return LX_OK;
 }
 
+/* The newest version of a field kept in the history; LX_ENOTFOUND. */
+static int hist_latest(stxn_t *t, const char *id, const char *name, field_t *out)
+{
+    size_t il = strlen(id), nl = strlen(name);
+    unsigned char key[64 + 1 + 64 + 1 + 8];
+    if (!t->s->has_hist || il > 64 || nl > 64)
+        return LX_ENOTFOUND;
+    memcpy(key, id, il);
+    key[il] = 0;
+    memcpy(key + il + 1, name, nl);
+    key[il + 1 + nl] = 0;
+    size_t plen = il + nl + 2;
+    memset(key + plen, 0xff, 8);
+    MDB_cursor *c;
+    int rc = mdb_cursor_open(t->txn, t->s->hist, &c);
+    if (rc)
+        return lmdb_err(rc, NULL, "history");
+    MDB_val k = {plen + 8, key}, d;
+    /* The first key after every version of the field, then one back. */
+    rc = mdb_cursor_get(c, &k, &d, MDB_SET_RANGE);
+    rc = rc == MDB_NOTFOUND ? mdb_cursor_get(c, &k, &d, MDB_LAST)
+                            : rc ? rc : mdb_cursor_get(c, &k, &d, MDB_PREV);
+    int ret = LX_ENOTFOUND;
+    if (!rc && k.mv_size == plen + 8 && memcmp(k.mv_data, key, plen) == 0) {
+        record_t *one;
+        ret = record_decode(d.mv_data, d.mv_size, &one, NULL);
+        if (!ret) {
+            ret = one->n == 1 ? field_copy(out, &one->f[0]) : LX_ECORRUPT;
+            record_destroy(&one);
+        }
+    }
+    mdb_cursor_close(c);
+    return ret;
+}
+
+/* The change of an entry that carries its values. */
+static int log_carried(const loghdr_t *h, const msgpack_object *vals, change_t *out, why_t *why)
+{
+    if (vals->type != MSGPACK_OBJECT_ARRAY)
+        return why_set(why, LX_ECORRUPT, "log values: expected a list");
+    uint32_t n = vals->via.array.size;
+    out->id = strdup(h->id);
+    out->w = calloc(n ? n : 1, sizeof *out->w);
+    int rc = out->id && out->w ? LX_OK : LX_ENOMEM;
+    for (uint32_t i = 0; !rc && i < n; i++)
+        if (!(rc = field_from_obj(&vals->via.array.ptr[i], &out->w[i], why)))
+            out->n++;
+    out->village = h->village;
+    out->prev_village = h->prev;
+    out->from = h->from;
+    if (rc)
+        change_free(out);
+    return rc;
+}
+
 int store_log_change(stxn_t *t, const loghdr_t *h, bool full, change_t *out, why_t *why)
 {
-    const msgpack_object *names = h->priv;
+    const logpriv_t *lp = h->priv;
+    const msgpack_object *names = lp->names;
     record_t *r = NULL;
     memset(out, 0, sizeof *out);
+    if (lp->vals && !full)
+        return log_carried(h, lp->vals, out, why);
     int rc = store_get(t, h->id, &r, why);
     if (rc)
         return rc;
@@ -1177,10 +1318,18 @@ int store_log_change(stxn_t *t, const loghdr_t *h, bool full, change_t *out, why
             }
             memcpy(name, o->via.str.ptr, o->via.str.size);
             name[o->via.str.size] = '\0';
-            /* A stub that moved away no longer holds every field. */
+            /* A stub that moved away no longer holds its fields: an entry
+             * written before the move (and not yet sent) takes the value
+             * the move put into the history. */
             const field_t *f = record_field(r, name);
-            if (f && !(rc = field_copy(&out->w[out->n], f)))
+            if (f) {
+                if (!(rc = field_copy(&out->w[out->n], f)))
+                    out->n++;
+            } else if (!(rc = hist_latest(t, h->id, name, &out->w[out->n]))) {
                 out->n++;
+            } else if (rc == LX_ENOTFOUND) {
+                rc = LX_OK;
+            }
         }
     }
     out->village = h->village;
@@ -1211,7 +1360,8 @@ static size_t record_body_at(const unsigned char *p, size_t n)
 
 int store_log_pack(stxn_t *t, const loghdr_t *h, bool full, msgpack_packer *pk, why_t *why)
 {
-    const msgpack_object *names = h->priv;
+    const logpriv_t *lp = h->priv;
+    const msgpack_object *names = lp->names;
     if (!full && names->type != MSGPACK_OBJECT_NIL) {
         change_t c;
         int rc = store_log_change(t, h, false, &c, why);
