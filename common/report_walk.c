@@ -597,7 +597,7 @@ int walk_finish(walk_t **w, const divs_t *divs, report_t **out)
     return rc;
 }
 
-static int record_cb(void *arg, const record_t *rec) { return walk_record(arg, rec); }
+static int packed_cb(void *arg, const void *buf, size_t len) { return walk_packed(arg, buf, len); }
 
 int report_compute(stxn_t *t, code_t node, const char *quarter, const divs_t *divs,
                    report_t **out, why_t *why)
@@ -615,7 +615,7 @@ int report_compute(stxn_t *t, code_t node, const char *quarter, const divs_t *di
     if (rc)
         return rc;
     /* The one place that reads the store: the records as of the cut. */
-    rc = store_each_record_asof(t, node, w->q.cut, record_cb, w);
+    rc = store_each_packed_asof(t, node, w->q.cut, packed_cb, w);
     if (rc) {
         walk_destroy(&w);
         return why_set(why, rc, "report: reading the store: %s", err_str(rc));

@@ -1528,6 +1528,166 @@ static int asof_fill(stxn_t *t, MDB_cursor *c, const char *id, hlc_t cut, record
     return rc == MDB_NOTFOUND || rc == 0 ? LX_OK : lmdb_err(rc, NULL, "history");
 }
 
+/* Turns r into the record as it stood at cut. */
+static int asof_apply(stxn_t *t, MDB_cursor *hc, hlc_t cut, record_t *r)
+{
+    /* Keep the fields already as they were at the cut; look in the
+     * history only when something is newer (or the record is a stub whose
+     * other fields went to the history when it moved away). */
+    uint32_t keep = 0;
+    for (uint32_t i = 0; i < r->n; i++) {
+        if (r->f[i].ver.hlc <= cut)
+            r->f[keep++] = r->f[i];
+        else
+            field_free(&r->f[i]);
+    }
+    bool older = keep < r->n || r->n == 1;
+    r->n = keep;
+    return older && hc ? asof_fill(t, hc, r->id, cut, r) : LX_OK;
+}
+
+/* Reads a msgpack unsigned integer or string header at *p (bounded by
+ * end); false on anything else. */
+static bool mp_uint_at(const unsigned char **p, const unsigned char *end, uint64_t *v)
+{
+    const unsigned char *q = *p;
+    if (q >= end)
+        return false;
+    unsigned char b = *q++;
+    size_t n = b < 0x80 ? 0 : b == 0xcc ? 1 : b == 0xcd ? 2 : b == 0xce ? 4 : b == 0xcf ? 8 : 9;
+    if (n == 9 || (size_t)(end - q) < n)
+        return false;
+    *v = b < 0x80 ? b : 0;
+    for (size_t i = 0; i < n; i++)
+        *v = (*v << 8) | *q++;
+    *p = q;
+    return true;
+}
+
+static bool mp_len_at(const unsigned char **p, const unsigned char *end, unsigned char fix,
+                      unsigned char fixmask, unsigned char c16, unsigned char c32,
+                      unsigned char c8, uint64_t *len)
+{
+    const unsigned char *q = *p;
+    if (q >= end)
+        return false;
+    unsigned char b = *q++;
+    size_t n;
+    if ((b & (unsigned char)~fixmask) == fix) {
+        *len = b & fixmask;
+        n = 0;
+    } else if (c8 && b == c8) {
+        n = 1;
+    } else if (b == c16) {
+        n = 2;
+    } else if (b == c32) {
+        n = 4;
+    } else {
+        return false;
+    }
+    if ((size_t)(end - q) < n)
+        return false;
+    if (n)
+        *len = 0;
+    for (size_t i = 0; i < n; i++)
+        *len = (*len << 8) | *q++;
+    *p = q;
+    return true;
+}
+
+/* What stored record bytes are at a cut, from their versions alone. */
+enum { PK_SLOW, PK_CURRENT, PK_NEWER };
+
+/* PK_CURRENT: no version after cut and not a stub: the bytes are the
+ * record as of cut. PK_NEWER: every version is after the cut (created
+ * since, unless the history says otherwise). PK_SLOW: decode it. */
+static int packed_at(const unsigned char *p, size_t n, hlc_t cut)
+{
+    const unsigned char *end = p + n;
+    uint64_t len, nv, nf, hlc, origin;
+    if (n < 2 || *p++ != 0x93 || !mp_len_at(&p, end, 0xa0, 0x1f, 0xda, 0xdb, 0xd9, &len)
+        || (uint64_t)(end - p) < len)
+        return PK_SLOW;
+    p += len;
+    if (!mp_len_at(&p, end, 0x90, 0x0f, 0xdc, 0xdd, 0, &nv) || nv == 0)
+        return PK_SLOW;
+    uint64_t after = 0;
+    for (uint64_t i = 0; i < nv; i++) {
+        if (p >= end || *p++ != 0x93 || !mp_uint_at(&p, end, &hlc)
+            || !mp_uint_at(&p, end, &origin)
+            || !mp_len_at(&p, end, 0xa0, 0x1f, 0xda, 0xdb, 0xd9, &len)
+            || (uint64_t)(end - p) < len)
+            return PK_SLOW;
+        after += hlc > cut;
+        p += len;
+    }
+    if (!mp_len_at(&p, end, 0x90, 0x0f, 0xdc, 0xdd, 0, &nf) || nf <= 1)
+        return PK_SLOW;
+    return after == 0 ? PK_CURRENT : after == nv ? PK_NEWER : PK_SLOW;
+}
+
+/* Whether the history holds anything of record id. */
+static bool hist_has(MDB_cursor *hc, const MDB_val *id)
+{
+    unsigned char pre[66];
+    if (!hc || id->mv_size > 64)
+        return hc != NULL;
+    memcpy(pre, id->mv_data, id->mv_size);
+    pre[id->mv_size] = 0;
+    MDB_val k = {id->mv_size + 1, pre}, d;
+    return mdb_cursor_get(hc, &k, &d, MDB_SET_RANGE) == 0 && k.mv_size > id->mv_size + 1
+           && memcmp(k.mv_data, pre, id->mv_size + 1) == 0;
+}
+
+int store_each_packed_asof(stxn_t *t, code_t under, hlc_t cut, store_packed_cb cb, void *arg)
+{
+    code_t lo, hi;
+    code_range(under ? under : t->s->code, &lo, &hi);
+    MDB_cursor *c = NULL, *hc = NULL;
+    int rc = mdb_cursor_open(t->txn, t->s->rec, &c);
+    if (!rc && t->s->has_hist)
+        rc = mdb_cursor_open(t->txn, t->s->hist, &hc);
+    if (rc) {
+        if (c)
+            mdb_cursor_close(c);
+        return lmdb_err(rc, NULL, "walk");
+    }
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    MDB_val k, d;
+    for (rc = mdb_cursor_get(c, &k, &d, MDB_FIRST); !rc;
+         rc = mdb_cursor_get(c, &k, &d, MDB_NEXT)) {
+        int at = packed_at(d.mv_data, d.mv_size, cut);
+        if (at == PK_CURRENT) {
+            if ((rc = cb(arg, d.mv_data, d.mv_size)))
+                break;
+            continue;
+        }
+        if (at == PK_NEWER && !hist_has(hc, &k))
+            continue;  /* created after the cut */
+        /* Something changed since the cut: the record as it stood then. */
+        record_t *r;
+        if ((rc = record_decode(d.mv_data, d.mv_size, &r, NULL)))
+            break;
+        rc = asof_apply(t, hc, cut, r);
+        code_t v = rc ? 0 : record_village(r);
+        if (!rc && v >= lo && v < hi && r->n > 1) {
+            msgpack_packer pk;
+            msgpack_sbuffer_clear(&sb);
+            msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+            rc = record_pack(r, &pk) ? LX_EINVAL : cb(arg, sb.data, sb.size);
+        }
+        record_destroy(&r);
+        if (rc)
+            break;
+    }
+    msgpack_sbuffer_destroy(&sb);
+    if (hc)
+        mdb_cursor_close(hc);
+    mdb_cursor_close(c);
+    return rc == MDB_NOTFOUND ? LX_OK : rc;
+}
+
 int store_each_record_asof(stxn_t *t, code_t under, hlc_t cut, store_record_cb cb, void *arg)
 {
     code_t lo, hi;
@@ -1547,20 +1707,7 @@ int store_each_record_asof(stxn_t *t, code_t under, hlc_t cut, store_record_cb c
         record_t *r;
         if ((rc = record_decode(d.mv_data, d.mv_size, &r, NULL)))
             break;
-        /* Keep the fields already as they were at the cut; look in the
-         * history only when something is newer (or the record is a stub
-         * whose other fields went to the history when it moved away). */
-        uint32_t keep = 0;
-        for (uint32_t i = 0; i < r->n; i++) {
-            if (r->f[i].ver.hlc <= cut)
-                r->f[keep++] = r->f[i];
-            else
-                field_free(&r->f[i]);
-        }
-        bool older = keep < r->n || r->n == 1;
-        r->n = keep;
-        if (older && hc)
-            rc = asof_fill(t, hc, r->id, cut, r);
+        rc = asof_apply(t, hc, cut, r);
         code_t v = rc ? 0 : record_village(r);
         if (!rc && v >= lo && v < hi && r->n > 1)
             rc = cb(arg, r);

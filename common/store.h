@@ -102,6 +102,14 @@ int store_each_record(stxn_t *t, code_t under, store_record_cb cb, void *arg);
  * moved away since still counts where it was). In record id order. */
 int store_each_record_asof(stxn_t *t, code_t under, hlc_t cut, store_record_cb cb, void *arg);
 
+/* The same, handing over each record's encoded bytes (record_pack form)
+ * for readers that decode only what they need (reports): the stored bytes
+ * as they are when nothing changed since the cut, else the record as it
+ * stood then, packed anew. Records passed as they are may lie outside
+ * `under`: the caller checks the village. */
+typedef int (*store_packed_cb)(void *arg, const void *buf, size_t len);
+int store_each_packed_asof(stxn_t *t, code_t under, hlc_t cut, store_packed_cb cb, void *arg);
+
 /* Numbers kept in the store's meta table (link positions and the like),
  * and opaque blobs. Keys are short ASCII strings. */
 int store_meta_get(stxn_t *t, const char *key, uint64_t *v);  /* LX_ENOTFOUND */
