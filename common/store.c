@@ -1528,6 +1528,17 @@ static int asof_fill(stxn_t *t, MDB_cursor *c, const char *id, hlc_t cut, record
     return rc == MDB_NOTFOUND || rc == 0 ? LX_OK : lmdb_err(rc, NULL, "history");
 }
 
+/* Cursors over the records and over the history (NULL when the store
+ * has none), for the walks as of a cut. */
+static int asof_cursors(stxn_t *t, MDB_cursor **c, MDB_cursor **hc)
+{
+    *c = *hc = NULL;
+    int rc = mdb_cursor_open(t->txn, t->s->rec, c);
+    if (!rc && t->s->has_hist && (rc = mdb_cursor_open(t->txn, t->s->hist, hc)))
+        mdb_cursor_close(*c);
+    return rc ? lmdb_err(rc, NULL, "walk") : LX_OK;
+}
+
 /* Turns r into the record as it stood at cut. */
 static int asof_apply(stxn_t *t, MDB_cursor *hc, hlc_t cut, record_t *r)
 {
@@ -1643,15 +1654,10 @@ int store_each_packed_asof(stxn_t *t, code_t under, hlc_t cut, store_packed_cb c
 {
     code_t lo, hi;
     code_range(under ? under : t->s->code, &lo, &hi);
-    MDB_cursor *c = NULL, *hc = NULL;
-    int rc = mdb_cursor_open(t->txn, t->s->rec, &c);
-    if (!rc && t->s->has_hist)
-        rc = mdb_cursor_open(t->txn, t->s->hist, &hc);
-    if (rc) {
-        if (c)
-            mdb_cursor_close(c);
-        return lmdb_err(rc, NULL, "walk");
-    }
+    MDB_cursor *c, *hc;
+    int rc = asof_cursors(t, &c, &hc);
+    if (rc)
+        return rc;
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
     MDB_val k, d;
@@ -1692,15 +1698,10 @@ int store_each_record_asof(stxn_t *t, code_t under, hlc_t cut, store_record_cb c
 {
     code_t lo, hi;
     code_range(under ? under : t->s->code, &lo, &hi);
-    MDB_cursor *c = NULL, *hc = NULL;
-    int rc = mdb_cursor_open(t->txn, t->s->rec, &c);
-    if (!rc && t->s->has_hist)
-        rc = mdb_cursor_open(t->txn, t->s->hist, &hc);
-    if (rc) {
-        if (c)
-            mdb_cursor_close(c);
-        return lmdb_err(rc, NULL, "walk");
-    }
+    MDB_cursor *c, *hc;
+    int rc = asof_cursors(t, &c, &hc);
+    if (rc)
+        return rc;
     MDB_val k, d;
     for (rc = mdb_cursor_get(c, &k, &d, MDB_FIRST); !rc;
          rc = mdb_cursor_get(c, &k, &d, MDB_NEXT)) {

@@ -33,3 +33,37 @@ must_fail() {
     printf '%s' "$err"
 }
 records() { lx status --data "$1" --json | python3 -c 'import json,sys; print(json.load(sys.stdin)["records"])'; }
+
+# Nodes of a tree rendered under $TREE (default $TMP/t), for the tests that
+# run one: started in the background (their PIDs kept for cleanup), stopped
+# with SIGTERM and a bounded wait; NODES lists them for dump_logs.
+TREE=${TREE:-$TMP/t}
+declare -A PID
+NODES=()
+D() { printf '%s' "$TREE/$1/data"; }
+start_node() {
+    "$LIANXIN" node --config "$TREE/$1/node.ini" >>"$TREE/$1/node.log" 2>&1 &
+    PID[$1]=$!
+    PIDS+=("$!")
+}
+stop_node() {
+    kill -TERM "${PID[$1]}" 2>/dev/null
+    for _ in $(seq 1 150); do kill -0 "${PID[$1]}" 2>/dev/null || break; sleep 0.1; done
+    wait "${PID[$1]}" 2>/dev/null
+}
+dump_logs() {
+    local c
+    for c in "${NODES[@]}"; do
+        echo "--- $c node.log, last lines:" >&2
+        tail -n 6 "$TREE/$c/node.log" >&2 2>/dev/null
+    done
+}
+# wait_until SECONDS CMD...: CMD every 0.2 s until it succeeds, or fail.
+wait_until() {
+    local timeout=$1; shift
+    local deadline=$(( $(date +%s%N) + timeout * 1000000000 ))
+    until "$@"; do
+        [ "$(date +%s%N)" -lt "$deadline" ] || fail "timed out after ${timeout}s waiting for: $*"
+        sleep 0.2
+    done
+}

@@ -10,7 +10,6 @@ trap 'exit 143' TERM INT HUP   # so that lib.sh's EXIT trap stops the nodes
 BASE_PORT=${RACE_BASE_PORT:-24200}
 X=510121000000 T1=510121106000 T2=510121107000 V1=510121106201 V2=510121107201
 NODES=($X $T1 $T2 $V1 $V2)
-declare -A PID
 cat > "$TMP/tree.ini" <<EOF
 [tree]
 name = move-race
@@ -27,33 +26,7 @@ name = 一村
 name = 二村
 EOF
 lx topology render --topology "$TMP/tree.ini" --out "$TMP/t" >/dev/null || fail "render"
-D() { printf '%s' "$TMP/t/$1/data"; }
-dump_logs() {
-    local c
-    for c in "${NODES[@]}"; do
-        echo "--- $c node.log, last lines:" >&2
-        tail -n 6 "$TMP/t/$c/node.log" >&2 2>/dev/null
-    done
-}
 fail() { echo "FAIL: $*" >&2; dump_logs; exit 1; }
-start_node() {
-    "$LIANXIN" node --config "$TMP/t/$1/node.ini" >>"$TMP/t/$1/node.log" 2>&1 &
-    PID[$1]=$!
-    PIDS+=("$!")
-}
-stop_node() {
-    kill -TERM "${PID[$1]}" 2>/dev/null
-    for _ in $(seq 1 150); do kill -0 "${PID[$1]}" 2>/dev/null || break; sleep 0.1; done
-    wait "${PID[$1]}" 2>/dev/null
-}
-wait_until() {
-    local timeout=$1; shift
-    local deadline=$(( $(date +%s%N) + timeout * 1000000000 ))
-    until "$@"; do
-        [ "$(date +%s%N)" -lt "$deadline" ] || fail "timed out after ${timeout}s waiting for: $*"
-        sleep 0.2
-    done
-}
 field_is() { # field_is NODE ID FIELD VALUE
     local got
     got=$(lx child get --data "$(D "$1")" "$2" --json 2>/dev/null) || return 1

@@ -14,7 +14,6 @@ BASE_PORT=${POLICY_BASE_PORT:-24100}
 P=510000000000 C=510100000000 X=510104000000 T=510104001000
 V1=510104001001 V2=510104001002
 NODES=($P $C $X $T $V1 $V2)
-declare -A PID
 cat > "$TMP/tree.ini" <<EOF
 [tree]
 name = policy-flow
@@ -33,35 +32,8 @@ name = 一村
 name = 二村
 EOF
 lx topology render --topology "$TMP/tree.ini" --out "$TMP/t" >/dev/null || fail "render"
-D() { printf '%s' "$TMP/t/$1/data"; }
 
-dump_logs() {
-    local c
-    for c in "${NODES[@]}"; do
-        echo "--- $c node.log, last lines:" >&2
-        tail -n 6 "$TMP/t/$c/node.log" >&2 2>/dev/null
-    done
-}
 fail() { echo "FAIL: $*" >&2; dump_logs; exit 1; }
-start_node() {
-    "$LIANXIN" node --config "$TMP/t/$1/node.ini" >>"$TMP/t/$1/node.log" 2>&1 &
-    PID[$1]=$!
-    PIDS+=("$!")
-}
-stop_node() {
-    kill -TERM "${PID[$1]}" 2>/dev/null
-    for _ in $(seq 1 150); do kill -0 "${PID[$1]}" 2>/dev/null || break; sleep 0.1; done
-    wait "${PID[$1]}" 2>/dev/null
-}
-# wait_until SECONDS CMD...: CMD every 0.2 s until it succeeds, or fail.
-wait_until() {
-    local timeout=$1; shift
-    local deadline=$(( $(date +%s%N) + timeout * 1000000000 ))
-    until "$@"; do
-        [ "$(date +%s%N)" -lt "$deadline" ] || fail "timed out after ${timeout}s waiting for: $*"
-        sleep 0.2
-    done
-}
 # holds NODE ISSUER KIND VERSION: the node holds exactly that version.
 holds() {
     lx policy list --data "$(D "$1")" --json | python3 -c '
