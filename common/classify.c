@@ -500,6 +500,35 @@ static int wants_retention(const effective_t *e, const record_t *r)
  * writes them in batches, each record re-read and re-derived in its write
  * transaction (it may have changed since), so the node's writer is never
  * held for a whole walk. */
+static int code_cmp(const void *a, const void *b)
+{
+    code_t x = *(const code_t *)a, y = *(const code_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Walks only the villages between the children's subtrees: a province
+ * under twenty cities reads none of their records (they are the cities'
+ * to derive), instead of decoding every one to skip it. */
+static int sweep_walk(stxn_t *t, sweep_t *x)
+{
+    code_t lo, hi, at;
+    code_range(store_code_of(t), &lo, &hi);
+    if (x->nchildren)
+        qsort(x->children, x->nchildren, sizeof *x->children, code_cmp);
+    at = lo;
+    int rc = LX_OK;
+    for (uint32_t i = 0; !rc && i <= x->nchildren; i++) {
+        code_t clo = hi, chi = hi;
+        if (i < x->nchildren)
+            code_range(x->children[i], &clo, &chi);
+        if (clo > at)
+            rc = store_each_record_range(t, at, clo < hi ? clo : hi, sweep_cb, x);
+        if (chi > at)
+            at = chi;
+    }
+    return rc;
+}
+
 static int sweep(store_t *s, const char *today, bool retention, policy_stats_t *st,
                  why_t *why)
 {
@@ -519,7 +548,7 @@ static int sweep(store_t *s, const char *today, bool retention, policy_stats_t *
     links_free(&lk);
     x.e = e;
     if (!rc && !(retention && !e->retention_years))
-        rc = store_each_record(t, 0, sweep_cb, &x);
+        rc = sweep_walk(t, &x);
     store_abort(&t);
     st->seen += x.seen;
     char author[64], c[CODE_STRLEN + 1];

@@ -1464,6 +1464,11 @@ int store_each_record(stxn_t *t, code_t under, store_record_cb cb, void *arg)
 {
     code_t lo, hi;
     code_range(under ? under : t->s->code, &lo, &hi);
+    return store_each_record_range(t, lo, hi, cb, arg);
+}
+
+int store_each_record_range(stxn_t *t, code_t lo, code_t hi, store_record_cb cb, void *arg)
+{
     MDB_cursor *c;
     int rc = mdb_cursor_open(t->txn, t->s->byvil, &c);
     if (rc)

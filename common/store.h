@@ -94,6 +94,8 @@ int store_apply_ex(stxn_t *t, const char *id, const field_t *w, uint32_t n,
  * stops the walk and is returned. */
 typedef int (*store_record_cb)(void *arg, const record_t *r);
 int store_each_record(stxn_t *t, code_t under, store_record_cb cb, void *arg);
+/* The same for the villages in [lo, hi). */
+int store_each_record_range(stxn_t *t, code_t lo, code_t hi, store_record_cb cb, void *arg);
 
 /* The same over the records as they stood at the HLC cut: each field the
  * newest version at or before cut (from the history table when it has
