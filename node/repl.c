@@ -135,6 +135,7 @@ struct repl {
 static void group_flush(repl_t *r);
 static void pump_policies(repl_t *r, stxn_t *t);
 static void pump_polacks(repl_t *r, stxn_t *t);
+static void polup_clear(repl_t *r);
 
 static link_t *link_of(repl_t *r, code_t code)
 {
@@ -247,8 +248,7 @@ void repl_destroy(repl_t **self_p)
         store_abort(&r->gtx);
     }
     msgpack_sbuffer_destroy(&r->sb);
-    for (uint32_t i = 0; i < r->npolup; i++)
-        free(r->polup[i].v);
+    polup_clear(r);
     free(r->polup);
     free(r->links);
     free(r);
@@ -831,34 +831,49 @@ static void on_ack(repl_t *r, link_t *l, wmsg_t *m, bool nack)
 
 /* ---- policies ---- */
 
-/* Queues an acknowledgement entry for the parent (copying v). */
-static void polup_add(repl_t *r, code_t node, uint64_t when, const wpolver_t *v, uint32_t n)
+/* Appends an acknowledgement entry for the parent (copying v). */
+static int polup_append(repl_t *r, code_t node, uint64_t when, const wpolver_t *v, uint32_t n)
 {
-    if (!r->cfg->has_parent)
-        return;
-    for (uint32_t i = 0; i < r->npolup; i++) {
-        if (r->polup[i].node == node) {  /* a newer report replaces it */
-            free(r->polup[i].v);
-            r->polup[i] = r->polup[--r->npolup];
-            break;
-        }
-    }
     if (r->npolup == r->cappolup) {
         uint32_t cap = r->cappolup ? 2 * r->cappolup : 16;
         void *p = realloc(r->polup, cap * sizeof *r->polup);
         if (!p)
-            return;  /* the whole table goes again on the next link up */
+            return LX_ENOMEM;
         r->polup = p;
         r->cappolup = cap;
     }
     struct wpolack *e = &r->polup[r->npolup];
     if (!(e->v = malloc((n ? n : 1) * sizeof *v)))
-        return;
+        return LX_ENOMEM;
     memcpy(e->v, v, n * sizeof *v);
     e->node = node;
     e->when_ms = when;
     e->n = n;
     r->npolup++;
+    return LX_OK;
+}
+
+/* Queues an entry for the parent, replacing a queued one of that node.
+ * (Lost on a failure: the whole table goes again on the next link up.) */
+static void polup_add(repl_t *r, code_t node, uint64_t when, const wpolver_t *v, uint32_t n)
+{
+    if (!r->cfg->has_parent)
+        return;
+    for (uint32_t i = 0; i < r->npolup; i++) {
+        if (r->polup[i].node == node) {
+            free(r->polup[i].v);
+            r->polup[i] = r->polup[--r->npolup];
+            break;
+        }
+    }
+    polup_append(r, node, when, v, n);
+}
+
+static void polup_clear(repl_t *r)
+{
+    for (uint32_t i = 0; i < r->npolup; i++)
+        free(r->polup[i].v);
+    r->npolup = 0;
 }
 
 /* The versions this node holds, hashed (FNV-1a; never 0), and as a list. */
@@ -958,49 +973,49 @@ static void pump_policies(repl_t *r, stxn_t *t)
     }
 }
 
-typedef struct {
-    wire_batch_t b;
-} ackfill_t;
-
-static int ackfill_cb(void *arg, code_t node, const policy_ver_t *vers, size_t n,
+static int ackload_cb(void *arg, code_t node, const policy_ver_t *vers, size_t n,
                       uint64_t when_ms)
 {
-    ackfill_t *f = arg;
-    if (f->b.n >= WIRE_MAX_POLACKS)
-        return 1;
+    repl_t *r = arg;
     wpolver_t v[WIRE_MAX_POLVERS];
     uint32_t k = n < WIRE_MAX_POLVERS ? (uint32_t)n : WIRE_MAX_POLVERS;
     for (uint32_t i = 0; i < k; i++)
         v[i] = (wpolver_t){vers[i].issuer, (uint32_t)vers[i].kind, vers[i].version};
-    wire_polack_add(&f->b, node, when_ms, v, k);
-    return 0;
+    return polup_append(r, node, when_ms, v, k);
 }
 
 /* Child side: the acknowledgement table up, whole after a reconnect,
- * then the entries that changed. */
+ * then the entries that changed; in as many messages as it takes. */
 static void pump_polacks(repl_t *r, stxn_t *t)
 {
     link_t *l = &r->links[0];
-    if (!r->cfg->has_parent || !l->up || (!l->polack_all && !r->npolup))
+    if (!r->cfg->has_parent || !l->up)
         return;
-    ackfill_t f;
-    wire_polack_begin(&f.b, &r->sb);
     if (l->polack_all) {
-        int rc = policy_ack_each(t, ackfill_cb, &f);
-        if (rc && rc != 1)
+        polup_clear(r);
+        if (policy_ack_each(t, ackload_cb, r)) {
+            polup_clear(r);
             return;
-    } else {
-        for (uint32_t i = 0; i < r->npolup && f.b.n < WIRE_MAX_POLACKS; i++)
-            wire_polack_add(&f.b, r->polup[i].node, r->polup[i].when_ms, r->polup[i].v,
-                            r->polup[i].n);
+        }
+        l->polack_all = false;
     }
-    wire_list_end(&f.b);
-    if (net_send(r->net, l->code, r->sb.data, r->sb.size) != LX_OK)
-        return;
-    l->polack_all = false;
-    for (uint32_t i = 0; i < r->npolup; i++)
-        free(r->polup[i].v);
-    r->npolup = 0;
+    while (r->npolup) {
+        wire_batch_t b;
+        wire_polack_begin(&b, &r->sb);
+        uint32_t k = 0;
+        for (; k < r->npolup && b.n < WIRE_MAX_POLACKS && r->sb.size < (4u << 20); k++)
+            wire_polack_add(&b, r->polup[k].node, r->polup[k].when_ms, r->polup[k].v,
+                            r->polup[k].n);
+        wire_list_end(&b);
+        if (net_send(r->net, l->code, r->sb.data, r->sb.size) != LX_OK) {
+            l->polack_all = true;  /* the link is down: all again when it is up */
+            return;
+        }
+        for (uint32_t i = 0; i < k; i++)
+            free(r->polup[i].v);
+        memmove(r->polup, r->polup + k, (r->npolup - k) * sizeof *r->polup);
+        r->npolup -= k;
+    }
 }
 
 /* Child side: the parent's policies. Each is admitted or refused on its
