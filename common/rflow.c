@@ -870,3 +870,10 @@ int rflow_state_each(stxn_t *t, uint64_t after, rflow_state_cb cb, void *arg)
     stwalk_t w = {after, cb, arg};
     return store_blob_each(t, "rst/", stwalk_cb, &w);
 }
+
+uint64_t rflow_state_seq(stxn_t *t)
+{
+    uint64_t v = 0;
+    store_meta_get(t, "rstseq", &v);
+    return v;
+}

@@ -151,6 +151,9 @@ int rflow_state_put(stxn_t *t, const rstate_t *e, bool *changed);
 typedef int (*rflow_state_cb)(void *arg, const rstate_t *e);
 int rflow_state_each(stxn_t *t, uint64_t after, rflow_state_cb cb, void *arg);
 
+/* The last state seq given (0: the table is empty). */
+uint64_t rflow_state_seq(stxn_t *t);
+
 /* The counter bumped by every write above. */
 uint64_t rflow_gen(stxn_t *t);
 
