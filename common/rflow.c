@@ -291,6 +291,8 @@ int rflow_freeze(stxn_t *t, const char *quarter, const divs_t *divs, uint64_t no
         else if (rc)
             why_set(why, rc, "revision of %s held here: %s", quarter, err_str(rc));
     }
+    if (!rc && rev >= RFLOW_MAX_REV)
+        rc = why_set(why, LX_EFULL, "%s: %u revisions frozen, no more", quarter, rev);
     if (!rc && last) {
         rc = rflow_diff(last, now, &out->cells, &out->ncells);
         if (!rc && out->ncells == 0) {
@@ -429,8 +431,9 @@ int rflow_receive(stxn_t *t, code_t child, const char *quarter, uint32_t rev,
     code_fmt(child, cc);
     if (quarter_parse(quarter, &qt, why))
         return LX_EINVAL;
-    if (rev == 0)
-        return why_set(why, LX_EINVAL, "report %s of %s: revision 0", quarter, cc);
+    if (rev == 0 || rev > RFLOW_MAX_REV)
+        return why_set(why, LX_EINVAL, "report %s of %s: revision %u out of range", quarter, cc,
+                       rev);
     why_t w = {""};
     if (report_unpack(packed, len, &r, &w))
         return why_set(why, LX_EINVAL, "report %s revision %u of %s: %s", quarter, rev, cc, w.msg);

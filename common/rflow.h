@@ -29,6 +29,7 @@
 #include "store.h"
 
 #define RFLOW_REASON_MAX 240   /* bytes of a return's reason */
+#define RFLOW_MAX_REV 999999   /* revisions are keyed with six digits */
 
 typedef enum {
     RST_NONE = 0,
@@ -97,7 +98,8 @@ int rflow_auto(stxn_t *t, const divs_t *divs, uint64_t now_ms, uint32_t *made, w
 /* ---- a parent's inbox ---- */
 
 /* Stores a child's submission after checking it (untrusted bytes): it
- * decodes, its node is exactly child, its quarter is quarter, rev >= 1.
+ * decodes, its node is exactly child, its quarter is quarter, its cut is
+ * the quarter's end, 1 <= rev <= RFLOW_MAX_REV.
  * A revision already held with the same bytes: LX_EEXIST (harmless);
  * with other bytes: LX_EINVAL (never overwritten). Puts the child's state
  * (submitted) in the state table. */

@@ -334,6 +334,8 @@ static void test_inbox_answers_states(void **state)
     assert_non_null(strstr(why.msg, "510104001000"));
     assert_int_equal(rflow_receive(t, TOWN_A, "2026Q2", 1, sb.data, sb.size, now, &why), LX_EINVAL);
     assert_int_equal(rflow_receive(t, TOWN_A, "2026Q3", 0, sb.data, sb.size, now, &why), LX_EINVAL);
+    assert_int_equal(rflow_receive(t, TOWN_A, "2026Q3", RFLOW_MAX_REV + 1, sb.data, sb.size, now,
+                                   &why), LX_EINVAL);
     assert_int_equal(rflow_receive(t, TOWN_A, "2026Q3", 2, "\x93\x01\x02", 3, now, &why), LX_EINVAL);
     msgpack_sbuffer other;
     pack_unit(f->s, TOWN_A, "2026Q3", &other);
