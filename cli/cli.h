@@ -54,6 +54,10 @@ int cmd_child(int argc, char **argv);
 int cmd_import(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 int cmd_report(int argc, char **argv);
+/* report submit|inbox|approve|return|state (cmd_rflow.c): argv[0] is the
+ * subcommand, which cmd_rflow_is recognises. */
+bool cmd_rflow_is(const char *word);
+int cmd_rflow(int argc, char **argv);
 int cmd_digest(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_conflicts(int argc, char **argv);

@@ -10,7 +10,8 @@
 
 static const char *REPORT_USAGE =
     "lianxin report --data DIR --quarter YYYYQn --format json|csv|xlsx|html "
-    "[--out FILE] [--lang zh|en] [--unit CODE]";
+    "[--out FILE] [--lang zh|en] [--unit CODE]\n"
+    "       lianxin report submit|inbox|approve|return|state ...   (--help on each)";
 
 static void help(void)
 {
@@ -20,7 +21,9 @@ static void help(void)
            "the records as they stood at the end of the quarter (China Standard Time).\n"
            "JSON and HTML go to stdout unless --out; XLSX needs --out. CSV is UTF-8 with a\n"
            "BOM. Labels are Chinese unless --lang en. The report is refused, naming the\n"
-           "row and column, when the summary table's equalities do not hold.\n", REPORT_USAGE);
+           "row and column, when the summary table's equalities do not hold.\n"
+           "The workflow (freezing, submitting up, answering, states): lianxin report\n"
+           "submit|inbox|approve|return|state --help.\n", REPORT_USAGE);
 }
 
 typedef struct {
@@ -79,6 +82,8 @@ static int emit(const report_t *r, report_fmt_t fmt, bool zh, const char *out, w
 
 int cmd_report(int argc, char **argv)
 {
+    if (argc >= 2 && cmd_rflow_is(argv[1]))
+        return cmd_rflow(argc - 1, argv + 1);
     reportopts_t o = {0};
     int rc = parse(argc, argv, &o);
     if (rc)

@@ -8,8 +8,9 @@ const char *wire_type_name(int type)
     static const char *names[] = {"?", "hello", "welcome", "refuse", "batch", "ack",
                                   "ping", "pong", "digests", "pull", "repair",
                                   "restore", "restored", "nack", "reset", "conflicts",
-                                  "cfack", "policies", "polack"};
-    return type >= 1 && type <= WM_POLACK ? names[type] : "unknown";
+                                  "cfack", "policies", "polack", "report", "rptack",
+                                  "answer", "ansack", "rstates", "rstack"};
+    return type >= 1 && type <= WM_RSTACK ? names[type] : "unknown";
 }
 
 static void start(msgpack_sbuffer *sb, msgpack_packer *pk, msg_type_t type, uint32_t n)
@@ -203,6 +204,67 @@ void wire_list_end(wire_batch_t *b)
         p[1 + i] = (unsigned char)(b->n >> (24 - 8 * i));
 }
 
+static void pack_s(msgpack_packer *pk, const char *str)
+{
+    size_t n = strlen(str);
+    msgpack_pack_str(pk, n);
+    msgpack_pack_str_body(pk, str, n);
+}
+
+void wire_report(msgpack_sbuffer *sb, const char *quarter, uint32_t rev, const void *packed,
+                 size_t len)
+{
+    msgpack_packer pk;
+    start(sb, &pk, WM_REPORT, 4);
+    pack_s(&pk, quarter);
+    msgpack_pack_uint32(&pk, rev);
+    msgpack_pack_bin(&pk, len);
+    msgpack_pack_bin_body(&pk, packed, len);
+}
+
+void wire_rptack(msgpack_sbuffer *sb, msg_type_t type, const char *quarter, uint32_t rev)
+{
+    msgpack_packer pk;
+    start(sb, &pk, type, 3);
+    pack_s(&pk, quarter);
+    msgpack_pack_uint32(&pk, rev);
+}
+
+void wire_answer(msgpack_sbuffer *sb, const char *quarter, uint32_t rev, uint32_t state,
+                 uint64_t when_ms, const char *reason)
+{
+    msgpack_packer pk;
+    start(sb, &pk, WM_ANSWER, 6);
+    pack_s(&pk, quarter);
+    msgpack_pack_uint32(&pk, rev);
+    msgpack_pack_uint32(&pk, state);
+    msgpack_pack_uint64(&pk, when_ms);
+    pack_s(&pk, reason);
+}
+
+void wire_rstates_begin(wire_batch_t *b, msgpack_sbuffer *sb)
+{
+    wire_conflicts_begin(b, sb);
+    b->sb->data[1] = WM_RSTATES;  /* the same shape: [type, upto, [...]] */
+}
+
+void wire_rstates_add(wire_batch_t *b, const struct wrstate *e)
+{
+    msgpack_pack_array(&b->pk, 6);
+    msgpack_pack_uint64(&b->pk, e->node);
+    pack_s(&b->pk, e->quarter);
+    msgpack_pack_uint32(&b->pk, e->rev);
+    msgpack_pack_uint32(&b->pk, e->state);
+    msgpack_pack_uint64(&b->pk, e->when_ms);
+    pack_s(&b->pk, e->reason);
+    b->n++;
+}
+
+void wire_rstates_end(wire_batch_t *b, uint64_t upto)
+{
+    wire_conflicts_end(b, upto);
+}
+
 void wire_batch_added(wire_batch_t *b)
 {
     b->n++;
@@ -240,6 +302,8 @@ void wmsg_free(wmsg_t *m)
     for (uint32_t i = 0; i < m->npolacks; i++)
         free(m->polacks[i].v);
     free(m->polacks);
+    free(m->blob);
+    free(m->rstates);
     memset(m, 0, sizeof *m);
 }
 
@@ -329,6 +393,77 @@ static int polacks_from(const msgpack_object *o, wmsg_t *m, why_t *why)
     return LX_OK;
 }
 
+/* "YYYYQn": the shape only; the receiver parses it. */
+static int quarter_from(const msgpack_object *o, const char *what, char out[8], why_t *why)
+{
+    if (o->type != MSGPACK_OBJECT_STR || o->via.str.size != 6)
+        return why_set(why, LX_EINVAL, "%s: quarter is not YYYYQn", what);
+    const char *p = o->via.str.ptr;
+    for (int i = 0; i < 4; i++)
+        if (p[i] < '0' || p[i] > '9')
+            return why_set(why, LX_EINVAL, "%s: quarter is not YYYYQn", what);
+    if (p[4] != 'Q' || p[5] < '1' || p[5] > '4')
+        return why_set(why, LX_EINVAL, "%s: quarter is not YYYYQn", what);
+    memcpy(out, p, 6);
+    out[6] = '\0';
+    return LX_OK;
+}
+
+static int u32_from(const msgpack_object *o, const char *what, uint32_t *out, why_t *why)
+{
+    uint64_t v;
+    int rc = mp_u64(o, what, &v, why);
+    if (!rc && v > UINT32_MAX)
+        rc = why_set(why, LX_EINVAL, "%s: out of range", what);
+    if (!rc)
+        *out = (uint32_t)v;
+    return rc;
+}
+
+/* A reason is shown to operators: at most WIRE_MAX_REASON bytes, no
+ * control characters. */
+static int reason_from(const msgpack_object *o, const char *what, char *out, why_t *why)
+{
+    if (o->type != MSGPACK_OBJECT_STR || o->via.str.size > WIRE_MAX_REASON)
+        return why_set(why, LX_EINVAL, "%s: reason is not a string of at most %d bytes", what,
+                       WIRE_MAX_REASON);
+    uint32_t k;
+    for (k = 0; k < o->via.str.size; k++) {
+        unsigned char ch = (unsigned char)o->via.str.ptr[k];
+        out[k] = ch < 0x20 || ch == 0x7f ? ' ' : (char)ch;
+    }
+    out[k] = '\0';
+    return LX_OK;
+}
+
+static int rstates_from(const msgpack_object *o, wmsg_t *m, why_t *why)
+{
+    int rc = mp_array(o, "rstates", 0, WIRE_MAX_RSTATES, why);
+    if (rc)
+        return rc;
+    uint32_t n = o->via.array.size;
+    if (!(m->rstates = calloc(n ? n : 1, sizeof *m->rstates)))
+        return LX_ENOMEM;
+    for (uint32_t i = 0; i < n; i++) {
+        const msgpack_object *e = &o->via.array.ptr[i];
+        struct wrstate *s = &m->rstates[i];
+        if ((rc = mp_array(e, "rstates entry", 6, 6, why)))
+            return rc;
+        const msgpack_object *x = e->via.array.ptr;
+        if ((rc = mp_u64(&x[0], "rstates node", &s->node, why))
+            || (rc = quarter_from(&x[1], "rstates", s->quarter, why))
+            || (rc = u32_from(&x[2], "rstates rev", &s->rev, why))
+            || (rc = u32_from(&x[3], "rstates state", &s->state, why))
+            || (rc = mp_u64(&x[4], "rstates when", &s->when_ms, why))
+            || (rc = reason_from(&x[5], "rstates", s->reason, why)))
+            return rc;
+        if (code_level(s->node) == LEVEL_NONE)
+            return why_set(why, LX_EINVAL, "rstates: entry %u: not a division code", i + 1);
+        m->nrstates++;
+    }
+    return LX_OK;
+}
+
 int wire_decode(const void *buf, size_t len, wmsg_t *m, why_t *why)
 {
     memset(m, 0, sizeof *m);
@@ -392,9 +527,45 @@ int wire_decode(const void *buf, size_t len, wmsg_t *m, why_t *why)
         else
             rc = changes_from(&a[1], m, why);
         break;
+    case WM_REPORT:
+        if (n != 4 || a[3].type != MSGPACK_OBJECT_BIN || a[3].via.bin.size == 0)
+            rc = why_set(why, LX_EINVAL, "report: expected [19, quarter, rev, report]");
+        else if (!(rc = quarter_from(&a[1], name, m->quarter, why))
+                 && !(rc = u32_from(&a[2], "report rev", &m->rev, why))) {
+            if ((m->blob = malloc(a[3].via.bin.size))) {
+                memcpy(m->blob, a[3].via.bin.ptr, a[3].via.bin.size);
+                m->bloblen = a[3].via.bin.size;
+            } else {
+                rc = LX_ENOMEM;
+            }
+        }
+        break;
+    case WM_RPTACK:
+    case WM_ANSACK:
+        if (n != 3)
+            rc = why_set(why, LX_EINVAL, "%s: expected 3 elements", name);
+        else if (!(rc = quarter_from(&a[1], name, m->quarter, why)))
+            rc = u32_from(&a[2], "rev", &m->rev, why);
+        break;
+    case WM_ANSWER:
+        if (n != 6)
+            rc = why_set(why, LX_EINVAL, "answer: expected 6 elements");
+        else if (!(rc = quarter_from(&a[1], name, m->quarter, why))
+                 && !(rc = u32_from(&a[2], "answer rev", &m->rev, why))
+                 && !(rc = u32_from(&a[3], "answer state", &m->state, why))
+                 && !(rc = mp_u64(&a[4], "answer when", &m->when_ms, why)))
+            rc = reason_from(&a[5], name, m->reason, why);
+        break;
+    case WM_RSTATES:
+        if (n != 3 || (rc = mp_u64(&a[1], "rstates upto", &m->last_seq, why)))
+            rc = rc ? rc : why_set(why, LX_EINVAL, "rstates: expected 3 elements");
+        else
+            rc = rstates_from(&a[2], m, why);
+        break;
     case WM_ACK:
     case WM_NACK:
     case WM_CFACK:
+    case WM_RSTACK:
         if (n != 2)
             rc = why_set(why, LX_EINVAL, "%s: expected 2 elements", name);
         else

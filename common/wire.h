@@ -41,7 +41,20 @@ typedef enum {
     WM_POLACK = 18,   /* child: [18, [[node, when_ms, [[issuer, kind,
                          version]...]]...]]: the policy versions the child
                          and its descendants apply */
+    WM_REPORT = 19,   /* child: [19, quarter, rev, report(bin)]: a frozen
+                         revision of its quarterly report (report_pack) */
+    WM_RPTACK = 20,   /* parent: [20, quarter, rev]: stored (or refused) */
+    WM_ANSWER = 21,   /* parent: [21, quarter, rev, state, when_ms, reason]:
+                         approved (2) or returned (3) */
+    WM_ANSACK = 22,   /* child: [22, quarter, rev]: the answer is stored */
+    WM_RSTATES = 23,  /* child: [23, upto, [[node, quarter, rev, state,
+                         when_ms, reason]...]]: submission states of the
+                         child and its descendants, its table up to upto */
+    WM_RSTACK = 24,   /* parent: [24, upto]: states stored up to upto */
 } msg_type_t;
+
+#define WIRE_MAX_RSTATES 1000
+#define WIRE_MAX_REASON 240
 
 #define WIRE_MAX_POLICIES 256
 #define WIRE_MAX_POLACKS 4096
@@ -89,6 +102,20 @@ typedef struct {
         uint32_t n;
     } *polacks;           /* polack */
     uint32_t npolacks;
+    char quarter[8];      /* report, rptack, answer, ansack: "YYYYQn" */
+    uint32_t rev;         /* report, rptack, answer, ansack */
+    uint32_t state;       /* answer */
+    uint64_t when_ms;     /* answer */
+    unsigned char *blob;  /* report: the packed report (owned) */
+    size_t bloblen;
+    struct wrstate {
+        code_t node;
+        char quarter[8];
+        uint32_t rev, state;
+        uint64_t when_ms;
+        char reason[WIRE_MAX_REASON + 1];
+    } *rstates;           /* rstates; answer's reason is in reason */
+    uint32_t nrstates;
 } wmsg_t;
 
 /* Decodes one frame. Unknown types, wrong shapes and oversized lists give
@@ -135,6 +162,17 @@ void wire_polack_begin(wire_batch_t *b, msgpack_sbuffer *sb);
 void wire_polack_add(wire_batch_t *b, code_t node, uint64_t when_ms,
                      const wpolver_t *v, uint32_t n);
 void wire_list_end(wire_batch_t *b);
+
+/* Reports up, acknowledgements and answers down (rptack and ansack share
+ * one shape), states up like conflicts (upto patched at the end). */
+void wire_report(msgpack_sbuffer *sb, const char *quarter, uint32_t rev, const void *packed,
+                 size_t len);
+void wire_rptack(msgpack_sbuffer *sb, msg_type_t type, const char *quarter, uint32_t rev);
+void wire_answer(msgpack_sbuffer *sb, const char *quarter, uint32_t rev, uint32_t state,
+                 uint64_t when_ms, const char *reason);
+void wire_rstates_begin(wire_batch_t *b, msgpack_sbuffer *sb);
+void wire_rstates_add(wire_batch_t *b, const struct wrstate *e);
+void wire_rstates_end(wire_batch_t *b, uint64_t upto);
 
 /* Whether a log entry goes to a peer: up, everything not from the parent;
  * down to a child, what concerns its subtree (the record is or was there)

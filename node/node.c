@@ -15,7 +15,9 @@
 
 #include "cli/cli.h"
 #include "common/classify.h"
+#include "common/divs.h"
 #include "common/linkstate.h"
+#include "common/rflow.h"
 #include "common/policy.h"
 #include "common/log.h"
 #include "config/config.h"
@@ -24,6 +26,7 @@
 
 #define TICK_MS 50
 #define RESTORE_TIMEOUT_MS 120000
+#define REPORT_PASS_MS 60000
 
 typedef struct {
     uv_loop_t loop;
@@ -42,6 +45,13 @@ typedef struct {
     int exit_code;
     bool stopping;
     char daily_done[11];     /* the day the daily policy pass last ran */
+    /* The report pass: when it may run next, and the day and log
+     * position it last ran at (it runs again only when one moved). */
+    uint64_t report_next;
+    char report_day[11];
+    uint64_t report_seq;
+    divs_t *divs;            /* unit names for frozen reports; NULL: codes */
+    bool divs_tried;
 } node_t;
 
 static uint64_t now_ms(node_t *n)
@@ -102,12 +112,58 @@ static void daily(node_t *n)
              (unsigned long long)st.anonymised, (unsigned long long)st.purged);
 }
 
+/* At most once a minute: freeze the last quarter once its deadline has
+ * passed, and freeze anew the quarters whose figures late data changed
+ * (rflow_auto). Skipped while nothing arrived and the day is the same, so
+ * an idle node computes nothing. Runs after repl_tick, when no group
+ * transaction is open. */
+static void reports(node_t *n, uint64_t now)
+{
+    if (n->mode != REPL_RUN || now < n->report_next)
+        return;
+    n->report_next = now + REPORT_PASS_MS;
+    uint64_t wall = hlc_wall_ms();
+    char today[11];
+    policy_today(wall, today);
+    stxn_t *t;
+    if (store_begin(n->store, false, &t))
+        return;
+    uint64_t seq = store_last_seq(t);
+    store_abort(&t);
+    if (seq == n->report_seq && strcmp(today, n->report_day) == 0)
+        return;
+    if (!n->divs_tried) {
+        char dir[4096];
+        why_t dwhy = {""};
+        n->divs_tried = true;
+        if (divs_load(divs_default_dir(dir, sizeof dir), &n->divs, &dwhy))
+            n->divs = NULL;
+    }
+    why_t why = {""};
+    uint32_t made = 0;
+    int rc = store_begin(n->store, true, &t);
+    if (!rc)
+        rc = rflow_auto(t, n->divs, wall, &made, &why);
+    if (!rc)
+        rc = made ? store_commit(&t) : LX_OK;
+    store_abort(&t);
+    if (rc) {
+        log_error("report pass: %s", why.msg[0] ? why.msg : err_str(rc));
+        return;  /* tried again in a minute */
+    }
+    n->report_seq = seq;
+    memcpy(n->report_day, today, sizeof today);
+    if (made)
+        log_info("report pass: %u new revision%s frozen", made, made == 1 ? "" : "s");
+}
+
 static void on_tick(uv_timer_t *h)
 {
     node_t *n = h->data;
     uint64_t now = now_ms(n);
     repl_tick(n->repl, now);
     daily(n);
+    reports(n, now);
     repl_pump(n->repl, now);
     if (n->mode == REPL_RESTORE) {
         int rc;
@@ -311,6 +367,7 @@ static int node_run(const char *cmd, const char *path, repl_mode_t mode)
     uv_loop_close(&n.loop);
     repl_destroy(&n.repl);
     store_close(&n.store);
+    divs_destroy(&n.divs);
     if (n.poke_fd >= 0)
         close(n.poke_fd);
     config_free(&n.cfg);

@@ -56,6 +56,20 @@
  * the link comes up, then what changed; each level keeps the table of its
  * subtree, so the province sees every node's.
  *
+ * Reports. A node freezes its quarterly report as numbered revisions
+ * (common/rflow.h). Up, REPORT carries the last revision of each quarter
+ * the parent has not acknowledged (RPTACK), sent when the link comes up,
+ * when a revision is frozen, and every few seconds until acknowledged.
+ * The parent checks it (the report decodes and is exactly the child's),
+ * stores it, and acknowledges it even when it refuses it (counted and
+ * shown by status, like a refused change). Down, ANSWER carries the
+ * parent's approval or return of a revision until the child acknowledges
+ * it (ANSACK). RSTATES carries the submission states of the node and its
+ * descendants like conflicts: the whole table when the link comes up, then
+ * what changed, one message in flight, acknowledged with RSTACK; each
+ * level merges them into its table (a later revision wins, then an answer
+ * over a submission), so every level sees the states of its subtree.
+ *
  * Restore. A node with an empty store asks RESTORE; the parent sends its
  * whole copy of the subtree as REPAIR batches, then RESTORED with the
  * positions to resume from. */
@@ -71,6 +85,7 @@
 #include "common/linkstate.h"
 #include "common/policy.h"
 #include "common/log.h"
+#include "common/rflow.h"
 #include "common/schema.h"
 #include "common/wire.h"
 
@@ -82,6 +97,8 @@
 /* Group commit: batches applied in one transaction before it is flushed. */
 #define GROUP_BATCHES 32
 #define GROUP_CHANGES 4000
+/* Reports and answers not yet acknowledged are sent again this often. */
+#define REPORT_RESEND_MS 5000
 
 typedef struct {
     code_t code;
@@ -104,6 +121,10 @@ typedef struct {
     uint64_t hello_applied; /* what the child's last hello said it applied */
     uint64_t pol_sent;      /* child link: the policy generation it was sent */
     bool polack_all;        /* parent link: send the whole table when up */
+    uint64_t rpt_due;       /* parent link: when to send unacknowledged reports */
+    uint64_t ans_due;       /* child link: when to send undelivered answers */
+    uint64_t rst_acked;     /* parent link: our state table stored above to here */
+    uint64_t rst_sent, rst_since; /* the states message in flight reaches rst_sent */
     uint64_t sent, received;
 } link_t;
 
@@ -126,6 +147,7 @@ struct repl {
     uint64_t pol_gen;
     struct wpolack *polup;
     uint32_t npolup, cappolup;
+    uint64_t rgen;          /* the report workflow's counter when last pumped */
     /* The open group transaction and the ACKs that wait for its commit. */
     stxn_t *gtx;
     struct { link_t *l; uint64_t upto, before; } gack[GROUP_BATCHES];
@@ -136,6 +158,7 @@ static void group_flush(repl_t *r);
 static void pump_policies(repl_t *r, stxn_t *t);
 static void pump_polacks(repl_t *r, stxn_t *t);
 static void polup_clear(repl_t *r);
+static void pump_reports(repl_t *r, stxn_t *t, uint64_t now);
 
 static link_t *link_of(repl_t *r, code_t code)
 {
@@ -395,6 +418,8 @@ void repl_pump(repl_t *r, uint64_t now)
         pump_polacks(r, t);
     if (r->cfg->has_parent && r->mode == REPL_RUN)
         pump_conflicts(r, &r->links[0], t, now);
+    if (r->mode == REPL_RUN)
+        pump_reports(r, t, now);
     store_abort(&t);
 }
 
@@ -739,6 +764,8 @@ static void link_up(repl_t *r, link_t *l, uint64_t peer_applied, uint64_t now)
     l->last_heard = now;
     l->pol_sent = 0;
     l->polack_all = true;
+    l->rpt_due = l->ans_due = 0;
+    l->rst_acked = l->rst_sent = 0;  /* the whole state table again */
     r->dirty = true;
 }
 
@@ -1085,6 +1112,242 @@ static void on_polack(repl_t *r, link_t *l, wmsg_t *m)
                       m->polacks[i].n);
 }
 
+/* ---- reports ---- */
+
+typedef struct {
+    repl_t *r;
+    link_t *l;
+    stxn_t *t;
+    int sent;
+} rptfill_t;
+
+/* Child side: the last revision of a quarter, unless the parent has it. */
+static int rptfill_cb(void *arg, const char *quarter, uint32_t last)
+{
+    rptfill_t *f = arg;
+    if (rflow_acked(f->t, quarter) >= last)
+        return 0;
+    void *packed = NULL;
+    size_t len = 0;
+    uint32_t rev;
+    if (rflow_get(f->t, quarter, last, &rev, NULL, NULL, &packed, &len) == LX_OK) {
+        wire_report(&f->r->sb, quarter, rev, packed, len);
+        if (net_send(f->r->net, f->l->code, f->r->sb.data, f->r->sb.size) == LX_OK)
+            f->sent++;
+    }
+    free(packed);
+    return 0;
+}
+
+static int ansfill_cb(void *arg, code_t child, const char *quarter, uint32_t rev,
+                      unsigned state, uint64_t when_ms, const char *reason)
+{
+    rptfill_t *f = arg;
+    (void)child;
+    wire_answer(&f->r->sb, quarter, rev, state, when_ms, reason);
+    if (net_send(f->r->net, f->l->code, f->r->sb.data, f->r->sb.size) == LX_OK)
+        f->sent++;
+    return 0;
+}
+
+typedef struct {
+    struct wrstate *e;
+    uint32_t n, cap;
+    uint64_t *seq;
+} stfill_t;
+
+static int stfill_cb(void *arg, const rstate_t *e)
+{
+    stfill_t *f = arg;
+    if (f->n == f->cap) {
+        uint32_t cap = f->cap ? 2 * f->cap : 64;
+        struct wrstate *p = realloc(f->e, cap * sizeof *p);
+        uint64_t *q = realloc(f->seq, cap * sizeof *q);
+        if (p)
+            f->e = p;
+        if (q)
+            f->seq = q;
+        if (!p || !q)
+            return LX_ENOMEM;
+        f->cap = cap;
+    }
+    struct wrstate *w = &f->e[f->n];
+    w->node = e->node;
+    memcpy(w->quarter, e->quarter, sizeof w->quarter);
+    w->rev = e->rev;
+    w->state = e->state;
+    w->when_ms = e->when_ms;
+    snprintf(w->reason, sizeof w->reason, "%s", e->reason);
+    f->seq[f->n++] = e->seq;
+    return 0;
+}
+
+/* The state entries after l->rst_acked, oldest first, at most a message
+ * full; upto is the seq of the last one sent, so everything at or below
+ * it is covered. */
+static void pump_rstates(repl_t *r, link_t *l, stxn_t *t, uint64_t now)
+{
+    if (l->rst_sent || rflow_state_seq(t) <= l->rst_acked)
+        return;
+    stfill_t f = {0};
+    if (rflow_state_each(t, l->rst_acked, stfill_cb, &f) == LX_OK && f.n) {
+        /* Insertion sort by seq of an index: tables are small. */
+        uint32_t *ix = malloc(f.n * sizeof *ix);
+        for (uint32_t i = 0; ix && i < f.n; i++) {
+            uint32_t j = i;
+            for (; j > 0 && f.seq[ix[j - 1]] > f.seq[i]; j--)
+                ix[j] = ix[j - 1];
+            ix[j] = i;
+        }
+        if (ix) {
+            uint32_t k = f.n < WIRE_MAX_RSTATES ? f.n : WIRE_MAX_RSTATES;
+            wire_batch_t b;
+            wire_rstates_begin(&b, &r->sb);
+            for (uint32_t i = 0; i < k; i++)
+                wire_rstates_add(&b, &f.e[ix[i]]);
+            uint64_t upto = f.seq[ix[k - 1]];
+            wire_rstates_end(&b, upto);
+            if (net_send(r->net, l->code, r->sb.data, r->sb.size) == LX_OK) {
+                l->rst_sent = upto;
+                l->rst_since = now;
+            }
+        }
+        free(ix);
+    }
+    free(f.e);
+    free(f.seq);
+}
+
+/* Reports and states up, answers down: when a link comes up, when the
+ * workflow's records change (a command froze or answered), and again
+ * every few seconds while something is unacknowledged. */
+static void pump_reports(repl_t *r, stxn_t *t, uint64_t now)
+{
+    uint64_t gen = rflow_gen(t);
+    if (gen != r->rgen) {
+        r->rgen = gen;
+        for (size_t i = 0; i < r->nlinks; i++)
+            r->links[i].rpt_due = r->links[i].ans_due = 0;
+    }
+    for (size_t i = 0; i < r->nlinks; i++) {
+        link_t *l = &r->links[i];
+        if (!l->up)
+            continue;
+        rptfill_t f = {.r = r, .l = l, .t = t};
+        if (l->is_parent) {
+            /* After the changes: the parent compares the report with them. */
+            if (now >= l->rpt_due && !l->ninflight && l->pos > store_last_seq(t)) {
+                rflow_each_frozen(t, rptfill_cb, &f);
+                l->rpt_due = f.sent ? now + REPORT_RESEND_MS : UINT64_MAX;
+            }
+            pump_rstates(r, l, t, now);
+        } else if (now >= l->ans_due) {
+            rflow_each_undelivered(t, l->code, ansfill_cb, &f);
+            l->ans_due = f.sent ? now + REPORT_RESEND_MS : UINT64_MAX;
+        }
+    }
+}
+
+/* Parent side: a child's frozen revision. Acknowledged even when refused,
+ * so one bad report cannot make the child send it for ever. */
+static void on_report(repl_t *r, link_t *l, wmsg_t *m)
+{
+    stxn_t *t;
+    if (store_begin(r->store, true, &t))
+        return;
+    why_t why = {""};
+    char lc[CODE_STRLEN + 1];
+    int rc = rflow_receive(t, l->code, m->quarter, m->rev, m->blob, m->bloblen, hlc_wall_ms(),
+                           &why);
+    if (rc == LX_OK && (rc = store_commit(&t)) == LX_OK)
+        log_info("report %s revision %u from child %s stored", m->quarter, m->rev,
+                 code_fmt(l->code, lc));
+    store_abort(&t);
+    if (rc == LX_EIO || rc == LX_EFULL || rc == LX_ENOMEM)
+        return;  /* ours, not the child's: it sends again */
+    if (rc && rc != LX_EEXIST)
+        refuse(r, l, "%s", why.msg[0] ? why.msg : err_str(rc));
+    wire_rptack(&r->sb, WM_RPTACK, m->quarter, m->rev);
+    send_frame(r, l);
+}
+
+/* Child side: the parent holds our revision. */
+static void on_rptack(repl_t *r, wmsg_t *m)
+{
+    stxn_t *t;
+    if (store_begin(r->store, true, &t))
+        return;
+    if (rflow_acked(t, m->quarter) >= m->rev || rflow_set_acked(t, m->quarter, m->rev)
+        || store_commit(&t))
+        store_abort(&t);
+    store_abort(&t);
+}
+
+/* Child side: the parent's answer. The reason is an operator's free text:
+ * stored and shown by `report state`, never logged. */
+static void on_answer(repl_t *r, link_t *l, wmsg_t *m)
+{
+    stxn_t *t;
+    if (store_begin(r->store, true, &t))
+        return;
+    why_t why = {""};
+    int rc = rflow_got(t, m->quarter, m->rev, m->state, m->when_ms, m->reason, &why);
+    if (rc == LX_OK && (rc = store_commit(&t)) == LX_OK)
+        log_info("report %s revision %u %s by the parent", m->quarter, m->rev,
+                 rst_name(m->state));
+    store_abort(&t);
+    if (rc == LX_EIO || rc == LX_EFULL || rc == LX_ENOMEM)
+        return;
+    if (rc)
+        refuse(r, l, "%s", why.msg[0] ? why.msg : err_str(rc));
+    wire_rptack(&r->sb, WM_ANSACK, m->quarter, m->rev);
+    send_frame(r, l);
+}
+
+static void on_ansack(repl_t *r, link_t *l, wmsg_t *m)
+{
+    stxn_t *t;
+    if (store_begin(r->store, true, &t))
+        return;
+    if (rflow_delivered(t, l->code, m->quarter, m->rev) || store_commit(&t))
+        store_abort(&t);
+    store_abort(&t);
+}
+
+/* Parent side: the states of the child and its descendants. */
+static void on_rstates(repl_t *r, link_t *l, wmsg_t *m)
+{
+    stxn_t *t;
+    if (store_begin(r->store, true, &t))
+        return;
+    int rc = LX_OK;
+    for (uint32_t i = 0; !rc && i < m->nrstates; i++) {
+        struct wrstate *w = &m->rstates[i];
+        char nc[CODE_STRLEN + 1];
+        quarter_t q;
+        if (!code_contains(l->code, w->node)) {
+            refuse(r, l, "a report state for %s, outside the child", code_fmt(w->node, nc));
+            continue;
+        }
+        if (w->rev == 0 || w->state < RST_SUBMITTED || w->state > RST_RETURNED
+            || quarter_parse(w->quarter, &q, NULL)) {
+            refuse(r, l, "a malformed report state for %s", code_fmt(w->node, nc));
+            continue;
+        }
+        rstate_t e = {.node = w->node, .rev = w->rev, .state = w->state, .when_ms = w->when_ms};
+        memcpy(e.quarter, w->quarter, sizeof e.quarter);
+        snprintf(e.reason, sizeof e.reason, "%s", w->reason);
+        rc = rflow_state_put(t, &e, NULL);
+    }
+    if (!rc)
+        rc = store_commit(&t);
+    store_abort(&t);
+    if (rc)
+        return;
+    wire_ack(&r->sb, WM_RSTACK, m->last_seq);
+    send_frame(r, l);
+}
+
 void repl_on_message(repl_t *r, const netmsg_t *nm, uint64_t now)
 {
     char lc[CODE_STRLEN + 1];
@@ -1141,6 +1404,18 @@ void repl_on_message(repl_t *r, const netmsg_t *nm, uint64_t now)
     case WM_CONFLICTS: ok = from_child; if (ok) on_conflicts(r, l, &m); break;
     case WM_POLICIES: if (l->up) on_policies(r, l, &m, now); break;
     case WM_POLACK: ok = from_child; if (ok && l->up) on_polack(r, l, &m); break;
+    case WM_REPORT: ok = from_child; if (ok && l->up) on_report(r, l, &m); break;
+    case WM_RPTACK: ok = !from_child; if (ok && l->up) on_rptack(r, &m); break;
+    case WM_ANSWER: ok = !from_child; if (ok && l->up) on_answer(r, l, &m); break;
+    case WM_ANSACK: ok = from_child; if (ok && l->up) on_ansack(r, l, &m); break;
+    case WM_RSTATES: ok = from_child; if (ok && l->up) on_rstates(r, l, &m); break;
+    case WM_RSTACK:
+        ok = !from_child;
+        if (ok && l->rst_sent && m.applied >= l->rst_sent) {
+            l->rst_acked = l->rst_sent;
+            l->rst_sent = 0;
+        }
+        break;
     case WM_CFACK:
         ok = !from_child;
         if (ok && l->cf_sent && m.applied >= l->cf_sent) {
@@ -1211,6 +1486,8 @@ void repl_tick(repl_t *r, uint64_t now)
         }
         if (l->cf_sent && now - l->cf_since > r->cfg->timeout_ms)
             l->cf_sent = 0;
+        if (l->rst_sent && now - l->rst_since > r->cfg->timeout_ms)
+            l->rst_sent = 0;
         /* Unacknowledged for too long: assume lost and resend. */
         if (l->up && l->ninflight && now - l->inflight_since > r->cfg->timeout_ms) {
             l->pos = l->acked + 1;

@@ -32,6 +32,10 @@
  *                    (a policy the child issued): a parent never takes
  *                    policies from a child; expect PONG to a PING after it
  *                    (the parent serves on; the refusal shows in status)
+ *   report-up Q     handshake, then REPORT of quarter Q twice: bytes that
+ *                    are not a report, and a well-formed report of the
+ *                    parent's node instead of the child's; expect RPTACK to
+ *                    each (both refused, counted in status)
  *
  * Record scenarios print "id ID" so the caller can look the record up. */
 #include <errno.h>
@@ -46,6 +50,7 @@
 #include "common/code.h"
 #include "common/hlc.h"
 #include "common/record.h"
+#include "common/report.h"
 #include "common/wire.h"
 #include "config/config.h"
 
@@ -486,11 +491,70 @@ static bool policy_up(const char *file)
     return ok;
 }
 
+/* A report of node (all zeros, one row: the total) in report_pack's form. */
+static void fake_report(msgpack_sbuffer *sb, const char *quarter, code_t node)
+{
+    quarter_t q;
+    quarter_parse(quarter, &q, NULL);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, 5);
+    msgpack_pack_str(&pk, 6);
+    msgpack_pack_str_body(&pk, quarter, 6);
+    msgpack_pack_uint64(&pk, node);
+    msgpack_pack_uint64(&pk, q.cut);
+    msgpack_pack_array(&pk, (uint32_t)report_ncols());
+    for (size_t c = 0; c < report_ncols(); c++) {
+        const char *k = report_col(c)->key;
+        msgpack_pack_str(&pk, strlen(k));
+        msgpack_pack_str_body(&pk, k, strlen(k));
+    }
+    msgpack_pack_array(&pk, 1);
+    msgpack_pack_array(&pk, 4);
+    msgpack_pack_uint64(&pk, node);
+    msgpack_pack_str(&pk, 5);
+    msgpack_pack_str_body(&pk, "total", 5);
+    unsigned char dig[32] = {0};
+    msgpack_pack_bin(&pk, 32);
+    msgpack_pack_bin_body(&pk, dig, 32);
+    msgpack_pack_array(&pk, (uint32_t)report_ncols());
+    for (size_t c = 0; c < report_ncols(); c++)
+        msgpack_pack_uint64(&pk, 0);
+}
+
+static bool report_up(const char *quarter)
+{
+    quarter_t q;
+    if (quarter_parse(quarter, &q, NULL)) {
+        printf("not a quarter: %s\n", quarter);
+        return false;
+    }
+    fresh_deadline(wait_ms);
+    void *s = open_dealer(NULL);
+    if (!s)
+        return false;
+    bool ok = hello(s, WIRE_VERSION, NULL) == WM_WELCOME;
+    msgpack_sbuffer sb, rep;
+    msgpack_sbuffer_init(&sb);
+    msgpack_sbuffer_init(&rep);
+    wire_report(&sb, quarter, 1, "\x93\x01\x02\x03", 4);
+    ok = ok && send_frame(s, sb.data, sb.size, "a report that does not decode");
+    ok = ok && await(s, WM_RPTACK, 0, NULL) == WM_RPTACK;
+    fake_report(&rep, quarter, cfg->parent.code);
+    wire_report(&sb, quarter, 2, rep.data, rep.size);
+    ok = ok && send_frame(s, sb.data, sb.size, "the parent's report, from the child");
+    ok = ok && await(s, WM_RPTACK, 0, NULL) == WM_RPTACK;
+    msgpack_sbuffer_destroy(&sb);
+    msgpack_sbuffer_destroy(&rep);
+    zmq_close(s);
+    return ok;
+}
+
 static int usage(const char *msg)
 {
     fprintf(stderr, "lxpeer: %s\nusage: lxpeer --config NODE_INI [--keys DIR] [--name NAME] "
             "[--village CODE] [--wait MS] hello | hello-version N | own-record | foreign-record | future-hlc | bad-value "
-            "| malformed | unknown-type | oversized | no-connect | policy-up FILE\n", msg);
+            "| malformed | unknown-type | oversized | no-connect | policy-up FILE | report-up Q\n", msg);
     return 2;
 }
 
@@ -610,6 +674,10 @@ int main(int argc, char **argv)
         if (optind + 1 >= argc)
             return usage("policy-up: FILE is missing");
         ok = policy_up(argv[optind + 1]);
+    } else if (strcmp(sc, "report-up") == 0) {
+        if (optind + 1 >= argc)
+            return usage("report-up: Q is missing");
+        ok = report_up(argv[optind + 1]);
     } else {
         zmq_ctx_term(ctx);
         config_free(&cfg);
