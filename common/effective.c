@@ -77,7 +77,7 @@ static const char DEFAULT_ACCESS[] =
     "\"disabled_persons_federation\": {\"read\": [\"*\"], \"write\": [\"disability_type\","
     " \"disability_level\"], " MASKED_PERSONAL "}}}";
 
-#define DEFAULT_DEADLINE_DAYS 15
+#define DEFAULT_DEADLINE_DAYS 10  /* issue 5: ten days after the quarter ends */
 
 /* ---- helpers ---- */
 

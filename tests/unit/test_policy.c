@@ -669,7 +669,7 @@ static void test_defaults(void **state)
     store_abort(&t);
     assert_int_equal(e->nclass, 6);
     assert_int_equal(e->nalerts, 3);
-    assert_int_equal(e->deadline_days, 15);
+    assert_int_equal(e->deadline_days, 10);
     assert_int_equal(e->retention_years, 0);
     assert_false(e->schema_policy);
     json_t *j = effective_json(e);
