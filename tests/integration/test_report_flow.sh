@@ -25,29 +25,8 @@ name = 一村
 name = 二村
 EOF
 lx topology render --topology "$TMP/tree.ini" --out "$TMP/t" >/dev/null || fail "render"
-D() { printf '%s' "$TMP/t/$1/data"; }
 
-dump_logs() {
-    local c
-    for c in "${NODES[@]}"; do
-        echo "--- $c node.log, last lines:" >&2
-        tail -n 8 "$TMP/t/$c/node.log" >&2 2>/dev/null
-    done
-}
 fail() { echo "FAIL: $*" >&2; dump_logs; exit 1; }
-start_node() {
-    "$LIANXIN" node --config "$TMP/t/$1/node.ini" >>"$TMP/t/$1/node.log" 2>&1 &
-    PIDS+=("$!")
-}
-# wait_until SECONDS CMD...: CMD every 0.2 s until it succeeds, or fail.
-wait_until() {
-    local timeout=$1; shift
-    local deadline=$(( $(date +%s%N) + timeout * 1000000000 ))
-    until "$@"; do
-        [ "$(date +%s%N)" -lt "$deadline" ] || fail "timed out after ${timeout}s waiting for: $*"
-        sleep 0.2
-    done
-}
 same_digest() { [ "$(lx digest --data "$(D $1)" --subtree $V1)" = "$(lx digest --data "$(D $2)" --subtree $V1)" ]; }
 # inbox_has AT CHILD REV STATE: AT's inbox shows CHILD's last revision REV
 # of the quarter in STATE, with no differences from AT's own data.
