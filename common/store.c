@@ -612,25 +612,40 @@ static int dup_flag_all(stxn_t *t, const unsigned char *pre, size_t pn, bool fla
  * flags right: every holder of a number is flagged when there are two or
  * more. The common case, a number nobody else holds, costs one insert and
  * a look at the neighbours. */
+#define HIST_KEY_MAX (64 + 1 + 64 + 1 + 8)
+
+/* Writes into key the history prefix of field `name` of record id (id 0
+ * name 0), or of the whole record when name is NULL (id 0). Returns its
+ * length, or 0 when a part is too long for a key of HIST_KEY_MAX. */
+static size_t hist_prefix(unsigned char *key, const void *id, size_t il, const char *name)
+{
+    size_t nl = name ? strlen(name) : 0;
+    if (il > 64 || nl > 64)
+        return 0;
+    memcpy(key, id, il);
+    key[il] = 0;
+    if (!name)
+        return il + 1;
+    memcpy(key + il + 1, name, nl);
+    key[il + 1 + nl] = 0;
+    return il + nl + 2;
+}
+
 /* Keeps f, about to be replaced or removed, in the history table. */
 static int hist_put(stxn_t *t, const char *id, const field_t *f)
 {
-    unsigned char key[64 + 1 + 64 + 1 + 8];
-    size_t il = strlen(id), nl = strlen(f->name);
-    if (il > 64 || nl > 64)
+    unsigned char key[HIST_KEY_MAX];
+    size_t plen = hist_prefix(key, id, strlen(id), f->name);
+    if (!plen)
         return MDB_BAD_VALSIZE;
-    memcpy(key, id, il);
-    key[il] = 0;
-    memcpy(key + il + 1, f->name, nl);
-    key[il + 1 + nl] = 0;
-    put_u64(key + il + nl + 2, f->ver.hlc);
+    put_u64(key + plen, f->ver.hlc);
     record_t one = {.id = (char *)id, .n = 1, .cap = 1, .f = (field_t *)f};
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
     msgpack_packer pk;
     msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
     int rc = record_pack(&one, &pk) ? MDB_BAD_VALSIZE : 0;
-    MDB_val k = {il + nl + 10, key}, d = {sb.size, sb.data};
+    MDB_val k = {plen + 8, key}, d = {sb.size, sb.data};
     if (!rc)
         rc = mdb_put(t->txn, t->s->hist, &k, &d, 0);
     msgpack_sbuffer_destroy(&sb);
@@ -785,16 +800,10 @@ static bool edit_crossed_move(stxn_t *t, const char *id, const record_t *r,
     for (uint32_t i = 0; i < n; i++)
         if (strcmp(ws[i]->name, "village_code") == 0)
             return false;
-    size_t il = strlen(id);
-    unsigned char pre[64 + 1 + 13];
-    if (il > 64)
-        return false;
-    memcpy(pre, id, il);
-    pre[il] = 0;
-    memcpy(pre + il + 1, "village_code", 13);  /* with its NUL */
-    size_t plen = il + 14;
+    unsigned char pre[HIST_KEY_MAX];
+    size_t plen = hist_prefix(pre, id, strlen(id), "village_code");
     MDB_cursor *c;
-    if (mdb_cursor_open(t->txn, t->s->hist, &c))
+    if (!plen || mdb_cursor_open(t->txn, t->s->hist, &c))
         return false;
     MDB_val k = {plen, pre}, d;
     /* Versions in time order: each inside value lasts until the next. */
@@ -1235,15 +1244,10 @@ int store_record_change(stxn_t *t, const record_t *r, change_t *out)
 /* The newest version of a field kept in the history; LX_ENOTFOUND. */
 static int hist_latest(stxn_t *t, const char *id, const char *name, field_t *out)
 {
-    size_t il = strlen(id), nl = strlen(name);
-    unsigned char key[64 + 1 + 64 + 1 + 8];
-    if (!t->s->has_hist || il > 64 || nl > 64)
+    unsigned char key[HIST_KEY_MAX];
+    size_t plen = t->s->has_hist ? hist_prefix(key, id, strlen(id), name) : 0;
+    if (!plen)
         return LX_ENOTFOUND;
-    memcpy(key, id, il);
-    key[il] = 0;
-    memcpy(key + il + 1, name, nl);
-    key[il + 1 + nl] = 0;
-    size_t plen = il + nl + 2;
     memset(key + plen, 0xff, 8);
     MDB_cursor *c;
     int rc = mdb_cursor_open(t->txn, t->s->hist, &c);
@@ -1502,16 +1506,15 @@ int store_each_record_range(stxn_t *t, code_t lo, code_t hi, store_record_cb cb,
  * version at or before cut, unless the current one already is. */
 static int asof_fill(stxn_t *t, MDB_cursor *c, const char *id, hlc_t cut, record_t *r)
 {
-    size_t il = strlen(id);
-    MDB_val k = {il + 1, (void *)id}, d;
-    char pre[66];
-    memcpy(pre, id, il);
-    pre[il] = 0;
-    k.mv_data = pre;
+    unsigned char pre[HIST_KEY_MAX];
+    size_t plen = hist_prefix(pre, id, strlen(id), NULL);
+    if (!plen)
+        return LX_OK;
+    MDB_val k = {plen, pre}, d;
     int rc;
     for (rc = mdb_cursor_get(c, &k, &d, MDB_SET_RANGE); !rc;
          rc = mdb_cursor_get(c, &k, &d, MDB_NEXT)) {
-        if (k.mv_size < il + 11 || memcmp(k.mv_data, pre, il + 1) != 0)
+        if (k.mv_size < plen + 10 || memcmp(k.mv_data, pre, plen) != 0)
             break;
         hlc_t h = get_u64((unsigned char *)k.mv_data + k.mv_size - 8);
         if (h > cut)
@@ -1645,14 +1648,13 @@ static int packed_at(const unsigned char *p, size_t n, hlc_t cut)
 /* Whether the history holds anything of record id. */
 static bool hist_has(MDB_cursor *hc, const MDB_val *id)
 {
-    unsigned char pre[66];
-    if (!hc || id->mv_size > 64)
-        return hc != NULL;
-    memcpy(pre, id->mv_data, id->mv_size);
-    pre[id->mv_size] = 0;
-    MDB_val k = {id->mv_size + 1, pre}, d;
-    return mdb_cursor_get(hc, &k, &d, MDB_SET_RANGE) == 0 && k.mv_size > id->mv_size + 1
-           && memcmp(k.mv_data, pre, id->mv_size + 1) == 0;
+    unsigned char pre[HIST_KEY_MAX];
+    size_t plen = hc ? hist_prefix(pre, id->mv_data, id->mv_size, NULL) : 0;
+    if (!plen)
+        return hc != NULL;  /* no history at all; or an odd id: read it whole */
+    MDB_val k = {plen, pre}, d;
+    return mdb_cursor_get(hc, &k, &d, MDB_SET_RANGE) == 0 && k.mv_size > plen
+           && memcmp(k.mv_data, pre, plen) == 0;
 }
 
 int store_each_packed_asof(stxn_t *t, code_t under, hlc_t cut, store_packed_cb cb, void *arg)
