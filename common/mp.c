@@ -162,3 +162,64 @@ bool mp_str_eq(const msgpack_object *o, const char *s)
     return o->type == MSGPACK_OBJECT_STR && o->via.str.size == n
         && (n == 0 || memcmp(o->via.str.ptr, s, n) == 0);
 }
+
+/* ---- the reader over bytes of a known shape ---- */
+
+uint64_t mp_rd_be(mp_rd_t *r, int n)
+{
+    if (r->bad || r->end - r->p < n) {
+        r->bad = true;
+        return 0;
+    }
+    uint64_t x = 0;
+    for (int i = 0; i < n; i++)
+        x = (x << 8) | *r->p++;
+    return x;
+}
+
+unsigned mp_rd_byte(mp_rd_t *r) { return (unsigned)mp_rd_be(r, 1); }
+
+uint32_t mp_rd_array(mp_rd_t *r)
+{
+    unsigned b = mp_rd_byte(r);
+    if (b >= 0x90 && b <= 0x9f)
+        return b & 0x0f;
+    if (b == 0xdc)
+        return (uint32_t)mp_rd_be(r, 2);
+    if (b == 0xdd)
+        return (uint32_t)mp_rd_be(r, 4);
+    r->bad = true;
+    return 0;
+}
+
+uint64_t mp_rd_uint(mp_rd_t *r)
+{
+    unsigned b = mp_rd_byte(r);
+    if (b <= 0x7f)
+        return b;
+    if (b >= 0xcc && b <= 0xcf)
+        return mp_rd_be(r, 1 << (b - 0xcc));
+    r->bad = true;
+    return 0;
+}
+
+/* The string's bytes, after its header b (already read). */
+mp_sv_t mp_rd_str_body(mp_rd_t *r, unsigned b)
+{
+    uint64_t n;
+    if (b >= 0xa0 && b <= 0xbf)
+        n = b & 0x1f;
+    else if (b >= 0xd9 && b <= 0xdb)
+        n = mp_rd_be(r, 1 << (b - 0xd9));
+    else
+        n = (r->bad = true, 0);
+    if (r->bad || (uint64_t)(r->end - r->p) < n) {
+        r->bad = true;
+        return (mp_sv_t){NULL, 0};
+    }
+    mp_sv_t s = {(const char *)r->p, (uint32_t)n};
+    r->p += n;
+    return s;
+}
+
+mp_sv_t mp_rd_str(mp_rd_t *r) { return mp_rd_str_body(r, mp_rd_byte(r)); }

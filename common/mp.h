@@ -8,7 +8,9 @@
 #define LX_MP_H
 
 #include <msgpack.h>
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "err.h"
 
@@ -28,5 +30,28 @@ int mp_u64(const msgpack_object *o, const char *what, uint64_t *out, why_t *why)
 int mp_array(const msgpack_object *o, const char *what, uint32_t min,
              uint32_t max, why_t *why);
 bool mp_str_eq(const msgpack_object *o, const char *s);
+
+/* A reader over bytes of a known shape, for hot paths that would rather
+ * not unpack (the stored records a report walks). Each call takes the next
+ * item; anything but the expected kind, or running past the end, sets bad
+ * (and later calls return zeros), so a caller checks once at the end and
+ * falls back to the ordinary decoder. */
+typedef struct {
+    const unsigned char *p, *end;
+    bool bad;
+} mp_rd_t;
+
+/* A string inside the bytes, not NUL-terminated; p NULL when absent. */
+typedef struct {
+    const char *p;
+    uint32_t n;
+} mp_sv_t;
+
+uint64_t mp_rd_be(mp_rd_t *r, int n);   /* n raw big-endian bytes */
+unsigned mp_rd_byte(mp_rd_t *r);
+uint32_t mp_rd_array(mp_rd_t *r);       /* an array header: its count */
+uint64_t mp_rd_uint(mp_rd_t *r);
+mp_sv_t mp_rd_str_body(mp_rd_t *r, unsigned b);  /* after its header byte b */
+mp_sv_t mp_rd_str(mp_rd_t *r);
 
 #endif

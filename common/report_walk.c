@@ -5,6 +5,7 @@
  * (decoding whole records is most of the time of a large report). */
 #include "report.h"
 #include "report_int.h"
+#include "mp.h"
 
 #include <sodium.h>
 #include <stdlib.h>
@@ -18,10 +19,7 @@ enum {
 };
 /* A string that need not end in NUL (it may point into stored bytes),
  * and the same for literals, whose lengths the compiler counts. */
-typedef struct {
-    const char *p; /* NULL: absent, null or not a string */
-    uint32_t n;
-} sv_t;
+typedef mp_sv_t sv_t; /* p NULL: absent, null or not a string */
 #define LIT(s) {s, sizeof(s) - 1}
 
 static const sv_t READ[NREAD] = {
@@ -152,77 +150,14 @@ static void view_from_record(const walk_t *w, view_t *v, const record_t *rec)
  *
  * record_pack writes [id, [[hlc, origin, author]...], [[name, value,
  * version index, base]...]] with values nil, a boolean, a string or an
- * array of strings. The reader below takes exactly that and gives up on
- * anything else (the caller then decodes the record the ordinary way). */
-
-typedef struct {
-    const unsigned char *p, *end;
-    bool bad;
-} rd_t;
-
-static uint64_t rd_be(rd_t *r, int n)
-{
-    if (r->bad || r->end - r->p < n) {
-        r->bad = true;
-        return 0;
-    }
-    uint64_t x = 0;
-    for (int i = 0; i < n; i++)
-        x = (x << 8) | *r->p++;
-    return x;
-}
-
-static unsigned rd_byte(rd_t *r) { return (unsigned)rd_be(r, 1); }
-
-static uint32_t rd_array(rd_t *r)
-{
-    unsigned b = rd_byte(r);
-    if (b >= 0x90 && b <= 0x9f)
-        return b & 0x0f;
-    if (b == 0xdc)
-        return (uint32_t)rd_be(r, 2);
-    if (b == 0xdd)
-        return (uint32_t)rd_be(r, 4);
-    r->bad = true;
-    return 0;
-}
-
-static uint64_t rd_uint(rd_t *r)
-{
-    unsigned b = rd_byte(r);
-    if (b <= 0x7f)
-        return b;
-    if (b >= 0xcc && b <= 0xcf)
-        return rd_be(r, 1 << (b - 0xcc));
-    r->bad = true;
-    return 0;
-}
-
-/* The string's bytes, after its header b (already read). */
-static sv_t rd_str_body(rd_t *r, unsigned b)
-{
-    uint64_t n;
-    if (b >= 0xa0 && b <= 0xbf)
-        n = b & 0x1f;
-    else if (b >= 0xd9 && b <= 0xdb)
-        n = rd_be(r, 1 << (b - 0xd9));
-    else
-        n = (r->bad = true, 0);
-    if (r->bad || (uint64_t)(r->end - r->p) < n) {
-        r->bad = true;
-        return (sv_t){NULL, 0};
-    }
-    sv_t s = {(const char *)r->p, (uint32_t)n};
-    r->p += n;
-    return s;
-}
-
-static sv_t rd_str(rd_t *r) { return rd_str_body(r, rd_byte(r)); }
+ * array of strings. The reader (mp_rd_t, common/mp.h) takes exactly that
+ * and gives up on anything else (the caller then decodes the record the
+ * ordinary way). */
 
 /* One value into the view's slot k (k < 0: skipped). */
-static void rd_value(rd_t *r, view_t *v, int k)
+static void rd_value(mp_rd_t *r, view_t *v, int k)
 {
-    unsigned b = rd_byte(r);
+    unsigned b = mp_rd_byte(r);
     if (b == 0xc0)
         return;
     if (b == 0xc2 || b == 0xc3) {
@@ -232,16 +167,16 @@ static void rd_value(rd_t *r, view_t *v, int k)
     }
     if ((b >= 0x90 && b <= 0x9f) || b == 0xdc || b == 0xdd) {
         r->p--;
-        uint32_t n = rd_array(r);
+        uint32_t n = mp_rd_array(r);
         for (uint32_t i = 0; i < n && !r->bad; i++) {
-            sv_t it = rd_str(r);
+            sv_t it = mp_rd_str(r);
             int c = k == R_CATS ? sv_pick(it, CATS, NCATS) : -1;
             if (c >= 0)
                 v->cats |= 1u << c;
         }
         return;
     }
-    sv_t s = rd_str_body(r, b);
+    sv_t s = mp_rd_str_body(r, b);
     if (k >= 0)
         v->s[k] = s;
 }
@@ -251,31 +186,31 @@ static void rd_value(rd_t *r, view_t *v, int k)
 static bool view_from_packed(const walk_t *w, view_t *v, const void *buf, size_t len)
 {
     view_init(v);
-    rd_t r = {buf, (const unsigned char *)buf + len, false};
+    mp_rd_t r = {buf, (const unsigned char *)buf + len, false};
     hlc_t vh[MAX_VERSIONS];
     code_t vo[MAX_VERSIONS];
-    if (rd_array(&r) != 3)
+    if (mp_rd_array(&r) != 3)
         return false;
-    sv_t id = rd_str(&r);
+    sv_t id = mp_rd_str(&r);
     v->id = id.p;
     v->idlen = id.n;
-    uint32_t nv = rd_array(&r);
+    uint32_t nv = mp_rd_array(&r);
     if (nv > MAX_VERSIONS)
         return false;
     for (uint32_t i = 0; i < nv && !r.bad; i++) {
-        if (rd_array(&r) != 3)
+        if (mp_rd_array(&r) != 3)
             return false;
-        vh[i] = rd_uint(&r);
-        vo[i] = rd_uint(&r);
-        rd_str(&r); /* the author: not the report's business */
+        vh[i] = mp_rd_uint(&r);
+        vo[i] = mp_rd_uint(&r);
+        mp_rd_str(&r); /* the author: not the report's business */
     }
-    uint32_t nf = rd_array(&r);
+    uint32_t nf = mp_rd_array(&r);
     for (uint32_t i = 0; i < nf && !r.bad; i++) {
-        if (rd_array(&r) != 4)
+        if (mp_rd_array(&r) != 4)
             return false;
-        int k = read_index(w, rd_str(&r));
+        int k = read_index(w, mp_rd_str(&r));
         rd_value(&r, v, k);
-        uint64_t vi = rd_uint(&r), base = rd_uint(&r);
+        uint64_t vi = mp_rd_uint(&r), base = mp_rd_uint(&r);
         if (r.bad || vi >= nv)
             return false;
         if (vh[vi] && (!v->created || vh[vi] < v->created))

@@ -1565,55 +1565,6 @@ static int asof_apply(stxn_t *t, MDB_cursor *hc, hlc_t cut, record_t *r)
     return older && hc ? asof_fill(t, hc, r->id, cut, r) : LX_OK;
 }
 
-/* Reads a msgpack unsigned integer or string header at *p (bounded by
- * end); false on anything else. */
-static bool mp_uint_at(const unsigned char **p, const unsigned char *end, uint64_t *v)
-{
-    const unsigned char *q = *p;
-    if (q >= end)
-        return false;
-    unsigned char b = *q++;
-    size_t n = b < 0x80 ? 0 : b == 0xcc ? 1 : b == 0xcd ? 2 : b == 0xce ? 4 : b == 0xcf ? 8 : 9;
-    if (n == 9 || (size_t)(end - q) < n)
-        return false;
-    *v = b < 0x80 ? b : 0;
-    for (size_t i = 0; i < n; i++)
-        *v = (*v << 8) | *q++;
-    *p = q;
-    return true;
-}
-
-static bool mp_len_at(const unsigned char **p, const unsigned char *end, unsigned char fix,
-                      unsigned char fixmask, unsigned char c16, unsigned char c32,
-                      unsigned char c8, uint64_t *len)
-{
-    const unsigned char *q = *p;
-    if (q >= end)
-        return false;
-    unsigned char b = *q++;
-    size_t n;
-    if ((b & (unsigned char)~fixmask) == fix) {
-        *len = b & fixmask;
-        n = 0;
-    } else if (c8 && b == c8) {
-        n = 1;
-    } else if (b == c16) {
-        n = 2;
-    } else if (b == c32) {
-        n = 4;
-    } else {
-        return false;
-    }
-    if ((size_t)(end - q) < n)
-        return false;
-    if (n)
-        *len = 0;
-    for (size_t i = 0; i < n; i++)
-        *len = (*len << 8) | *q++;
-    *p = q;
-    return true;
-}
-
 /* What stored record bytes are at a cut, from their versions alone. */
 enum { PK_SLOW, PK_CURRENT, PK_NEWER };
 
@@ -1622,25 +1573,20 @@ enum { PK_SLOW, PK_CURRENT, PK_NEWER };
  * since, unless the history says otherwise). PK_SLOW: decode it. */
 static int packed_at(const unsigned char *p, size_t n, hlc_t cut)
 {
-    const unsigned char *end = p + n;
-    uint64_t len, nv, nf, hlc, origin;
-    if (n < 2 || *p++ != 0x93 || !mp_len_at(&p, end, 0xa0, 0x1f, 0xda, 0xdb, 0xd9, &len)
-        || (uint64_t)(end - p) < len)
+    mp_rd_t r = {p, p + n, false};
+    if (mp_rd_array(&r) != 3)
         return PK_SLOW;
-    p += len;
-    if (!mp_len_at(&p, end, 0x90, 0x0f, 0xdc, 0xdd, 0, &nv) || nv == 0)
-        return PK_SLOW;
-    uint64_t after = 0;
-    for (uint64_t i = 0; i < nv; i++) {
-        if (p >= end || *p++ != 0x93 || !mp_uint_at(&p, end, &hlc)
-            || !mp_uint_at(&p, end, &origin)
-            || !mp_len_at(&p, end, 0xa0, 0x1f, 0xda, 0xdb, 0xd9, &len)
-            || (uint64_t)(end - p) < len)
+    mp_rd_str(&r);  /* the id */
+    uint32_t nv = mp_rd_array(&r), after = 0;
+    for (uint32_t i = 0; i < nv && !r.bad; i++) {
+        if (mp_rd_array(&r) != 3)
             return PK_SLOW;
-        after += hlc > cut;
-        p += len;
+        after += mp_rd_uint(&r) > cut;
+        mp_rd_uint(&r);  /* origin */
+        mp_rd_str(&r);   /* author */
     }
-    if (!mp_len_at(&p, end, 0x90, 0x0f, 0xdc, 0xdd, 0, &nf) || nf <= 1)
+    uint32_t nf = mp_rd_array(&r);
+    if (r.bad || nv == 0 || nf <= 1)
         return PK_SLOW;
     return after == 0 ? PK_CURRENT : after == nv ? PK_NEWER : PK_SLOW;
 }
