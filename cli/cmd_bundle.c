@@ -27,22 +27,6 @@
 static const char *U = "lianxin bundle export --data DIR --out FILE [--keys DIR]\n"
                        "       lianxin bundle import --data DIR FILE [--config NODE.INI]";
 
-/* The directory beside the store: DIR/../NAME (the rendered layout). */
-static void beside(const char *data, const char *name, char *out, size_t n)
-{
-    char d[4096];
-    snprintf(d, sizeof d, "%s", data);
-    size_t len = strlen(d);
-    while (len > 1 && d[len - 1] == '/')
-        d[--len] = '\0';
-    char *slash = strrchr(d, '/');
-    if (slash)
-        *slash = '\0';
-    else
-        snprintf(d, sizeof d, ".");
-    snprintf(out, n, "%s/%s", d, name);
-}
-
 typedef struct {
     stxn_t *t;
     code_t parent;
@@ -92,7 +76,7 @@ static int bundle_export(int argc, char **argv)
         return cli_usage("bundle", U, "--data and --out are required");
     char kdir[4200], kpath[4300];
     if (!keys) {
-        beside(data, "keys", kdir, sizeof kdir);
+        cli_beside(data, "keys", kdir, sizeof kdir);
         keys = kdir;
     }
     why_t why = {""};
@@ -200,7 +184,7 @@ static int bundle_import(int argc, char **argv)
     const char *file = argv[optind];
     char cdir[4200];
     if (!cfgpath) {
-        beside(data, "node.ini", cdir, sizeof cdir);
+        cli_beside(data, "node.ini", cdir, sizeof cdir);
         cfgpath = cdir;
     }
     why_t why = {""};
