@@ -21,6 +21,9 @@ cleanup() {
 }
 trap cleanup EXIT
 lx() { "$LIANXIN" "$@"; }
+# A test's port moved by LX_PORT_OFFSET, so two checkouts can run their
+# suites at once without taking each other's ports.
+port() { echo $(( $1 + ${LX_PORT_OFFSET:-0} )); }
 fail() { echo "FAIL: $*" >&2; exit 1; }
 assert_eq() { [ "$1" = "$2" ] || fail "$3: expected '$2', got '$1'"; }
 assert_contains() { printf '%s' "$1" | grep -qF -- "$2" || fail "$3: '$2' not in: $1"; }

@@ -5,7 +5,7 @@
 # the backup, which the parent's log would never echo back to their origin.
 . "$(dirname "$0")/lib.sh"
 T=$TMP/tree
-printf '[tree]\nname = k\nbase_port = 23950\n[node 510121106000]\nname = 五凤镇\n[node 510121106218]\nname = 金箱村\n[node 510121106219]\nname = 白岩村\n' > $TMP/t.ini
+printf '[tree]\nname = k\nbase_port = '"$(port 23950)"'\n[node 510121106000]\nname = 五凤镇\n[node 510121106218]\nname = 金箱村\n[node 510121106219]\nname = 白岩村\n' > $TMP/t.ini
 lx topology render --topology $TMP/t.ini --out $T >/dev/null || fail "render"
 V=510121106218; P=510121106000; W=510121106219
 declare -A PID

@@ -10,7 +10,7 @@
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 LXPEER=${LXPEER:-$(dirname "$LIANXIN")/tests/lxpeer}
 [ -x "$LXPEER" ] || fail "$LXPEER is not built (make unit)"
-BASE_PORT=${BAD_INPUT_BASE_PORT:-23400}
+BASE_PORT=${BAD_INPUT_BASE_PORT:-$(port 23400)}
 
 TOWN=510121106000
 V1=510121106218     # the village lxpeer impersonates

@@ -7,7 +7,7 @@
 . "$(dirname "$0")/lib.sh"
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 T=$TMP/tree
-printf '[tree]\nname = b\nbase_port = 23900\n[node 510121106000]\nname = 五凤镇\n[node 510121106218]\nname = 金箱村\n[node 510121106219]\nname = 白岩村\n' > $TMP/t.ini
+printf '[tree]\nname = b\nbase_port = '"$(port 23900)"'\n[node 510121106000]\nname = 五凤镇\n[node 510121106218]\nname = 金箱村\n[node 510121106219]\nname = 白岩村\n' > $TMP/t.ini
 lx topology render --topology $TMP/t.ini --out $T >/dev/null || fail "render"
 V=510121106218; W=510121106219; P=510121106000
 

@@ -12,7 +12,7 @@ SECONDS_RUN=${FAULT_SECONDS:-40}
 RANDOM=${FAULT_SEED:-7}
 
 T=$TMP/tree
-"$ROOT/scripts/gen-topology" --counties 510121,510321 --townships 2 --villages 2 --base-port 23700 > $TMP/t.ini
+"$ROOT/scripts/gen-topology" --counties 510121,510321 --townships 2 --villages 2 --base-port $(port 23700) > $TMP/t.ini
 lx topology render --topology $TMP/t.ini --out $T >/dev/null || fail "render"
 mapfile -t CODES < <(awk '{print $1}' $T/nodes.txt)
 mapfile -t VILLAGES < <(awk '$2 == "village" {print $1}' $T/nodes.txt)

@@ -7,7 +7,7 @@
 # never held stays refused: test_bad_input.) Bounded waits.
 . "$(dirname "$0")/lib.sh"
 trap 'exit 143' TERM INT HUP   # so that lib.sh's EXIT trap stops the nodes
-BASE_PORT=${RACE_BASE_PORT:-24200}
+BASE_PORT=${RACE_BASE_PORT:-$(port 24200)}
 X=510121000000 T1=510121106000 T2=510121107000 V1=510121106201 V2=510121107201
 NODES=($X $T1 $T2 $V1 $V2)
 cat > "$TMP/tree.ini" <<EOF

@@ -12,7 +12,7 @@ P=510000000000; T=510104001000; V=510104001001
 cat > "$TMP/tree.ini" <<EOF
 [tree]
 name = policy-test
-base_port = 23700
+base_port = $(port 23650)
 [node 510000000000]
 name = 四川省
 [node 510100000000]

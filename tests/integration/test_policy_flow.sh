@@ -10,7 +10,7 @@
 trap 'exit 143' TERM INT HUP   # so that lib.sh's EXIT trap stops the nodes
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 PEER=${LXPEER:-$ROOT/${BUILD:-build}/tests/lxpeer}
-BASE_PORT=${POLICY_BASE_PORT:-24100}
+BASE_PORT=${POLICY_BASE_PORT:-$(port 24100)}
 P=510000000000 C=510100000000 X=510104000000 T=510104001000
 V1=510104001001 V2=510104001002
 NODES=($P $C $X $T $V1 $V2)

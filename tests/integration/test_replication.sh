@@ -7,7 +7,7 @@
 . "$(dirname "$0")/lib.sh"
 trap 'exit 143' TERM INT HUP   # so that lib.sh's EXIT trap stops the nodes
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
-BASE_PORT=${REPL_BASE_PORT:-23100}
+BASE_PORT=${REPL_BASE_PORT:-$(port 23100)}
 TREE=$TMP/tree
 declare -A PID LEVEL VCOUNT
 NODES=() VILLAGES=() SOFT=()

@@ -8,7 +8,7 @@
 # `report state` shows the village approved. Bounded waits.
 . "$(dirname "$0")/lib.sh"
 trap 'exit 143' TERM INT HUP   # so that lib.sh's EXIT trap stops the nodes
-BASE_PORT=${REPORT_FLOW_BASE_PORT:-24300}
+BASE_PORT=${REPORT_FLOW_BASE_PORT:-$(port 24300)}
 X=510104000000 T=510104001000 V1=510104001001 V2=510104001002
 NODES=($X $T $V1 $V2)
 cat > "$TMP/tree.ini" <<EOF
