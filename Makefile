@@ -1,7 +1,7 @@
 # Lianxin build. `make` builds build/lianxin; see README for the rest.
 
 CC      ?= cc
-PKGS    := lmdb msgpack libzmq libuv libsodium jansson inih xlsxwriter
+PKGS    := lmdb msgpack libzmq libuv libsodium jansson inih xlsxwriter libh2o openssl
 OPT     ?= -O2 -g
 SAN     ?=
 # Error messages are cut to their buffers on purpose: silence gcc's

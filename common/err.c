@@ -19,6 +19,7 @@ const char *err_str(int rc)
     case LX_EFULL: return "store is full";
     case LX_EUSAGE: return "usage error";
     case LX_EBUSY: return "busy";
+    case LX_EDENIED: return "not allowed";
     default: return "unknown error";
     }
 }

@@ -18,6 +18,7 @@ enum {
     LX_EFULL = -9,     /* store map full */
     LX_EUSAGE = -10,   /* command line misuse */
     LX_EBUSY = -11,
+    LX_EDENIED = -12,  /* not allowed to this role or principal */
 };
 
 /* A failure's description. Functions that can fail on untrusted input take

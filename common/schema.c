@@ -580,6 +580,8 @@ int schema_check_record_in(const record_t *r, code_t node, schema_lookup_fn look
         int rc;
         if (!d && f->name && schema_local_name(f->name))
             rc = schema_check_local(f->name, &f->val, why);
+        else if (!d && f->name && schema_journal_name(f->name))
+            rc = schema_check_journal(f->name, &f->val, why);
         else if (!d)
             return why_set(why, LX_EINVAL, "unknown field %s",
                            f->name ? echo(f->name, buf, sizeof buf) : "(null)");
@@ -620,6 +622,31 @@ bool schema_local_name(const char *name)
               || name[i] == '_'))
             return false;
     return true;
+}
+
+bool schema_journal_name(const char *name)
+{
+    size_t n = strlen(name), p = strncmp(name, "ev_", 3) == 0 ? 3
+                                 : strncmp(name, "case_", 5) == 0 ? 5 : 0;
+    if (!p || n <= p || n > 64)
+        return false;
+    for (size_t i = p; i < n; i++)
+        if (!((name[i] >= 'a' && name[i] <= 'z') || (name[i] >= '0' && name[i] <= '9')
+              || name[i] == '_'))
+            return false;
+    return true;
+}
+
+int schema_check_journal(const char *name, const val_t *v, why_t *why)
+{
+    if (!schema_journal_name(name))
+        return why_set(why, LX_EINVAL, "field %.64s: unknown field", name);
+    size_t n = v->kind == VAL_STR && v->s ? strlen(v->s) : 0;
+    if (v->kind != VAL_STR || n < 2 || n > SCHEMA_JOURNAL_MAX || v->s[0] != '{'
+        || v->s[n - 1] != '}' || !utf8_valid(v->s, n) || has_control(v->s))
+        return why_set(why, LX_EINVAL, "field %s: expected a JSON object as single-line "
+                       "text of at most %d bytes", name, SCHEMA_JOURNAL_MAX);
+    return LX_OK;
 }
 
 /* Local fields are defined by a policy of the level that made them, which
@@ -663,6 +690,11 @@ int schema_check_change(const change_t *c, why_t *why)
         const field_def_t *d = schema_field(c->w[k].name);
         if (!d && schema_local_name(c->w[k].name)) {
             if (schema_check_local(c->w[k].name, &c->w[k].val, why))
+                return LX_EINVAL;
+            continue;
+        }
+        if (!d && schema_journal_name(c->w[k].name)) {
+            if (schema_check_journal(c->w[k].name, &c->w[k].val, why))
                 return LX_EINVAL;
             continue;
         }

@@ -81,6 +81,15 @@ int schema_check_change(const change_t *c, why_t *why);
 #define SCHEMA_LOCAL_MAX 512
 #define SCHEMA_LOCAL_ITEMS 32
 bool schema_local_name(const char *name);
+
+/* Journal fields: the events (home visits, calls, help given) and the
+ * steps of the cases of a child's file, each a field written once under
+ * a name no other write uses ("ev_..." and "case_..."), so concurrent
+ * additions at any levels merge as a union. The value is a JSON object as
+ * single-line text of at most SCHEMA_JOURNAL_MAX bytes. */
+#define SCHEMA_JOURNAL_MAX 2048
+bool schema_journal_name(const char *name);
+int schema_check_journal(const char *name, const val_t *v, why_t *why);
 int schema_check_local(const char *name, const val_t *v, why_t *why);
 
 /* Label of an enum value, or NULL when unknown. */

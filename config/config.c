@@ -12,12 +12,15 @@
 #include <unistd.h>
 #include <zmq.h>
 
+#include "common/polbody.h"
+
 typedef struct {
     node_config_t *c;
     why_t *why;
     char dir[4096];    /* the config file's directory, for relative paths */
     peer_t *cur;       /* the peer section being read */
-    int kind;          /* 0 none, 1 node, 2 parent, 3 child, 4 ancestor */
+    token_t *tok;      /* the token section being read */
+    int kind;          /* 0 none, 1 node, 2 parent, 3 child, 4 ancestor, 5 token */
 } parse_t;
 
 static bool z85_ok(const char *s)
@@ -98,6 +101,31 @@ static int on_item(void *user, const char *section, const char *name, const char
             if (!p->cur)
                 return 0;
             p->cur->code = code;
+        } else if (strncmp(section, "token ", 6) == 0) {
+            const char *nm = section + 6;
+            size_t n = strlen(nm);
+            bool ok = n > 0 && n < sizeof p->tok->name;
+            for (size_t i = 0; ok && i < n; i++)
+                ok = (nm[i] >= 'a' && nm[i] <= 'z') || (nm[i] >= '0' && nm[i] <= '9')
+                     || nm[i] == '-' || nm[i] == '_' || nm[i] == '.';
+            if (!ok) {
+                why_set(p->why, LX_EINVAL, "[%s]: a token's name is 1-63 of a-z 0-9 - _ .",
+                        section);
+                return 0;
+            }
+            for (size_t i = 0; i < c->ntokens; i++)
+                if (strcmp(c->tokens[i].name, nm) == 0) {
+                    why_set(p->why, LX_EINVAL, "[%s]: appears twice", section);
+                    return 0;
+                }
+            token_t *nt = realloc(c->tokens, (c->ntokens + 1) * sizeof *nt);
+            if (!nt)
+                return 0;
+            c->tokens = nt;
+            p->tok = &nt[c->ntokens++];
+            memset(p->tok, 0, sizeof *p->tok);
+            snprintf(p->tok->name, sizeof p->tok->name, "%s", nm);
+            p->kind = 5;
         } else {
             why_set(p->why, LX_EINVAL, "[%s]: unknown section", section);
             return 0;
@@ -119,7 +147,30 @@ static int on_item(void *user, const char *section, const char *name, const char
                 bad = "expected tcp://HOST:PORT";
             snprintf(c->bind, sizeof c->bind, "%s", value);
         } else if (strcmp(name, "http") == 0) {
+            const char *colon = strrchr(value, ':');
+            uint64_t port;
+            if (!colon || colon == value || u64_value(colon + 1, 1, 65535, &port))
+                bad = "expected HOST:PORT";
             snprintf(c->http, sizeof c->http, "%s", value);
+        } else if (strcmp(name, "http_plain") == 0) {
+            if (strcmp(value, "true") && strcmp(value, "false"))
+                bad = "expected true or false";
+            c->http_plain = strcmp(value, "true") == 0;
+        } else if (strcmp(name, "tls_cert") == 0) {
+            resolve(p, value, c->tls_cert, sizeof c->tls_cert);
+        } else if (strcmp(name, "tls_key") == 0) {
+            resolve(p, value, c->tls_key, sizeof c->tls_key);
+        } else if (strcmp(name, "http_body_max") == 0) {
+            if (u64_value(value, 1024, 64 << 20, &c->http_body_max))
+                bad = "expected bytes, 1024..67108864";
+        } else if (strcmp(name, "http_timeout_ms") == 0) {
+            if (u64_value(value, 100, 600000, &c->http_timeout_ms))
+                bad = "expected milliseconds, 100..600000";
+        } else if (strcmp(name, "http_page_max") == 0) {
+            uint64_t v;
+            if (u64_value(value, 1, 100000, &v))
+                bad = "expected 1..100000";
+            c->http_page_max = (uint32_t)v;
         } else if (strcmp(name, "skew_ms") == 0) {
             if (u64_value(value, 1000, 86400000, &c->skew_ms))
                 bad = "expected milliseconds, 1000..86400000";
@@ -142,6 +193,24 @@ static int on_item(void *user, const char *section, const char *name, const char
             if (u64_value(value, 1, 64, &v))
                 bad = "expected 1..64";
             c->window = (uint32_t)v;
+        } else {
+            bad = "unknown key";
+        }
+    } else if (p->kind == 5) {
+        token_t *tk = p->tok;
+        if (strcmp(name, "role") == 0) {
+            bool known = false;
+            for (size_t i = 0; pb_roles[i] && !known; i++)
+                known = strcmp(pb_roles[i], value) == 0;
+            if (!known)
+                bad = "unknown role (see the access policy's roles)";
+            snprintf(tk->role, sizeof tk->role, "%s", value);
+        } else if (strcmp(name, "hash") == 0) {
+            if (hex_decode(value, tk->hash, TOKEN_HASHLEN))
+                bad = "expected the 64-character hex hash `lianxin token add` writes";
+        } else if (strcmp(name, "scope") == 0) {
+            if (code_parse(value, &tk->scope))
+                bad = "not a 12-digit division code";
         } else {
             bad = "unknown key";
         }
@@ -258,6 +327,9 @@ int config_load(const char *path, node_config_t **out, why_t *why)
     c->antientropy_ms = 60000;
     c->batch = 1000;
     c->window = 4;
+    c->http_body_max = 1 << 20;
+    c->http_timeout_ms = 10000;
+    c->http_page_max = 500;
     parse_t p = {.c = c, .why = why};
     snprintf(p.dir, sizeof p.dir, "%s", path);
     char *slash = strrchr(p.dir, '/');
@@ -289,6 +361,31 @@ int config_load(const char *path, node_config_t **out, why_t *why)
         rc = why_set(why, LX_EINVAL, "%s: [node] bind is required when children are listed", path);
     if (!rc && c->heartbeat_ms * 2 > c->timeout_ms)
         rc = why_set(why, LX_EINVAL, "%s: [node] timeout_ms must be at least twice heartbeat_ms", path);
+    for (size_t i = 0; !rc && i < c->ntokens; i++) {
+        token_t *tk = &c->tokens[i];
+        static const unsigned char zero[TOKEN_HASHLEN];
+        char cs[CODE_STRLEN + 1];
+        if (!tk->role[0] || !memcmp(tk->hash, zero, TOKEN_HASHLEN))
+            rc = why_set(why, LX_EINVAL, "%s: [token %s] needs role and hash", path, tk->name);
+        else if (!tk->scope)
+            tk->scope = c->code;
+        else if (!code_contains(c->code, tk->scope))
+            rc = why_set(why, LX_EINVAL, "%s: [token %s] scope %s is not in this node's subtree",
+                         path, tk->name, code_fmt(tk->scope, cs));
+    }
+    if (!rc && c->http[0] && c->http_plain && strncmp(c->http, "127.0.0.1:", 10) != 0)
+        rc = why_set(why, LX_EINVAL, "%s: [node] http_plain is allowed only on 127.0.0.1", path);
+    if (!rc && c->http[0] && !c->http_plain && (!c->tls_cert[0] || !c->tls_key[0]))
+        rc = why_set(why, LX_EINVAL, "%s: [node] http needs tls_cert and tls_key (or "
+                     "http_plain = true on 127.0.0.1)", path);
+    if (!rc && c->http[0] && !c->http_plain) {
+        struct stat st;
+        if (stat(c->tls_key, &st))
+            rc = why_set(why, LX_ENOTFOUND, "%s: %s", c->tls_key, strerror(errno));
+        else if (st.st_mode & 077)
+            rc = why_set(why, LX_EINVAL, "%s: mode %03o, a secret key must be 0600",
+                         c->tls_key, (unsigned)(st.st_mode & 0777));
+    }
     for (size_t i = 0; !rc && i < c->nchildren; i++) {
         char cs[CODE_STRLEN + 1];
         for (size_t j = 0; !rc && j < i; j++)
@@ -338,8 +435,39 @@ void config_free(node_config_t **self_p)
     sodium_memzero(c->sign_sec, sizeof c->sign_sec);
     free(c->children);
     free(c->ancestors);
+    if (c->tokens)
+        sodium_memzero(c->tokens, c->ntokens * sizeof *c->tokens);
+    free(c->tokens);
     free(c);
     *self_p = NULL;
+}
+
+void token_hash(const char *secret, unsigned char hash[TOKEN_HASHLEN])
+{
+    static const char ctx[] = "lianxin-token-v1";
+    crypto_generichash(hash, TOKEN_HASHLEN, (const unsigned char *)secret, strlen(secret),
+                       (const unsigned char *)ctx, sizeof ctx - 1);
+}
+
+void token_make(char secret[48], unsigned char hash[TOKEN_HASHLEN])
+{
+    unsigned char raw[32];
+    randombytes_buf(raw, sizeof raw);
+    memcpy(secret, "lx_", 3);
+    sodium_bin2base64(secret + 3, 45, raw, sizeof raw, sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+    sodium_memzero(raw, sizeof raw);
+    token_hash(secret, hash);
+}
+
+const token_t *config_token(const node_config_t *c, const char *secret)
+{
+    unsigned char h[TOKEN_HASHLEN];
+    const token_t *found = NULL;
+    token_hash(secret, h);
+    for (size_t i = 0; i < c->ntokens; i++)
+        if (sodium_memcmp(h, c->tokens[i].hash, TOKEN_HASHLEN) == 0)
+            found = &c->tokens[i];
+    return found;
 }
 
 const peer_t *config_child(const node_config_t *c, code_t code)

@@ -23,6 +23,15 @@ typedef struct {
     bool has_sign;
 } peer_t;
 
+/* An API token of a department: only its hash is kept. */
+#define TOKEN_HASHLEN 32
+typedef struct {
+    char name[64];            /* the principal: [token NAME] */
+    char role[48];            /* a department role of the access policy */
+    unsigned char hash[TOKEN_HASHLEN];  /* BLAKE2b-256 of the token */
+    code_t scope;             /* the subtree it may see (default: the node's) */
+} token_t;
+
 typedef struct {
     char file[4096];          /* the config file, for messages */
     code_t code;
@@ -30,7 +39,15 @@ typedef struct {
     char data[4096];          /* the store */
     char keys[4096];          /* curve.key, curve.pub, sign.key, sign.pub */
     char bind[256];           /* where children connect; empty for villages */
-    char http[256];
+    char http[256];           /* HOST:PORT the API listens on; empty: none */
+    bool http_plain;          /* plain HTTP (only on 127.0.0.1) */
+    char tls_cert[4096];      /* PEM certificate and key for the API */
+    char tls_key[4096];
+    uint64_t http_body_max;   /* request body cap, bytes */
+    uint64_t http_timeout_ms; /* request timeout */
+    uint32_t http_page_max;   /* the most records one page lists */
+    token_t *tokens;
+    size_t ntokens;
     uint64_t skew_ms;         /* remote clocks further ahead are refused */
     uint64_t heartbeat_ms;    /* ping interval on links */
     uint64_t timeout_ms;      /* a silent link is down after this */
@@ -62,6 +79,15 @@ int ini_parse_sections(const char *path, ini_item_fn fn, void *user);
  * caller (config_free). */
 int config_load(const char *path, node_config_t **out, why_t *why);
 void config_free(node_config_t **self_p);
+
+/* The token whose hash matches the presented secret, or NULL (the
+ * comparison takes the same time whatever matches). */
+const token_t *config_token(const node_config_t *c, const char *secret);
+
+/* Makes a new token secret ("lx_" and 43 url-safe base64 characters) and
+ * its hash. */
+void token_make(char secret[48], unsigned char hash[TOKEN_HASHLEN]);
+void token_hash(const char *secret, unsigned char hash[TOKEN_HASHLEN]);
 
 /* The child with that code, or NULL. */
 const peer_t *config_child(const node_config_t *c, code_t code);

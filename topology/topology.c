@@ -1,4 +1,5 @@
 #include "topology.h"
+#include "config/tls.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -275,7 +276,18 @@ int topology_render(const topology_t *t, const char *out, why_t *why)
         snprintf(path, sizeof path, "%s/keys", dir);
         if ((rc = ensure_keys(path, why)))
             break;
-        char kp[4300];
+        char kp[4300], cp[4300], host[256];
+        snprintf(host, sizeof host, "%s", t->nodes[i].http);
+        char *colon = strrchr(host, ':');
+        if (colon)
+            *colon = '\0';
+        snprintf(kp, sizeof kp, "%s/http.key", path);
+        snprintf(cp, sizeof cp, "%s/http.crt", path);
+        rc = tls_make_cert(kp, cp, c, host, why);
+        if (rc == LX_EEXIST)
+            rc = LX_OK;
+        if (rc)
+            break;
         unsigned char sp[SIGN_PUBLEN];
         snprintf(kp, sizeof kp, "%s/curve.pub", path);
         if ((rc = keys_read_z85(kp, false, pk[i].curve, why)))
@@ -308,7 +320,7 @@ int topology_render(const topology_t *t, const char *out, why_t *why)
                 t->name, c, nd->name);
         if (has_children)
             fprintf(f, "bind = %s\n", nd->zmq);
-        fprintf(f, "http = %s\n", nd->http);
+        fprintf(f, "http = %s\ntls_cert = keys/http.crt\ntls_key = keys/http.key\n", nd->http);
         if (nd->parent >= 0) {
             const tnode_t *p = &t->nodes[nd->parent];
             fprintf(f, "\n[parent]\ncode = %s\nname = %s\nzmq = %s\ncurve_pub = %s\nsign_pub = %s\n",
