@@ -38,15 +38,20 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/liblx.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -o $@ $< $(BUILD)/liblx.a $(LDLIBS) -lcmocka
 
-unit: $(UNIT_BIN) $(BUILD)/tests/lxpeer
+unit: $(UNIT_BIN) $(BUILD)/tests/lxpeer $(BUILD)/tests/lxaudit
 
 # The test peer the integration tests use to impersonate a child node.
 $(BUILD)/tests/lxpeer: tests/integration/lxpeer.c $(BUILD)/liblx.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -o $@ $< $(BUILD)/liblx.a $(LDLIBS)
 
+# The integration tests' hand on audit chains (appending, tampering).
+$(BUILD)/tests/lxaudit: tests/integration/lxaudit.c $(BUILD)/liblx.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -o $@ $< $(BUILD)/liblx.a $(LDLIBS)
+
 # The whole suite: unit tests, integration tests, short fuzz runs.
-test: all unit $(BUILD)/tests/lxpeer
+test: all unit $(BUILD)/tests/lxpeer $(BUILD)/tests/lxaudit
 	@BUILD=$(BUILD) tests/run-all
 
 # The suite under AddressSanitizer and UndefinedBehaviorSanitizer.

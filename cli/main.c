@@ -21,6 +21,7 @@ static const cmd_t commands[] = {
     {"topology", cmd_topology, "render a whole tree's configurations, keys and stores"},
     {"policy", cmd_policy, "issue, list, show and apply the policies of the subtree"},
     {"alerts", cmd_alerts, "children in alert under the alert rules"},
+    {"audit", cmd_audit, "verify and list the audit chains of reads and writes"},
 };
 
 static void usage(FILE *f)

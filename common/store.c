@@ -28,6 +28,9 @@
  *            (a one-field record, record_pack) before a newer write
  *            replaced it or a move out of the subtree removed it; so a
  *            record can be read as it stood at any cut (reports)
+ *   audit    u64 node || u64 seq -> an audit entry; the entries' form and
+ *            the hash chain are common/audit.c's (this file only stores
+ *            and walks the bytes)
  *
  * The per-village sums make the digest independent of write order (a sum
  * of hashes of a set) and let a parent compare any unit's digest by
@@ -61,6 +64,8 @@ struct store {
     bool was_full;    /* a write failed on a full map: grow before the next */
     MDB_dbi meta, rec, log, byvil, byidn, dup, vdig, conf, cfseen, hist;
     bool has_hist;    /* false only when a reader opens a store from before it */
+    MDB_dbi audit;
+    bool has_audit;   /* the same for the audit table */
     code_t code;
     unsigned flags;
     uint64_t skew_ms;
@@ -195,6 +200,12 @@ static int env_open(const char *dir, unsigned flags, bool create,
         s->has_hist = hrc == 0;
         if (hrc && hrc != MDB_NOTFOUND)
             rc = hrc;
+    }
+    if (!rc) {
+        int arc = mdb_dbi_open(txn, "audit", dbflags, &s->audit);
+        s->has_audit = arc == 0;
+        if (arc && arc != MDB_NOTFOUND)
+            rc = arc;
     }
     uint64_t layout = 0;
     if (!rc && !create) {
@@ -1914,4 +1925,65 @@ int store_find_idnum(stxn_t *t, const char *idnum, char ids[][65],
     }
     mdb_cursor_close(c);
     return rc == MDB_NOTFOUND || rc == 0 ? LX_OK : lmdb_err(rc, NULL, "find");
+}
+
+/* ---- the audit table (its layout is common/audit.c's) ---- */
+
+int store_audit_get(stxn_t *t, const void *key, size_t klen, const void **val, size_t *vlen)
+{
+    if (!t->s->has_audit)
+        return LX_ENOTFOUND;
+    MDB_val k = {klen, (void *)key}, d;
+    int rc = mdb_get(t->txn, t->s->audit, &k, &d);
+    if (rc)
+        return lmdb_err(rc, NULL, "audit");
+    *val = d.mv_data;
+    *vlen = d.mv_size;
+    return LX_OK;
+}
+
+int store_audit_put(stxn_t *t, const void *key, size_t klen, const void *val, size_t vlen)
+{
+    if (!t->s->has_audit)
+        return LX_EIO;
+    MDB_val k = {klen, (void *)key}, d = {vlen, (void *)val};
+    return lmdb_err(mdb_put(t->txn, t->s->audit, &k, &d, 0), NULL, "audit");
+}
+
+int store_audit_each(stxn_t *t, const void *from, size_t flen, bool backward,
+                     store_kv_cb cb, void *arg)
+{
+    if (!t->s->has_audit)
+        return LX_OK;
+    MDB_cursor *c;
+    int rc = mdb_cursor_open(t->txn, t->s->audit, &c);
+    if (rc)
+        return lmdb_err(rc, NULL, "audit");
+    MDB_val k = {flen, (void *)from}, d;
+    rc = mdb_cursor_get(c, &k, &d, MDB_SET_RANGE);
+    if (backward) {
+        /* The last key at or before `from`. */
+        if (rc == MDB_NOTFOUND)
+            rc = mdb_cursor_get(c, &k, &d, MDB_LAST);
+        else if (!rc && (k.mv_size != flen || memcmp(k.mv_data, from, flen) != 0))
+            rc = mdb_cursor_get(c, &k, &d, MDB_PREV);
+    }
+    int ret = LX_OK;
+    for (; rc == 0; rc = mdb_cursor_get(c, &k, &d, backward ? MDB_PREV : MDB_NEXT))
+        if ((ret = cb(arg, k.mv_data, k.mv_size, d.mv_data, d.mv_size)) != 0)
+            break;
+    mdb_cursor_close(c);
+    if (ret == 1)
+        ret = LX_OK;
+    if (ret == 0 && rc != 0 && rc != MDB_NOTFOUND)
+        ret = lmdb_err(rc, NULL, "audit");
+    return ret;
+}
+
+uint64_t store_audit_count(stxn_t *t)
+{
+    MDB_stat st;
+    if (!t->s->has_audit || mdb_stat(t->txn, t->s->audit, &st))
+        return 0;
+    return st.ms_entries;
 }

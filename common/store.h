@@ -212,4 +212,20 @@ int store_each_duplicate(stxn_t *t, store_dup_cb cb, void *arg);
 int store_find_idnum(stxn_t *t, const char *idnum, char ids[][65],
                      uint32_t max, uint32_t *n);
 
+/* The audit table: raw keys and values, whose form and hash chain are
+ * common/audit.c's. Values are borrowed from LMDB: valid until the
+ * transaction ends or writes. */
+int store_audit_get(stxn_t *t, const void *key, size_t klen, const void **val,
+                    size_t *vlen);  /* LX_ENOTFOUND */
+int store_audit_put(stxn_t *t, const void *key, size_t klen, const void *val, size_t vlen);
+/* Calls cb for each entry from the first key at or after `from` onward,
+ * or with backward from the last key at or before it back. A cb return
+ * of 1 stops the walk (no error); another non-zero one is returned. */
+typedef int (*store_kv_cb)(void *arg, const void *key, size_t klen, const void *val,
+                           size_t vlen);
+int store_audit_each(stxn_t *t, const void *from, size_t flen, bool backward,
+                     store_kv_cb cb, void *arg);
+/* The number of entries in the table: cheap, to notice that it grew. */
+uint64_t store_audit_count(stxn_t *t);
+
 #endif
