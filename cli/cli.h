@@ -69,6 +69,7 @@ int cmd_restore(int argc, char **argv);
 int cmd_policy(int argc, char **argv);
 int cmd_alerts(int argc, char **argv);
 int cmd_audit(int argc, char **argv);
+int cmd_token(int argc, char **argv);
 
 /* A write made by a command: policy_write (common/classify.h) with the
  * effective policy eff (NULL: folded for today in the transaction). */

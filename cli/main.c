@@ -22,6 +22,7 @@ static const cmd_t commands[] = {
     {"policy", cmd_policy, "issue, list, show and apply the policies of the subtree"},
     {"alerts", cmd_alerts, "children in alert under the alert rules"},
     {"audit", cmd_audit, "verify and list the audit chains of reads and writes"},
+    {"token", cmd_token, "make and list the departments' API tokens"},
 };
 
 static void usage(FILE *f)

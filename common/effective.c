@@ -737,7 +737,12 @@ int policy_report_deadline(const effective_t *e, const char *quarter, char out[1
 
 unsigned policy_access(const effective_t *e, const char *role, const char *field)
 {
-    const json_t *r = json_object_get(e->roles, role);
+    return policy_access_in(e->roles, role, field);
+}
+
+unsigned policy_access_in(const json_t *roles, const char *role, const char *field)
+{
+    const json_t *r = json_object_get(roles, role);
     if (!r)
         return 0;
     unsigned a = 0;

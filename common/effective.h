@@ -106,6 +106,8 @@ int policy_report_deadline(const effective_t *e, const char *quarter, char out[1
  * set when the role reads the field only masked. */
 enum { ACCESS_READ = 1, ACCESS_WRITE = 2, ACCESS_MASKED = 4 };
 unsigned policy_access(const effective_t *e, const char *role, const char *field);
+/* The same over an access policy body's "roles" object. */
+unsigned policy_access_in(const json_t *roles, const char *role, const char *field);
 
 /* The whole effective policy with its provenance, for `policy show
  * --effective`. New reference. */

@@ -21,6 +21,7 @@
 #include "common/policy.h"
 #include "common/log.h"
 #include "config/config.h"
+#include "http.h"
 #include "net.h"
 #include "repl.h"
 
@@ -40,6 +41,7 @@ typedef struct {
     store_t *store;
     repl_t *repl;
     net_t *net;
+    http_t *http;            /* the API; NULL when not configured */
     repl_mode_t mode;
     uint64_t started;
     int exit_code;
@@ -52,6 +54,8 @@ typedef struct {
     uint64_t report_seq;
     divs_t *divs;            /* unit names for frozen reports; NULL: codes */
     bool divs_tried;
+    struct timespec cfg_mtime;  /* node.ini as last read, for its tokens */
+    uint64_t cfg_checked;
 } node_t;
 
 static uint64_t now_ms(node_t *n)
@@ -157,10 +161,40 @@ static void reports(node_t *n, uint64_t now)
         log_info("report pass: %u new revision%s frozen", made, made == 1 ? "" : "s");
 }
 
+/* Once a second: when node.ini changed (`lianxin token add`), its tokens
+ * are read again; the other settings take effect at the next start. */
+static void reload_tokens(node_t *n, uint64_t now)
+{
+    struct stat st;
+    if (now - n->cfg_checked < 1000 || stat(n->cfg->file, &st))
+        return;
+    n->cfg_checked = now;
+    if (st.st_mtim.tv_sec == n->cfg_mtime.tv_sec && st.st_mtim.tv_nsec == n->cfg_mtime.tv_nsec)
+        return;
+    n->cfg_mtime = st.st_mtim;
+    node_config_t *c = NULL;
+    why_t why = {""};
+    if (config_load(n->cfg->file, &c, &why)) {
+        log_warn("%s changed but does not load (tokens kept as they were): %s", n->cfg->file,
+                 why.msg);
+        return;
+    }
+    token_t *t = n->cfg->tokens;
+    size_t nt = n->cfg->ntokens;
+    n->cfg->tokens = c->tokens;
+    n->cfg->ntokens = c->ntokens;
+    c->tokens = t;
+    c->ntokens = nt;
+    config_free(&c);
+    log_info("%s read again: %zu API token%s", n->cfg->file, n->cfg->ntokens,
+             n->cfg->ntokens == 1 ? "" : "s");
+}
+
 static void on_tick(uv_timer_t *h)
 {
     node_t *n = h->data;
     uint64_t now = now_ms(n);
+    reload_tokens(n, now);
     repl_tick(n->repl, now);
     daily(n);
     reports(n, now);
@@ -216,6 +250,7 @@ static void close_all(node_t *n)
     uv_close((uv_handle_t *)&n->sigterm, NULL);
     if (n->poke_fd >= 0)
         uv_close((uv_handle_t *)&n->poke, NULL);
+    http_stop(n->http);
 }
 
 /* The signing keys policies are checked against: this node's own, its
@@ -338,10 +373,15 @@ static int node_run(const char *cmd, const char *path, repl_mode_t mode)
                  strerror(errno), TICK_MS);
     }
 
-    rc = net_start(n.cfg, on_wake, &n, &n.net, &why);
+    /* The API the configuration names, or no node at all: an operator
+     * expects it to answer. */
+    rc = mode == REPL_RUN ? http_start(&n.loop, n.cfg, n.store, n.repl, &n.http, &why) : 0;
+    if (!rc)
+        rc = net_start(n.cfg, on_wake, &n, &n.net, &why);
     if (rc) {
         close_all(&n);
         uv_run(&n.loop, UV_RUN_DEFAULT);
+        http_destroy(&n.http);
         uv_loop_close(&n.loop);
         repl_destroy(&n.repl);
         store_close(&n.store);
@@ -351,6 +391,9 @@ static int node_run(const char *cmd, const char *path, repl_mode_t mode)
         return cli_fail(cmd, "%s", why.msg);
     }
     repl_set_net(n.repl, n.net);
+    struct stat cst;
+    if (stat(path, &cst) == 0)
+        n.cfg_mtime = cst.st_mtim;
     uv_update_time(&n.loop);
     n.started = now_ms(&n);
     uv_timer_start(&n.tick, on_tick, 0, TICK_MS);
@@ -364,7 +407,10 @@ static int node_run(const char *cmd, const char *path, repl_mode_t mode)
     uv_run(&n.loop, UV_RUN_DEFAULT);
 
     net_stop(&n.net);
-    uv_loop_close(&n.loop);
+    http_destroy(&n.http);
+    uv_run(&n.loop, UV_RUN_NOWAIT);
+    if (uv_loop_close(&n.loop))
+        log_warn("the loop closed with handles open");
     repl_destroy(&n.repl);
     store_close(&n.store);
     divs_destroy(&n.divs);

@@ -1,0 +1,531 @@
+#include "http.h"
+
+#include <errno.h>
+#include <h2o/socket/uv-binding.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "common/log.h"
+#include "common/policy.h"
+
+/* An audit entry waiting for the next batch: owned copies. */
+typedef struct {
+    uint64_t time_ms;
+    char *principal, *role, *action, *purpose, *result;
+    char **ids;
+    uint32_t nids;
+} pending_t;
+
+struct http {
+    const node_config_t *cfg;
+    store_t *store;
+    repl_t *repl;
+    uv_loop_t *loop;
+    h2o_globalconf_t conf;
+    h2o_context_t ctx;
+    h2o_accept_ctx_t actx;
+    uv_tcp_t listener;
+    uv_timer_t flush;
+    bool stopped;
+    unsigned conns;              /* open connections */
+    effective_t *eff;            /* cached for EFF_CACHE_MS */
+    uint64_t eff_at;
+    char eff_day[11];
+    divs_t *divs;
+    bool divs_tried;
+    pending_t *pend;
+    uint32_t npend;
+    http_counts_t counts;
+};
+
+#define EFF_CACHE_MS 1000
+
+typedef struct {
+    h2o_handler_t super;
+    http_t *h;
+} handler_t;
+
+/* ---- the audit buffer ---- */
+
+static char *dup_or_null(const char *s)
+{
+    return s ? strdup(s) : NULL;
+}
+
+static void pending_free(pending_t *p)
+{
+    free(p->principal);
+    free(p->role);
+    free(p->action);
+    free(p->purpose);
+    free(p->result);
+    for (uint32_t i = 0; i < p->nids; i++)
+        free(p->ids[i]);
+    free(p->ids);
+}
+
+/* Commits the buffered read entries in one transaction. */
+static void audit_flush(http_t *h)
+{
+    if (!h->npend)
+        return;
+    audit_entry_t *e = calloc(h->npend, sizeof *e);
+    stxn_t *t = NULL;
+    why_t why = {""};
+    int rc = e ? store_begin(h->store, true, &t) : LX_ENOMEM;
+    for (uint32_t i = 0; e && i < h->npend; i++) {
+        pending_t *p = &h->pend[i];
+        e[i] = (audit_entry_t){.time_ms = p->time_ms, .principal = p->principal,
+                               .role = p->role, .action = p->action,
+                               .ids = (const char *const *)p->ids, .nids = p->nids,
+                               .purpose = p->purpose, .result = p->result};
+    }
+    if (!rc)
+        rc = audit_append(t, e, h->npend, &why);
+    if (!rc)
+        rc = store_commit(&t);
+    store_abort(&t);
+    free(e);
+    if (rc) {
+        h->counts.audit_failures += h->npend;
+        log_error("audit: %u read entries not written: %s", h->npend,
+                  why.msg[0] ? why.msg : err_str(rc));
+    } else {
+        h->counts.audit_entries += h->npend;
+    }
+    for (uint32_t i = 0; i < h->npend; i++)
+        pending_free(&h->pend[i]);
+    h->npend = 0;
+}
+
+static void on_flush(uv_timer_t *t)
+{
+    audit_flush(t->data);
+}
+
+void http_audit_read(call_t *c, const char *action, const char *const *ids, uint32_t n,
+                     const char *result)
+{
+    http_t *h = c->h;
+    if (h->npend % 64 == 0) {
+        pending_t *np = realloc(h->pend, (h->npend + 64) * sizeof *np);
+        if (!np) {
+            h->counts.audit_failures++;
+            return;
+        }
+        h->pend = np;
+    }
+    pending_t *p = &h->pend[h->npend++];
+    *p = (pending_t){.time_ms = hlc_wall_ms(), .principal = strdup(c->tok->name),
+                     .role = strdup(c->tok->role), .action = strdup(action),
+                     .purpose = dup_or_null(c->purpose), .result = strdup(result),
+                     .ids = n ? calloc(n, sizeof(char *)) : NULL};
+    for (uint32_t i = 0; p->ids && i < n; i++)
+        if ((p->ids[i] = strdup(ids[i])))
+            p->nids++;
+    h->counts.reads++;
+    if (h->npend >= AUDIT_BUFFER_MAX)
+        audit_flush(h);
+    else if (!uv_is_active((uv_handle_t *)&h->flush))
+        uv_timer_start(&h->flush, on_flush, AUDIT_FLUSH_MS, 0);
+}
+
+int http_audit_write(call_t *c, stxn_t *t, const char *action, const char *const *ids,
+                     uint32_t n, const char *result, why_t *why)
+{
+    audit_entry_t e = {.time_ms = hlc_wall_ms(), .principal = c->tok->name,
+                       .role = c->tok->role, .action = action, .ids = ids, .nids = n,
+                       .purpose = c->purpose, .result = result};
+    http_t *h = c->h;
+    int rc = audit_append(t, &e, 1, why);
+    if (!rc) {
+        h->counts.writes++;
+        h->counts.audit_entries++;
+    }
+    return rc;
+}
+
+int http_begin_write(http_t *h, stxn_t **t)
+{
+    /* The reads before go first, so the chain keeps the order (and LMDB
+     * has one writer: never a second transaction inside this one). */
+    audit_flush(h);
+    return store_begin(h->store, true, t);
+}
+
+/* ---- replies ---- */
+
+static const char *reason(int status)
+{
+    switch (status) {
+    case 200: return "OK";
+    case 201: return "Created";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 409: return "Conflict";
+    case 413: return "Payload Too Large";
+    case 500: return "Internal Server Error";
+    case 503: return "Service Unavailable";
+    default: return "Unknown";
+    }
+}
+
+int http_send(call_t *c, int status, const char *type, const char *body, size_t len)
+{
+    h2o_req_t *req = c->req;
+    req->res.status = status;
+    req->res.reason = reason(status);
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CONTENT_TYPE, NULL, type,
+                   strlen(type));
+    h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL,
+                   H2O_STRLIT("no-store"));
+    c->h->counts.requests++;
+    c->h->counts.status[status / 100 < 6 ? status / 100 : 5]++;
+    if (status == 401 || status == 403)
+        c->h->counts.denied++;
+    h2o_send_inline(req, body, len);
+    return 0;
+}
+
+int http_json(call_t *c, int status, json_t *body)
+{
+    char *s = body ? json_dumps(body, JSON_COMPACT) : NULL;
+    json_decref(body);
+    if (!s)
+        return http_send(c, 500, "application/json", "{\"error\":\"out of memory\"}", 25);
+    int rc = http_send(c, status, "application/json; charset=utf-8", s, strlen(s));
+    free(s);
+    return rc;
+}
+
+int http_error(call_t *c, int status, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    return http_json(c, status, json_pack("{s:s, s:i}", "error", msg, "status", status));
+}
+
+/* ---- requests ---- */
+
+static int hexval(int ch)
+{
+    return ch >= '0' && ch <= '9' ? ch - '0'
+         : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10
+         : ch >= 'A' && ch <= 'F' ? ch - 'A' + 10 : -1;
+}
+
+/* Percent-decodes (and '+' as space when form is set) n bytes of s into
+ * out; false when it does not fit or decodes to a NUL or control byte. */
+static bool decode(const char *s, size_t n, bool form, char *out, size_t cap)
+{
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        int ch = (unsigned char)s[i];
+        if (ch == '%') {
+            int hi = i + 2 < n ? hexval(s[i + 1]) : -1, lo = i + 2 < n ? hexval(s[i + 2]) : -1;
+            if (hi < 0 || lo < 0)
+                return false;
+            ch = hi * 16 + lo;
+            i += 2;
+        } else if (ch == '+' && form) {
+            ch = ' ';
+        }
+        if (ch < 0x20 || ch == 0x7f || o + 1 >= cap)
+            return false;
+        out[o++] = (char)ch;
+    }
+    out[o] = '\0';
+    return true;
+}
+
+bool http_param(const call_t *c, const char *name, char *out, size_t n)
+{
+    size_t nl = strlen(name);
+    for (const char *p = c->query; p && *p;) {
+        const char *amp = strchr(p, '&');
+        size_t len = amp ? (size_t)(amp - p) : strlen(p);
+        if (len > nl && p[nl] == '=' && strncmp(p, name, nl) == 0)
+            return decode(p + nl + 1, len - nl - 1, true, out, n);
+        if (len == nl && strncmp(p, name, nl) == 0)
+            return n ? (out[0] = '\0', true) : false;
+        p = amp ? amp + 1 : NULL;
+    }
+    return false;
+}
+
+static const token_t *authenticate(http_t *h, h2o_req_t *req)
+{
+    ssize_t i = h2o_find_header(&req->headers, H2O_TOKEN_AUTHORIZATION, -1);
+    if (i < 0)
+        return NULL;
+    const h2o_iovec_t *v = &req->headers.entries[i].value;
+    char secret[128];
+    if (v->len < 8 || v->len - 7 >= sizeof secret || strncasecmp(v->base, "Bearer ", 7) != 0)
+        return NULL;
+    memcpy(secret, v->base + 7, v->len - 7);
+    secret[v->len - 7] = '\0';
+    const token_t *t = config_token(h->cfg, secret);
+    OPENSSL_cleanse(secret, sizeof secret);
+    return t;
+}
+
+static int on_req(h2o_handler_t *self, h2o_req_t *req)
+{
+    http_t *h = ((handler_t *)self)->h;
+    call_t c = {.h = h, .req = req, .query = ""};
+    char query[2048] = "", purpose[256];
+    size_t plen = req->query_at != SIZE_MAX ? req->query_at : req->path.len;
+    if (!decode(req->path.base, plen, false, c.path, sizeof c.path))
+        return http_error(&c, 400, "the request path is too long or not valid");
+    if (req->query_at != SIZE_MAX) {
+        size_t ql = req->path.len - req->query_at - 1;
+        if (ql >= sizeof query)
+            return http_error(&c, 400, "the query string is longer than %zu bytes",
+                              sizeof query - 1);
+        memcpy(query, req->path.base + req->query_at + 1, ql);
+        query[ql] = '\0';
+        c.query = query;
+    }
+    c.get = h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET"));
+    c.post = h2o_memis(req->method.base, req->method.len, H2O_STRLIT("POST"));
+    c.patch = h2o_memis(req->method.base, req->method.len, H2O_STRLIT("PATCH"));
+    /* /healthz and /metrics carry no personal data: no token needed. */
+    if (strcmp(c.path, "/healthz") == 0 || strcmp(c.path, "/metrics") == 0)
+        return api_handle(&c);
+    if (!(c.tok = authenticate(h, req)))
+        return http_error(&c, 401, "a valid token is required (Authorization: Bearer TOKEN)");
+    ssize_t pi = h2o_find_header_by_str(&req->headers, H2O_STRLIT("x-purpose"), -1);
+    if (pi >= 0) {
+        const h2o_iovec_t *v = &req->headers.entries[pi].value;
+        if (!decode(v->base, v->len, false, purpose, sizeof purpose))
+            return http_error(&c, 400, "X-Purpose: at most %zu bytes of text "
+                              "(percent-encoded UTF-8 is accepted)", sizeof purpose - 1);
+        if (purpose[0])
+            c.purpose = purpose;
+    }
+    char code[CODE_STRLEN + 1];
+    snprintf(c.author, sizeof c.author, "%s/%s/%s", code_fmt(h->cfg->code, code), c.tok->role,
+             c.tok->name);
+    return api_handle(&c);
+}
+
+/* ---- the server ---- */
+
+static void on_conn_close(uv_handle_t *hd)
+{
+    http_t *h = hd->data;
+    free(hd);
+    if (h)
+        h->conns--;
+}
+
+static void on_accept(uv_stream_t *listener, int status)
+{
+    http_t *h = listener->data;
+    if (status != 0 || h->stopped)
+        return;
+    uv_tcp_t *conn = calloc(1, sizeof *conn);
+    if (!conn)
+        return;
+    uv_tcp_init(listener->loop, conn);
+    conn->data = h;
+    h->conns++;
+    if (uv_accept(listener, (uv_stream_t *)conn) != 0) {
+        uv_close((uv_handle_t *)conn, on_conn_close);
+        return;
+    }
+    h2o_socket_t *sock = h2o_uv_socket_create((uv_stream_t *)conn, on_conn_close);
+    h2o_accept(&h->actx, sock);
+}
+
+static int setup_tls(http_t *h, why_t *why)
+{
+    SSL_CTX *ssl = SSL_CTX_new(TLS_server_method());
+    if (!ssl)
+        return why_set(why, LX_EIO, "TLS: cannot create a context");
+    SSL_CTX_set_min_proto_version(ssl, TLS1_2_VERSION);
+    SSL_CTX_set_options(ssl, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION);
+    if (SSL_CTX_use_certificate_chain_file(ssl, h->cfg->tls_cert) != 1) {
+        SSL_CTX_free(ssl);
+        return why_set(why, LX_EINVAL, "%s: not a PEM certificate", h->cfg->tls_cert);
+    }
+    if (SSL_CTX_use_PrivateKey_file(ssl, h->cfg->tls_key, SSL_FILETYPE_PEM) != 1
+        || SSL_CTX_check_private_key(ssl) != 1) {
+        SSL_CTX_free(ssl);
+        return why_set(why, LX_EINVAL, "%s: not the private key of %s", h->cfg->tls_key,
+                       h->cfg->tls_cert);
+    }
+    h->actx.ssl_ctx = ssl;
+    return LX_OK;
+}
+
+int http_start(uv_loop_t *loop, const node_config_t *cfg, store_t *store, repl_t *repl,
+               http_t **out, why_t *why)
+{
+    *out = NULL;
+    if (!cfg->http[0])
+        return LX_OK;
+    char host[256];
+    snprintf(host, sizeof host, "%s", cfg->http);
+    char *colon = strrchr(host, ':');
+    if (!colon)
+        return why_set(why, LX_EINVAL, "%s: [node] http: expected HOST:PORT", cfg->file);
+    *colon = '\0';
+    int port = atoi(colon + 1);
+    struct sockaddr_storage addr;
+    if (uv_ip4_addr(host, port, (struct sockaddr_in *)&addr)
+        && uv_ip6_addr(host, port, (struct sockaddr_in6 *)&addr))
+        return why_set(why, LX_EINVAL, "%s: [node] http: %s is not an IP address", cfg->file,
+                       host);
+    http_t *h = calloc(1, sizeof *h);
+    if (!h)
+        return LX_ENOMEM;
+    h->cfg = cfg;
+    h->store = store;
+    h->repl = repl;
+    h->loop = loop;
+    h2o_config_init(&h->conf);
+    h->conf.max_request_entity_size = cfg->http_body_max;
+    h->conf.http1.req_timeout = cfg->http_timeout_ms;
+    h->conf.handshake_timeout = cfg->http_timeout_ms;
+    h->conf.server_name = h2o_iovec_init(H2O_STRLIT("lianxin"));
+    h2o_hostconf_t *hc = h2o_config_register_host(&h->conf, h2o_iovec_init(H2O_STRLIT("default")),
+                                                  65535);
+    h2o_pathconf_t *pc = h2o_config_register_path(hc, "/", 0);
+    handler_t *hd = (handler_t *)h2o_create_handler(pc, sizeof *hd);
+    hd->super.on_req = on_req;
+    hd->h = h;
+    int rc = LX_OK;
+    if (!cfg->http_plain && (rc = setup_tls(h, why))) {
+        h2o_config_dispose(&h->conf);
+        free(h);
+        return rc;
+    }
+    h2o_context_init(&h->ctx, loop, &h->conf);
+    h->actx.ctx = &h->ctx;
+    h->actx.hosts = h->conf.hosts;
+    uv_tcp_init(loop, &h->listener);
+    h->listener.data = h;
+    uv_timer_init(loop, &h->flush);
+    h->flush.data = h;
+    int r = uv_tcp_bind(&h->listener, (struct sockaddr *)&addr, 0);
+    if (!r)
+        r = uv_listen((uv_stream_t *)&h->listener, 128, on_accept);
+    if (r) {
+        why_set(why, LX_EIO, "%s: [node] http %s: %s", cfg->file, cfg->http, uv_strerror(r));
+        h->stopped = true;
+        uv_close((uv_handle_t *)&h->listener, NULL);
+        uv_close((uv_handle_t *)&h->flush, NULL);
+        *out = h;   /* closed by the caller's loop run, then http_destroy */
+        return LX_EIO;
+    }
+    log_info("API on %s://%s", cfg->http_plain ? "http" : "https", cfg->http);
+    *out = h;
+    return LX_OK;
+}
+
+static void close_conn(uv_handle_t *hd, void *arg)
+{
+    /* The connections h2o still holds: closed under it, as the loop is
+     * about to end. */
+    if (hd->close_cb == NULL && !uv_is_closing(hd) && hd->type == UV_TCP && hd->data == arg)
+        uv_close(hd, on_conn_close);
+}
+
+void http_stop(http_t *h)
+{
+    if (!h || h->stopped)
+        return;
+    h->stopped = true;
+    audit_flush(h);
+    uv_close((uv_handle_t *)&h->listener, NULL);
+    uv_close((uv_handle_t *)&h->flush, NULL);
+    if (h->conns)
+        uv_walk(h->loop, close_conn, h);
+}
+
+void http_destroy(http_t **self_p)
+{
+    http_t *h = *self_p;
+    if (!h)
+        return;
+    audit_flush(h);
+    free(h->pend);
+    /* The context owns timers on the loop: disposed only when no
+     * connection was cut under it (then the process is ending anyway). */
+    if (!h->conns)
+        h2o_context_dispose(&h->ctx);
+    h2o_config_dispose(&h->conf);
+    if (h->actx.ssl_ctx)
+        SSL_CTX_free(h->actx.ssl_ctx);
+    effective_free(&h->eff);
+    divs_destroy(&h->divs);
+    free(h);
+    *self_p = NULL;
+}
+
+/* ---- for api.c ---- */
+
+const node_config_t *http_cfg(const http_t *h)
+{
+    return h->cfg;
+}
+
+store_t *http_store(const http_t *h)
+{
+    return h->store;
+}
+
+const effective_t *http_effective(http_t *h, stxn_t *t)
+{
+    uint64_t now = uv_now(h->loop);
+    char today[11];
+    policy_today(hlc_wall_ms(), today);
+    if (h->eff && now - h->eff_at < EFF_CACHE_MS && strcmp(today, h->eff_day) == 0)
+        return h->eff;
+    effective_t *e = NULL;
+    why_t why = {""};
+    if (policy_effective(t, today, &e, &why)) {
+        log_error("API: effective policy: %s", why.msg);
+        return h->eff;   /* the last one, if any */
+    }
+    effective_free(&h->eff);
+    h->eff = e;
+    h->eff_at = now;
+    memcpy(h->eff_day, today, sizeof today);
+    return e;
+}
+
+const divs_t *http_divs(http_t *h)
+{
+    if (!h->divs_tried) {
+        char dir[4096];
+        why_t why = {""};
+        h->divs_tried = true;
+        if (divs_load(divs_default_dir(dir, sizeof dir), &h->divs, &why))
+            h->divs = NULL;
+    }
+    return h->divs;
+}
+
+void http_wrote(http_t *h)
+{
+    effective_free(&h->eff);   /* a write may be a policy's effect */
+    if (h->repl)
+        repl_pump(h->repl, uv_now(h->loop));
+}
+
+http_counts_t *http_counts(http_t *h)
+{
+    return &h->counts;
+}
