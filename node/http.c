@@ -321,12 +321,18 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
 
 /* ---- the server ---- */
 
+/* A connection: h2o takes the handle's data pointer for itself, so the
+ * server is found from the handle's place in this struct. */
+typedef struct {
+    uv_tcp_t tcp;
+    http_t *h;
+} conn_t;
+
 static void on_conn_close(uv_handle_t *hd)
 {
-    http_t *h = hd->data;
-    free(hd);
-    if (h)
-        h->conns--;
+    conn_t *cn = (conn_t *)hd;
+    cn->h->conns--;
+    free(cn);
 }
 
 static void on_accept(uv_stream_t *listener, int status)
@@ -334,17 +340,17 @@ static void on_accept(uv_stream_t *listener, int status)
     http_t *h = listener->data;
     if (status != 0 || h->stopped)
         return;
-    uv_tcp_t *conn = calloc(1, sizeof *conn);
-    if (!conn)
+    conn_t *cn = calloc(1, sizeof *cn);
+    if (!cn)
         return;
-    uv_tcp_init(listener->loop, conn);
-    conn->data = h;
+    uv_tcp_init(listener->loop, &cn->tcp);
+    cn->h = h;
     h->conns++;
-    if (uv_accept(listener, (uv_stream_t *)conn) != 0) {
-        uv_close((uv_handle_t *)conn, on_conn_close);
+    if (uv_accept(listener, (uv_stream_t *)&cn->tcp) != 0) {
+        uv_close((uv_handle_t *)&cn->tcp, on_conn_close);
         return;
     }
-    h2o_socket_t *sock = h2o_uv_socket_create((uv_stream_t *)conn, on_conn_close);
+    h2o_socket_t *sock = h2o_uv_socket_create((uv_stream_t *)&cn->tcp, on_conn_close);
     h2o_accept(&h->actx, sock);
 }
 
@@ -437,8 +443,9 @@ int http_start(uv_loop_t *loop, const node_config_t *cfg, store_t *store, repl_t
 static void close_conn(uv_handle_t *hd, void *arg)
 {
     /* The connections h2o still holds: closed under it, as the loop is
-     * about to end. */
-    if (hd->close_cb == NULL && !uv_is_closing(hd) && hd->type == UV_TCP && hd->data == arg)
+     * about to end. Every TCP handle but the listener is one. */
+    http_t *h = arg;
+    if (hd->type == UV_TCP && hd != (uv_handle_t *)&h->listener && !uv_is_closing(hd))
         uv_close(hd, on_conn_close);
 }
 
