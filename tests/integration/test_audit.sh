@@ -92,7 +92,25 @@ for e in json.load(sys.stdin):
     assert set(e) == want, sorted(e)' || fail "audit list --json: unexpected fields"
 must_fail 2 lx audit list --data "$(D $X)" --since yesterday >/dev/null
 
-# 4. Tampering at the county's copy is found at that entry.
+# 4. A child cannot send a chain outside itself, nor rewrite what its
+# parent holds: lxpeer takes the village's place and tries both.
+refusals() {
+    lx status --data "$(D "$1")" --json | python3 -c 'import json, sys; print(json.load(sys.stdin)["refused"])'
+}
+PEER=${LXPEER:-$ROOT/${BUILD:-build}/tests/lxpeer}
+stop_node $V
+before=$(refusals $T)
+timeout 30 "$PEER" --config "$TREE/$V/node.ini" audit-up >"$TMP/peer.out" 2>&1 \
+    || fail "lxpeer audit-up: $(cat "$TMP/peer.out")"
+assert_contains "$(cat "$TMP/peer.out")" "the first held to 10" "the township's answer for our chain"
+refused_two() { [ "$(refusals $T)" -ge $((before + 2)) ]; }
+wait_until 10 refused_two
+grep -q "lies outside the sender" "$TREE/$T/node.log" || fail "the township's log names the foreign chain"
+grep -q "differs from the one held" "$TREE/$T/node.log" || fail "the township's log names the rewrite"
+assert_eq "$(count $T $V)" 10 "the township's copy after the refusals"
+lx audit verify --data "$(D $T)" >/dev/null || fail "the township's chains after the refusals"
+
+# 5. Tampering at the county's copy is found at that entry.
 stop_node $X
 "$LXAUDIT" flip --data "$(D $X)" --node $V --seq 4 --offset 30 || fail "lxaudit flip"
 err=$(must_fail 1 lx audit verify --data "$(D $X)")
