@@ -1480,9 +1480,15 @@ static void pump_audit(repl_t *r, link_t *l, stxn_t *t, uint64_t now)
      * stalled chain's time comes. */
     l->aud_count = count;
     l->aud_due = f.full ? 0 : UINT64_MAX;
-    for (uint32_t i = 0; !f.full && i < r->naudstall; i++)
+    uint32_t k = 0;
+    for (uint32_t i = 0; i < r->naudstall; i++) {
+        if (r->audstall[i].until <= now)
+            continue;  /* its time came: offered in this walk */
         if (r->audstall[i].until < l->aud_due)
             l->aud_due = r->audstall[i].until;
+        r->audstall[k++] = r->audstall[i];
+    }
+    r->naudstall = k;
     if (r->naudsent == 0)
         return;
     wire_list_end(&f.b);

@@ -6,7 +6,9 @@
 # `audit verify` passes and shows the village's and the township's chains,
 # and `audit list` filters them; after a byte of the county's copy of the
 # village's chain is flipped (county stopped), verify fails naming the
-# village's code and the entry's seq. Bounded waits.
+# village's code and the entry's seq; an entry altered at the village
+# before it went up is refused once at the township; and a chain outside
+# the child or a rewrite of held history (lxpeer) is refused. Bounded waits.
 . "$(dirname "$0")/lib.sh"
 trap 'exit 143' TERM INT HUP   # so that lib.sh's EXIT trap stops the nodes
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -125,4 +127,25 @@ v = json.load(sys.stdin)
 c = {c["node"]: c for c in v["chains"]}
 assert v["ok"] is False and c[sys.argv[1]]["ok"] and c[sys.argv[2]]["broken_at"] == 4, v' "$T" "$V" \
     || fail "audit verify --json after tampering: $json"
+
+# 6. An entry altered at the village before it went up: the township takes
+# the chain up to it and refuses it, once; the village offers the chain
+# again only after a while (no storm of refusals).
+start_node $V
+stop_node $T
+"$LXAUDIT" append --data "$(D $V)" --count 3 --principal jintang-education \
+    || fail "lxaudit append at the village"
+"$LXAUDIT" flip --data "$(D $V)" --node $V --seq 12 --offset 30 || fail "lxaudit flip at the village"
+start_node $T
+wait_until 20 has $T $V 11
+wait_until 10 grep -q "entry 12 does not continue the chain held here" "$TREE/$T/node.log"
+sleep 1
+before=$(refusals $T)
+[ "$before" -ge 1 ] || fail "the township's status counts no refusal"
+sleep 3
+assert_eq "$(refusals $T)" "$before" "refusals at the township 3 s later"
+assert_eq "$(grep -c "entry 12 does not continue" "$TREE/$T/node.log")" 1 "refusals logged"
+assert_eq "$(count $T $V)" 11 "the township's copy stops before the altered entry"
+grep -q "audit chain $V: the parent holds it to 11" "$TREE/$V/node.log" \
+    || fail "the village's log does not say its chain was refused"
 echo "ok"
