@@ -9,8 +9,8 @@ const char *wire_type_name(int type)
                                   "ping", "pong", "digests", "pull", "repair",
                                   "restore", "restored", "nack", "reset", "conflicts",
                                   "cfack", "policies", "polack", "report", "rptack",
-                                  "answer", "ansack", "rstates", "rstack"};
-    return type >= 1 && type <= WM_RSTACK ? names[type] : "unknown";
+                                  "answer", "ansack", "rstates", "rstack", "audit", "audack"};
+    return type >= 1 && type <= WM_AUDACK ? names[type] : "unknown";
 }
 
 static void start(msgpack_sbuffer *sb, msgpack_packer *pk, msg_type_t type, uint32_t n)
@@ -265,6 +265,47 @@ void wire_rstates_end(wire_batch_t *b, uint64_t upto)
     wire_conflicts_end(b, upto);
 }
 
+void wire_audit_begin(wire_batch_t *b, msgpack_sbuffer *sb)
+{
+    list_begin(b, sb, WM_AUDIT);
+}
+
+size_t wire_audit_chain(wire_batch_t *b, code_t node)
+{
+    msgpack_pack_array(&b->pk, 2);
+    msgpack_pack_uint64(&b->pk, node);
+    size_t at = b->sb->size;
+    static const char hdr[5] = {(char)0xdd, 0, 0, 0, 0};
+    msgpack_sbuffer_write(b->sb, hdr, 5);
+    b->n++;
+    return at;
+}
+
+void wire_audit_entry(wire_batch_t *b, const void *val, size_t len)
+{
+    msgpack_pack_bin(&b->pk, len);
+    msgpack_pack_bin_body(&b->pk, val, len);
+}
+
+void wire_audit_chain_end(wire_batch_t *b, size_t at, uint32_t n)
+{
+    unsigned char *p = (unsigned char *)b->sb->data + at;
+    for (int i = 0; i < 4; i++)
+        p[1 + i] = (unsigned char)(n >> (24 - 8 * i));
+}
+
+void wire_audack(msgpack_sbuffer *sb, const struct waudack *a, uint32_t n)
+{
+    msgpack_packer pk;
+    start(sb, &pk, WM_AUDACK, 2);
+    msgpack_pack_array(&pk, n);
+    for (uint32_t i = 0; i < n; i++) {
+        msgpack_pack_array(&pk, 2);
+        msgpack_pack_uint64(&pk, a[i].node);
+        msgpack_pack_uint64(&pk, a[i].seq);
+    }
+}
+
 void wire_batch_added(wire_batch_t *b)
 {
     b->n++;
@@ -304,6 +345,13 @@ void wmsg_free(wmsg_t *m)
     free(m->polacks);
     free(m->blob);
     free(m->rstates);
+    for (uint32_t i = 0; i < m->naudits; i++) {
+        for (uint32_t k = 0; k < m->audits[i].n; k++)
+            free(m->audits[i].e[k].p);
+        free(m->audits[i].e);
+    }
+    free(m->audits);
+    free(m->audacks);
     memset(m, 0, sizeof *m);
 }
 
@@ -460,6 +508,66 @@ static int rstates_from(const msgpack_object *o, wmsg_t *m, why_t *why)
         if (code_level(s->node) == LEVEL_NONE)
             return why_set(why, LX_EINVAL, "rstates: entry %u: not a division code", i + 1);
         m->nrstates++;
+    }
+    return LX_OK;
+}
+
+/* [[node, [entry(bin)...]]...]: entries copied; at most WIRE_MAX_AUDIT in
+ * all. Whether they chain is the receiver's check (audit_receive). */
+static int audits_from(const msgpack_object *o, wmsg_t *m, why_t *why)
+{
+    int rc = mp_array(o, "audit", 0, WIRE_MAX_AUDIT_CHAINS, why);
+    if (rc)
+        return rc;
+    uint32_t n = o->via.array.size, total = 0;
+    if (!(m->audits = calloc(n ? n : 1, sizeof *m->audits)))
+        return LX_ENOMEM;
+    for (uint32_t i = 0; i < n; i++) {
+        const msgpack_object *c = &o->via.array.ptr[i];
+        struct waudit *a = &m->audits[i];
+        if ((rc = mp_array(c, "audit chain", 2, 2, why))
+            || (rc = mp_u64(&c->via.array.ptr[0], "audit node", &a->node, why))
+            || (rc = mp_array(&c->via.array.ptr[1], "audit entries", 0, WIRE_MAX_AUDIT, why)))
+            return rc;
+        if (code_level(a->node) == LEVEL_NONE)
+            return why_set(why, LX_EINVAL, "audit: chain %u: not a division code", i + 1);
+        const msgpack_object *es = &c->via.array.ptr[1];
+        if ((total += es->via.array.size) > WIRE_MAX_AUDIT)
+            return why_set(why, LX_EINVAL, "audit: more than %d entries", WIRE_MAX_AUDIT);
+        m->naudits++;
+        if (!(a->e = calloc(es->via.array.size ? es->via.array.size : 1, sizeof *a->e)))
+            return LX_ENOMEM;
+        for (uint32_t k = 0; k < es->via.array.size; k++) {
+            const msgpack_object *e = &es->via.array.ptr[k];
+            if (e->type != MSGPACK_OBJECT_BIN || e->via.bin.size == 0)
+                return why_set(why, LX_EINVAL, "audit: chain %u entry %u is not bytes", i + 1,
+                               k + 1);
+            if (!(a->e[k].p = malloc(e->via.bin.size)))
+                return LX_ENOMEM;
+            memcpy(a->e[k].p, e->via.bin.ptr, e->via.bin.size);
+            a->e[k].len = e->via.bin.size;
+            a->n++;
+        }
+    }
+    return LX_OK;
+}
+
+static int audacks_from(const msgpack_object *o, wmsg_t *m, why_t *why)
+{
+    int rc = mp_array(o, "audack", 0, WIRE_MAX_AUDIT_CHAINS, why);
+    if (rc)
+        return rc;
+    uint32_t n = o->via.array.size;
+    if (!(m->audacks = calloc(n ? n : 1, sizeof *m->audacks)))
+        return LX_ENOMEM;
+    for (uint32_t i = 0; i < n; i++) {
+        const msgpack_object *e = &o->via.array.ptr[i];
+        struct waudack *a = &m->audacks[i];
+        if ((rc = mp_array(e, "audack entry", 2, 2, why))
+            || (rc = mp_u64(&e->via.array.ptr[0], "audack node", &a->node, why))
+            || (rc = mp_u64(&e->via.array.ptr[1], "audack seq", &a->seq, why)))
+            return rc;
+        m->naudacks++;
     }
     return LX_OK;
 }
@@ -653,6 +761,18 @@ int wire_decode(const void *buf, size_t len, wmsg_t *m, why_t *why)
         }
         break;
     }
+    case WM_AUDIT:
+        if (n != 2)
+            rc = why_set(why, LX_EINVAL, "audit: expected 2 elements");
+        else
+            rc = audits_from(&a[1], m, why);
+        break;
+    case WM_AUDACK:
+        if (n != 2)
+            rc = why_set(why, LX_EINVAL, "audack: expected 2 elements");
+        else
+            rc = audacks_from(&a[1], m, why);
+        break;
     default:
         rc = why_set(why, LX_EINVAL, "unknown message type %llu", (unsigned long long)type);
     }

@@ -51,7 +51,16 @@ typedef enum {
                          when_ms, reason]...]]: submission states of the
                          child and its descendants, its table up to upto */
     WM_RSTACK = 24,   /* parent: [24, upto]: states stored up to upto */
+    WM_AUDIT = 25,    /* child: [25, [[node, [entry(bin)...]]...]]: audit
+                         entries of the child's and its descendants' chains,
+                         each chain's in seq order (common/audit.h: the
+                         stored form, bytes || hash) */
+    WM_AUDACK = 26,   /* parent: [26, [[node, seq]...]]: for each chain of
+                         an AUDIT, the last seq the parent holds */
 } msg_type_t;
+
+#define WIRE_MAX_AUDIT 10000        /* entries in one AUDIT */
+#define WIRE_MAX_AUDIT_CHAINS 4096  /* chains in one AUDIT or AUDACK */
 
 #define WIRE_MAX_RSTATES 1000
 #define WIRE_MAX_REASON 240
@@ -116,6 +125,20 @@ typedef struct {
         char reason[WIRE_MAX_REASON + 1];
     } *rstates;           /* rstates; answer's reason is in reason */
     uint32_t nrstates;
+    struct waudit {
+        code_t node;
+        struct wentry {
+            unsigned char *p;  /* owned copy */
+            size_t len;
+        } *e;
+        uint32_t n;
+    } *audits;            /* audit */
+    uint32_t naudits;
+    struct waudack {
+        code_t node;
+        uint64_t seq;
+    } *audacks;           /* audack */
+    uint32_t naudacks;
 } wmsg_t;
 
 /* Decodes one frame. Unknown types, wrong shapes and oversized lists give
@@ -173,6 +196,15 @@ void wire_answer(msgpack_sbuffer *sb, const char *quarter, uint32_t rev, uint32_
 void wire_rstates_begin(wire_batch_t *b, msgpack_sbuffer *sb);
 void wire_rstates_add(wire_batch_t *b, const struct wrstate *e);
 void wire_rstates_end(wire_batch_t *b, uint64_t upto);
+
+/* Audit entries up, chain by chain: wire_audit_chain opens a chain and
+ * returns where its count is, wire_audit_chain_end patches it (n entries
+ * added with wire_audit_entry); wire_list_end closes the message. */
+void wire_audit_begin(wire_batch_t *b, msgpack_sbuffer *sb);
+size_t wire_audit_chain(wire_batch_t *b, code_t node);
+void wire_audit_entry(wire_batch_t *b, const void *val, size_t len);
+void wire_audit_chain_end(wire_batch_t *b, size_t at, uint32_t n);
+void wire_audack(msgpack_sbuffer *sb, const struct waudack *a, uint32_t n);
 
 /* Whether a log entry goes to a peer: up, everything not from the parent;
  * down to a child, what concerns its subtree (the record is or was there)

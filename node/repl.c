@@ -70,6 +70,21 @@
  * level merges them into its table (a later revision wins, then an answer
  * over a submission), so every level sees the states of its subtree.
  *
+ * Audit. Each node appends its API's reads and writes to its own audit
+ * chain (common/audit.h) and keeps its descendants' chains. Up, AUDIT
+ * carries for each chain held the entries after what the parent
+ * acknowledged (meta "audack/CODE"), in their stored form, chunked under
+ * the batch size, one message in flight: when the link comes up, whenever
+ * the table grows, and again after a lost message. The parent stores an
+ * entry only when it continues the chain it holds (next seq, matching
+ * hash) and lies in the child's subtree, and answers AUDACK with the last
+ * seq it holds of each chain sent; the child resends from there. A chain
+ * the parent refuses (history it cannot take: rewritten, altered) is
+ * logged and counted there, and the child tries it again only after a
+ * while or a new link; a gap (the parent lacks earlier entries, e.g. a
+ * rebuilt store) is filled at once from the parent's position. So every
+ * level holds, and can verify, the chains of its subtree.
+ *
  * Restore. A node with an empty store asks RESTORE; the parent sends its
  * whole copy of the subtree as REPAIR batches, then RESTORED with the
  * positions to resume from. */
@@ -82,6 +97,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/audit.h"
 #include "common/linkstate.h"
 #include "common/policy.h"
 #include "common/log.h"
@@ -99,6 +115,8 @@
 #define GROUP_CHANGES 4000
 /* Reports and answers not yet acknowledged are sent again this often. */
 #define REPORT_RESEND_MS 5000
+/* A chain the parent refused is offered again after this long. */
+#define AUDIT_RETRY_MS 30000
 
 typedef struct {
     code_t code;
@@ -126,6 +144,10 @@ typedef struct {
     uint64_t rst_acked;     /* parent link: our state table stored above to here */
     uint64_t rst_sent, rst_since; /* the states message in flight reaches rst_sent */
     uint64_t sent, received;
+    bool aud_sent;          /* parent link: an AUDIT is in flight */
+    uint64_t aud_since;
+    uint64_t aud_count;     /* the audit table's size when last walked */
+    uint64_t aud_due;       /* walk again at this time even if it did not grow */
 } link_t;
 
 struct repl {
@@ -152,6 +174,12 @@ struct repl {
     stxn_t *gtx;
     struct { link_t *l; uint64_t upto, before; } gack[GROUP_BATCHES];
     uint32_t ngack, gchanges;
+    /* Audit up: the chains of the AUDIT in flight (first and last seq
+     * sent), and chains the parent refused, left until `until`. */
+    struct audsent { code_t node; uint64_t first, last; } *audsent;
+    uint32_t naudsent, capaudsent;
+    struct audstall { code_t node; uint64_t until; } *audstall;
+    uint32_t naudstall, capaudstall;
 };
 
 static void group_flush(repl_t *r);
@@ -159,6 +187,7 @@ static void pump_policies(repl_t *r, stxn_t *t);
 static void pump_polacks(repl_t *r, stxn_t *t);
 static void polup_clear(repl_t *r);
 static void pump_reports(repl_t *r, stxn_t *t, uint64_t now);
+static void pump_audit(repl_t *r, link_t *l, stxn_t *t, uint64_t now);
 
 static link_t *link_of(repl_t *r, code_t code)
 {
@@ -273,6 +302,8 @@ void repl_destroy(repl_t **self_p)
     msgpack_sbuffer_destroy(&r->sb);
     polup_clear(r);
     free(r->polup);
+    free(r->audsent);
+    free(r->audstall);
     free(r->links);
     free(r);
     *self_p = NULL;
@@ -420,6 +451,8 @@ void repl_pump(repl_t *r, uint64_t now)
         pump_conflicts(r, &r->links[0], t, now);
     if (r->mode == REPL_RUN)
         pump_reports(r, t, now);
+    if (r->cfg->has_parent && r->mode == REPL_RUN)
+        pump_audit(r, &r->links[0], t, now);
     store_abort(&t);
 }
 
@@ -766,6 +799,10 @@ static void link_up(repl_t *r, link_t *l, uint64_t peer_applied, uint64_t now)
     l->polack_all = true;
     l->rpt_due = l->ans_due = 0;
     l->rst_acked = l->rst_sent = 0;  /* the whole state table again */
+    l->aud_sent = false;
+    l->aud_due = 0;                   /* the audit chains from what was acknowledged */
+    if (l->is_parent)
+        r->naudstall = 0;
     r->dirty = true;
 }
 
@@ -1348,6 +1385,227 @@ static void on_rstates(repl_t *r, link_t *l, wmsg_t *m)
     send_frame(r, l);
 }
 
+/* ---- audit chains ---- */
+
+typedef struct {
+    repl_t *r;
+    stxn_t *t;
+    wire_batch_t b;
+    uint64_t now;
+    uint32_t entries;        /* in the message */
+    bool full;               /* the message is full: more after the ack */
+    /* the chain being added */
+    size_t at;
+    uint32_t n;
+    uint64_t first, last;
+} afill_t;
+
+static bool aud_stalled(repl_t *r, code_t node, uint64_t now)
+{
+    for (uint32_t i = 0; i < r->naudstall; i++)
+        if (r->audstall[i].node == node)
+            return now < r->audstall[i].until;
+    return false;
+}
+
+static int aentry_cb(void *arg, uint64_t seq, const void *val, size_t len)
+{
+    afill_t *f = arg;
+    if (f->entries && (f->entries >= WIRE_MAX_AUDIT || f->b.sb->size + len > BATCH_BYTES)) {
+        f->full = true;
+        return 1;
+    }
+    wire_audit_entry(&f->b, val, len);
+    f->entries++;
+    f->n++;
+    if (!f->first)
+        f->first = seq;
+    f->last = seq;
+    return 0;
+}
+
+static int achain_cb(void *arg, code_t node, uint64_t last)
+{
+    afill_t *f = arg;
+    repl_t *r = f->r;
+    char key[32];
+    uint64_t acked = 0;
+    meta_key(key, sizeof key, "audack", node);
+    if (store_meta_get(f->t, key, &acked) != LX_OK)
+        acked = 0;
+    if (last <= acked || aud_stalled(r, node, f->now))
+        return 0;
+    if (f->full || f->b.n >= WIRE_MAX_AUDIT_CHAINS) {
+        f->full = true;
+        return 1;
+    }
+    if (r->naudsent == r->capaudsent) {
+        uint32_t cap = r->capaudsent ? 2 * r->capaudsent : 16;
+        void *p = realloc(r->audsent, cap * sizeof *r->audsent);
+        if (!p)
+            return LX_ENOMEM;
+        r->audsent = p;
+        r->capaudsent = cap;
+    }
+    f->at = wire_audit_chain(&f->b, node);
+    f->n = 0;
+    f->first = f->last = 0;
+    int rc = audit_raw_each(f->t, node, acked + 1, aentry_cb, f);
+    wire_audit_chain_end(&f->b, f->at, f->n);
+    if (f->n)
+        r->audsent[r->naudsent++] = (struct audsent){node, f->first, f->last};
+    return rc ? rc : f->full ? 1 : 0;
+}
+
+/* Child side: the entries of every chain held that the parent has not
+ * acknowledged, when the table grew or a walk is due; one message in
+ * flight. */
+static void pump_audit(repl_t *r, link_t *l, stxn_t *t, uint64_t now)
+{
+    if (!l->up || l->aud_sent)
+        return;
+    uint64_t count = audit_count(t);
+    if (count == l->aud_count && now < l->aud_due)
+        return;
+    afill_t f = {.r = r, .t = t, .now = now};
+    r->naudsent = 0;
+    wire_audit_begin(&f.b, &r->sb);
+    int rc = audit_chains(t, achain_cb, &f);
+    if (rc) {
+        log_error("audit chains: %s", err_str(rc));
+        l->aud_due = now + AUDIT_RETRY_MS;
+        return;
+    }
+    /* Walk again after the ack when the message was full, or when a
+     * stalled chain's time comes. */
+    l->aud_count = count;
+    l->aud_due = f.full ? 0 : UINT64_MAX;
+    uint32_t k = 0;
+    for (uint32_t i = 0; i < r->naudstall; i++) {
+        if (r->audstall[i].until <= now)
+            continue;  /* its time came: offered in this walk */
+        if (r->audstall[i].until < l->aud_due)
+            l->aud_due = r->audstall[i].until;
+        r->audstall[k++] = r->audstall[i];
+    }
+    r->naudstall = k;
+    if (r->naudsent == 0)
+        return;
+    wire_list_end(&f.b);
+    if (net_send(r->net, l->code, r->sb.data, r->sb.size) == LX_OK) {
+        l->aud_sent = true;
+        l->aud_since = now;
+    } else {
+        l->aud_due = 0;
+    }
+}
+
+static void aud_stall(repl_t *r, code_t node, uint64_t until)
+{
+    for (uint32_t i = 0; i < r->naudstall; i++)
+        if (r->audstall[i].node == node) {
+            r->audstall[i].until = until;
+            return;
+        }
+    if (r->naudstall == r->capaudstall) {
+        uint32_t cap = r->capaudstall ? 2 * r->capaudstall : 8;
+        void *p = realloc(r->audstall, cap * sizeof *r->audstall);
+        if (!p)
+            return;
+        r->audstall = p;
+        r->capaudstall = cap;
+    }
+    r->audstall[r->naudstall++] = (struct audstall){node, until};
+}
+
+/* Child side: what the parent holds of the chains we sent. */
+static void on_audack(repl_t *r, link_t *l, wmsg_t *m, uint64_t now)
+{
+    if (!l->aud_sent)
+        return;
+    stxn_t *t;
+    if (store_begin(r->store, true, &t))
+        return;
+    int rc = LX_OK;
+    char c[CODE_STRLEN + 1];
+    for (uint32_t i = 0; !rc && i < m->naudacks; i++) {
+        struct waudack *a = &m->audacks[i];
+        struct audsent *s = NULL;
+        for (uint32_t k = 0; k < r->naudsent && !s; k++)
+            if (r->audsent[k].node == a->node)
+                s = &r->audsent[k];
+        if (!s)
+            continue;  /* not a chain we sent */
+        char key[32];
+        meta_key(key, sizeof key, "audack", a->node);
+        rc = store_meta_put(t, key, a->seq);
+        if (a->seq + 1 < s->first) {
+            l->aud_due = 0;  /* the parent lacks earlier entries: from its position */
+        } else if (a->seq < s->last) {
+            log_warn("audit chain %s: the parent holds it to %" PRIu64 " and took no more "
+                     "(refused there); offered again in %d s", code_fmt(a->node, c), a->seq,
+                     AUDIT_RETRY_MS / 1000);
+            aud_stall(r, a->node, now + AUDIT_RETRY_MS);
+            if (l->aud_due > now + AUDIT_RETRY_MS)
+                l->aud_due = now + AUDIT_RETRY_MS;
+        }
+    }
+    if (rc || store_commit(&t)) {
+        store_abort(&t);
+        l->aud_due = 0;
+    }
+    store_abort(&t);
+    l->aud_sent = false;
+    r->naudsent = 0;
+}
+
+/* Parent side: a child's audit entries. Each must continue the chain held
+ * here; the first that does not ends its chain in this message (refused
+ * and counted, unless it is only a gap). AUDACK says how far each chain is
+ * held. */
+static void on_audit(repl_t *r, link_t *l, wmsg_t *m)
+{
+    stxn_t *t;
+    if (store_begin(r->store, true, &t))
+        return;
+    struct waudack *ack = calloc(m->naudits ? m->naudits : 1, sizeof *ack);
+    int rc = ack ? LX_OK : LX_ENOMEM;
+    char c[CODE_STRLEN + 1];
+    unsigned char h[AUDIT_HASH_LEN];
+    for (uint32_t i = 0; !rc && i < m->naudits; i++) {
+        struct waudit *a = &m->audits[i];
+        for (uint32_t k = 0; !rc && k < a->n; k++) {
+            why_t why = {""};
+            int x = audit_receive(t, l->code, a->node, a->e[k].p, a->e[k].len, &why);
+            if (x == LX_OK || x == LX_EEXIST)
+                continue;
+            if (x == LX_ENOTFOUND) {
+                log_info("%s (asked from there)", why.msg);
+            } else if (x == LX_ESCOPE || x == LX_ECORRUPT || x == LX_EINVAL) {
+                refuse(r, l, "%s", why.msg);
+            } else {
+                log_error("audit chain %s: %s", code_fmt(a->node, c),
+                          why.msg[0] ? why.msg : err_str(x));
+                rc = x;
+            }
+            break;
+        }
+        ack[i].node = a->node;
+        if (!rc)
+            rc = audit_last(t, a->node, &ack[i].seq, h);
+    }
+    if (!rc)
+        rc = store_commit(&t);
+    store_abort(&t);
+    if (rc) {
+        free(ack);
+        return;  /* ours, not the child's: it sends again */
+    }
+    wire_audack(&r->sb, ack, m->naudits);
+    send_frame(r, l);
+    free(ack);
+}
+
 void repl_on_message(repl_t *r, const netmsg_t *nm, uint64_t now)
 {
     char lc[CODE_STRLEN + 1];
@@ -1409,6 +1667,8 @@ void repl_on_message(repl_t *r, const netmsg_t *nm, uint64_t now)
     case WM_ANSWER: ok = !from_child; if (ok && l->up) on_answer(r, l, &m); break;
     case WM_ANSACK: ok = from_child; if (ok && l->up) on_ansack(r, l, &m); break;
     case WM_RSTATES: ok = from_child; if (ok && l->up) on_rstates(r, l, &m); break;
+    case WM_AUDIT: ok = from_child; if (ok && l->up) on_audit(r, l, &m); break;
+    case WM_AUDACK: ok = !from_child; if (ok && l->up) on_audack(r, l, &m, now); break;
     case WM_RSTACK:
         ok = !from_child;
         if (ok && l->rst_sent && m.applied >= l->rst_sent) {
@@ -1488,6 +1748,10 @@ void repl_tick(repl_t *r, uint64_t now)
             l->cf_sent = 0;
         if (l->rst_sent && now - l->rst_since > r->cfg->timeout_ms)
             l->rst_sent = 0;
+        if (l->aud_sent && now - l->aud_since > r->cfg->timeout_ms) {
+            l->aud_sent = false;
+            l->aud_due = 0;
+        }
         /* Unacknowledged for too long: assume lost and resend. */
         if (l->up && l->ninflight && now - l->inflight_since > r->cfg->timeout_ms) {
             l->pos = l->acked + 1;

@@ -36,6 +36,10 @@
  *                    are not a report, and a well-formed report of the
  *                    parent's node instead of the child's; expect RPTACK to
  *                    each (both refused, counted in status)
+ *   audit-up         handshake, then AUDIT twice: an entry of another
+ *                    village's chain (outside the child), and an entry 1 of
+ *                    the child's own chain that is not the one the parent
+ *                    holds; expect AUDACK to each (both refused, counted)
  *
  * Record scenarios print "id ID" so the caller can look the record up. */
 #include <errno.h>
@@ -45,6 +49,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sodium.h>
 #include <zmq.h>
 
 #include "common/code.h"
@@ -550,11 +555,73 @@ static bool report_up(const char *quarter)
     return ok;
 }
 
+/* AUDIT with entry 1 of node's chain: [1, node, now, "lxpeer", ...]
+ * chained from the zero hash (the stored form: bytes || hash). */
+static bool audit_one(void *s, code_t node, const char *what)
+{
+    msgpack_sbuffer e, sb;
+    msgpack_sbuffer_init(&e);
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &e, msgpack_sbuffer_write);
+    msgpack_pack_array(&pk, 9);
+    msgpack_pack_uint64(&pk, 1);
+    msgpack_pack_uint64(&pk, node);
+    msgpack_pack_uint64(&pk, hlc_wall_ms());
+    const char *str[] = {"lxpeer", "test", "read"};
+    for (int i = 0; i < 3; i++) {
+        msgpack_pack_str(&pk, strlen(str[i]));
+        msgpack_pack_str_body(&pk, str[i], strlen(str[i]));
+    }
+    msgpack_pack_array(&pk, 0);
+    msgpack_pack_nil(&pk);
+    msgpack_pack_str(&pk, 2);
+    msgpack_pack_str_body(&pk, "ok", 2);
+    unsigned char zero[32] = {0}, h[32];
+    crypto_generichash_state st;
+    crypto_generichash_init(&st, NULL, 0, 32);
+    crypto_generichash_update(&st, zero, 32);
+    crypto_generichash_update(&st, (const unsigned char *)e.data, e.size);
+    crypto_generichash_final(&st, h, 32);
+    msgpack_sbuffer_write(&e, (const char *)h, 32);
+    wire_batch_t b;
+    wire_audit_begin(&b, &sb);
+    size_t at = wire_audit_chain(&b, node);
+    wire_audit_entry(&b, e.data, e.size);
+    wire_audit_chain_end(&b, at, 1);
+    wire_list_end(&b);
+    bool ok = send_frame(s, sb.data, sb.size, what);
+    wmsg_t m;
+    ok = ok && await(s, WM_AUDACK, 0, &m) == WM_AUDACK;
+    if (ok) {
+        ok = m.naudacks == 1 && m.audacks[0].node == node;
+        printf("audack: %u chains, the first held to %" PRIu64 "\n", m.naudacks,
+               m.naudacks ? m.audacks[0].seq : 0);
+        wmsg_free(&m);
+    }
+    msgpack_sbuffer_destroy(&e);
+    msgpack_sbuffer_destroy(&sb);
+    return ok;
+}
+
+static bool audit_up(code_t other)
+{
+    fresh_deadline(wait_ms);
+    void *s = open_dealer(NULL);
+    if (!s)
+        return false;
+    bool ok = hello(s, WIRE_VERSION, NULL) == WM_WELCOME;
+    ok = ok && audit_one(s, other, "an audit entry of a chain outside the child");
+    ok = ok && audit_one(s, cfg->code, "an entry 1 of our chain unlike the one held");
+    zmq_close(s);
+    return ok;
+}
+
 static int usage(const char *msg)
 {
     fprintf(stderr, "lxpeer: %s\nusage: lxpeer --config NODE_INI [--keys DIR] [--name NAME] "
             "[--village CODE] [--wait MS] hello | hello-version N | own-record | foreign-record | future-hlc | bad-value "
-            "| malformed | unknown-type | oversized | no-connect | policy-up FILE | report-up Q\n", msg);
+            "| malformed | unknown-type | oversized | no-connect | policy-up FILE | report-up Q | audit-up\n", msg);
     return 2;
 }
 
@@ -678,6 +745,11 @@ int main(int argc, char **argv)
         if (optind + 1 >= argc)
             return usage("report-up: Q is missing");
         ok = report_up(argv[optind + 1]);
+    } else if (strcmp(sc, "audit-up") == 0) {
+        code_t other = village;
+        if (!other)
+            other = code_parent(own) + 1 == own ? code_parent(own) + 2 : code_parent(own) + 1;
+        ok = audit_up(other);
     } else {
         zmq_ctx_term(ctx);
         config_free(&cfg);
