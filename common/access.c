@@ -172,8 +172,12 @@ int access_parse_write(const char *body, size_t len, const effective_t *e, const
         ver_t none = {0};
         rc = recjson_to_record(j, &none, out, why);
     }
-    for (uint32_t i = 0; !rc && i < out->n; i++)
-        rc = schema_check_value(eff_field(e, out->f[i].name), &out->f[i].val, why);
+    json_object_foreach(j, key, v) {
+        if (rc)
+            break;
+        const field_t *f = record_field(out, key);
+        rc = f ? schema_check_value(eff_field(e, key), &f->val, why) : LX_EINVAL;
+    }
     json_decref(j);
     return rc;
 }

@@ -31,6 +31,7 @@ struct http {
     uv_tcp_t listener;
     uv_timer_t flush;
     bool stopped;
+    bool cut;                    /* handles of h2o's were closed under it */
     unsigned conns;              /* open connections */
     effective_t *eff;            /* cached for EFF_CACHE_MS */
     uint64_t eff_at;
@@ -432,6 +433,7 @@ int http_start(uv_loop_t *loop, const node_config_t *cfg, store_t *store, repl_t
         h->stopped = true;
         uv_close((uv_handle_t *)&h->listener, NULL);
         uv_close((uv_handle_t *)&h->flush, NULL);
+        h2o_context_dispose(&h->ctx);
         *out = h;   /* closed by the caller's loop run, then http_destroy */
         return LX_EIO;
     }
@@ -440,13 +442,14 @@ int http_start(uv_loop_t *loop, const node_config_t *cfg, store_t *store, repl_t
     return LX_OK;
 }
 
-static void close_conn(uv_handle_t *hd, void *arg)
+static void close_rest(uv_handle_t *hd, void *arg)
 {
-    /* The connections h2o still holds: closed under it, as the loop is
-     * about to end. Every TCP handle but the listener is one. */
+    /* What h2o still holds (connections, its timers), closed under it as
+     * the loop is about to end: the node has closed its own handles. */
     http_t *h = arg;
-    if (hd->type == UV_TCP && hd != (uv_handle_t *)&h->listener && !uv_is_closing(hd))
-        uv_close(hd, on_conn_close);
+    if (!uv_is_closing(hd))
+        uv_close(hd, hd->type == UV_TCP && hd != (uv_handle_t *)&h->listener ? on_conn_close
+                                                                           : NULL);
 }
 
 void http_stop(http_t *h)
@@ -457,8 +460,16 @@ void http_stop(http_t *h)
     audit_flush(h);
     uv_close((uv_handle_t *)&h->listener, NULL);
     uv_close((uv_handle_t *)&h->flush, NULL);
-    if (h->conns)
-        uv_walk(h->loop, close_conn, h);
+    if (!h->conns) {
+        /* Nothing open: h2o closes its own timers. */
+        h2o_context_dispose(&h->ctx);
+    } else {
+        /* Connections still open (idle keep-alive clients): everything of
+         * h2o's is closed under it, and its context is left undisposed,
+         * as the process is ending. */
+        h->cut = true;
+        uv_walk(h->loop, close_rest, h);
+    }
 }
 
 void http_destroy(http_t **self_p)
@@ -468,9 +479,7 @@ void http_destroy(http_t **self_p)
         return;
     audit_flush(h);
     free(h->pend);
-    /* The context owns timers on the loop: disposed only when no
-     * connection was cut under it (then the process is ending anyway). */
-    if (!h->conns)
+    if (!h->stopped)
         h2o_context_dispose(&h->ctx);
     h2o_config_dispose(&h->conf);
     if (h->actx.ssl_ctx)
