@@ -7,6 +7,7 @@
 #include "report_int.h"
 #include "mp.h"
 
+#include <endian.h>
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,15 +49,20 @@ typedef struct {
 
 /* Field names to READ indexes: an open-addressing table built once per
  * walk, since a record has twice as many fields as the report reads and
- * this lookup runs for each of them. */
-#define NAME_SLOTS 64
-#define VIL_SLOTS 4096
+ * this lookup runs for each of them. The slot is the name's length and
+ * first letter, which tell the names the report reads apart, so a lookup
+ * is one comparison. */
+#define NAME_SLOTS 1024
+/* Villages to units, remembered; a province has some 50,000 villages, a
+ * city's report a few thousand. */
+#define VIL_SLOTS 16384
 
 struct walk {
     report_t *r;
     quarter_t q;
     code_t node;
     bool village_node;
+    int last_y, last_m, last_d;     /* the quarter's last day, ages are taken at */
     signed char names[NAME_SLOTS];  /* READ index + 1; 0 empty */
     struct {
         code_t village, unit;       /* unit 0: outside the node */
@@ -65,7 +71,10 @@ struct walk {
     code_t last_unit;
 };
 
-static bool sv_eq(sv_t a, sv_t b) { return a.p && a.n == b.n && memcmp(a.p, b.p, b.n) == 0; }
+static inline bool sv_eq(sv_t a, sv_t b)
+{
+    return a.p && a.n == b.n && memcmp(a.p, b.p, b.n) == 0;
+}
 #define SV_IS(a, lit) sv_eq((a), (sv_t)LIT(lit))
 
 /* The index of a among names (n of them), or -1. */
@@ -79,8 +88,7 @@ static int sv_pick(sv_t a, const sv_t *names, int n)
 
 static unsigned name_hash(sv_t s)
 {
-    return s.n ? (s.n * 7u + (unsigned char)s.p[0] * 3u + (unsigned char)s.p[s.n - 1]) % NAME_SLOTS
-               : 0;
+    return s.n ? ((s.n & 31u) << 5 | ((unsigned char)s.p[0] & 31u)) % NAME_SLOTS : 0;
 }
 
 static void names_init(walk_t *w)
@@ -93,7 +101,7 @@ static void names_init(walk_t *w)
     }
 }
 
-static int read_index(const walk_t *w, sv_t name)
+static inline int read_index(const walk_t *w, sv_t name)
 {
     if (!name.p)
         return -1;
@@ -244,12 +252,27 @@ static int age_band(int age)
     return C_AGEX;
 }
 
-static int band_of(sv_t birth, const quarter_t *q)
+/* The band of a birth date at the quarter's last day: report_age over
+ * bytes that need not end in NUL, with the quarter's day parsed once. */
+static int band_of(const walk_t *w, sv_t birth)
 {
-    char b[11] = "";
-    if (birth.p && birth.n == 10)
-        memcpy(b, birth.p, 10);
-    return age_band(report_age(b, q->last));
+    const char *s = birth.p;
+    if (!s || birth.n != 10 || s[4] != '-' || s[7] != '-')
+        return age_band(-1000);
+    int v[3] = {0}, k = 0;
+    for (int i = 0; i < 10; i++) {
+        if (i == 4 || i == 7) {
+            k++;
+            continue;
+        }
+        if (s[i] < '0' || s[i] > '9')
+            return age_band(-1000);
+        v[k] = v[k] * 10 + (s[i] - '0');
+    }
+    int age = w->last_y - v[0];
+    if (w->last_m < v[1] || (w->last_m == v[1] && w->last_d < v[2]))
+        age--;
+    return age_band(age);
 }
 
 /* Guardianship assessment (监护评估), one class for every child so that
@@ -269,8 +292,9 @@ static int assessment(const view_t *v)
     return C_GA_POOR;
 }
 
-static void count_active(uint64_t *c, const view_t *v, const quarter_t *q)
+static void count_active(uint64_t *c, const view_t *v, const walk_t *w)
 {
+    const quarter_t *q = &w->q;
     static const sv_t lbts[] = {LIT("both_parents_away"), LIT("one_away_other_incapable")};
     static const sv_t gts[] = {LIT("grandparent"), LIT("relative"), LIT("institution"),
                                LIT("parent"), LIT("none")};
@@ -281,7 +305,7 @@ static void count_active(uint64_t *c, const view_t *v, const quarter_t *q)
     int sex = SV_IS(v->s[R_GENDER], "male") ? 1 : SV_IS(v->s[R_GENDER], "female") ? 2 : 0;
     if (sex)
         c[sex == 1 ? C_MALE : C_FEMALE]++;
-    int band = band_of(v->s[R_BIRTH], q);
+    int band = band_of(w, v->s[R_BIRTH]);
     c[band]++;
     if (sex)
         c[band + sex]++;
@@ -338,6 +362,12 @@ static void count_flows(uint64_t *c, const view_t *v, const quarter_t *q)
  * that the record holds, its index and version (hlc, origin), added into
  * the row's sum. Under last-writer-wins a version fixes the value, so
  * equal sums mean equal data behind the figures. */
+static void put_be64(unsigned char *p, uint64_t x)
+{
+    x = htobe64(x);
+    memcpy(p, &x, 8);
+}
+
 static void digest_view(unsigned char sum[REPORT_DIGEST_LEN], const view_t *v)
 {
     unsigned char buf[65 + NREAD * 17], h[REPORT_DIGEST_LEN];
@@ -347,11 +377,10 @@ static void digest_view(unsigned char sum[REPORT_DIGEST_LEN], const view_t *v)
     for (int k = 0; k < NREAD; k++) {
         if (!(v->present & (1u << k)))
             continue;
-        buf[n++] = (unsigned char)k;
-        for (int b = 7; b >= 0; b--)
-            buf[n++] = (unsigned char)(v->hlc[k] >> (8 * b));
-        for (int b = 7; b >= 0; b--)
-            buf[n++] = (unsigned char)(v->origin[k] >> (8 * b));
+        buf[n] = (unsigned char)k;
+        put_be64(buf + n + 1, v->hlc[k]);
+        put_be64(buf + n + 9, v->origin[k]);
+        n += 17;
     }
     crypto_generichash(h, sizeof h, buf, n, NULL, 0);
     report_digest_add(sum, h);
@@ -370,7 +399,7 @@ static code_t unit_of(walk_t *w, sv_t vs)
             return 0;
         village = village * 10 + (code_t)(vs.p[i] - '0');
     }
-    size_t slot = (size_t)(village % VIL_SLOTS);
+    size_t slot = (size_t)((village * 0x9e3779b97f4a7c15u) >> 40) % VIL_SLOTS;
     if (w->vil[slot].village == village)
         return w->vil[slot].unit;
     code_t unit = 0;
@@ -412,7 +441,7 @@ static int count_view(walk_t *w, const view_t *v)
     /* A record with no status is taken as in the register: status is
      * optional in the schema and a new file is active until it exits. */
     if (!SV_IS(v->s[R_STATUS], "exited"))
-        count_active(row->v, v, &w->q);
+        count_active(row->v, v, w);
     count_flows(row->v, v, &w->q);
     digest_view(row->dig, v);
     return LX_OK;
@@ -499,6 +528,9 @@ int walk_new(code_t node, const char *quarter, const divs_t *divs, walk_t **out,
         return LX_ENOMEM;
     }
     w->q = q;
+    w->last_y = q.year;
+    w->last_m = atoi(q.last + 5);
+    w->last_d = atoi(q.last + 8);
     w->node = node;
     w->village_node = code_level(node) == LEVEL_VILLAGE;
     names_init(w);
