@@ -8,9 +8,11 @@
 #include "mp.h"
 
 #include <endian.h>
+#include <pthread.h>
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* The fields the report reads, in strcmp order; their versions make up
  * the digest of the data behind a row. */
@@ -566,8 +568,85 @@ int walk_finish(walk_t **w, const divs_t *divs, report_t **out)
 
 static int packed_cb(void *arg, const void *buf, size_t len) { return walk_packed(arg, buf, len); }
 
-int report_compute(stxn_t *t, code_t node, const char *quarter, const divs_t *divs,
-                   report_t **out, why_t *why)
+/* ---- two walkers ----
+ *
+ * Most of a large report's time is per record (reading the stored bytes,
+ * counting, hashing for the digest), so two threads share the records
+ * (store_each_packed_asof_shared), each counting into a walk of its own;
+ * the second's rows are then added into the first's. Counts and digests
+ * are sums, so the result is the one walker's, whichever records each
+ * took. */
+
+/* Below this many records a second thread is not worth starting. */
+#define SPLIT_MIN 256
+
+typedef struct {
+    stxn_t *t;
+    code_t node;
+    hlc_t cut;
+    store_share_t *sh;
+    walk_t *w;
+    int rc;
+} half_t;
+
+static void *half_main(void *arg)
+{
+    half_t *h = arg;
+    h->rc = store_each_packed_asof_shared(h->t, h->node, h->cut, h->sh, true, packed_cb, h->w);
+    return NULL;
+}
+
+/* Adds the rows of b into a. */
+static int walk_merge(walk_t *a, const walk_t *b)
+{
+    for (size_t i = 0; i < b->r->n; i++) {
+        const row_t *src = &b->r->rows[i];
+        row_t *dst = report_row_for(a->r, src->code, NULL);
+        if (!dst)
+            return LX_ENOMEM;
+        for (size_t c = 0; c < C_COUNT; c++)
+            dst->v[c] += src->v[c];
+        report_digest_add(dst->dig, src->dig);
+    }
+    a->last_row = NULL; /* rows may have moved */
+    return LX_OK;
+}
+
+/* The walk over the store, in two threads when walkers is 2 and the
+ * store lets a second transaction see t's snapshot, else in this one. */
+static int walk_store(stxn_t *t, walk_t *w, int walkers)
+{
+    store_share_t sh;
+    stxn_t *t2 = NULL;
+    walk_t *w2 = NULL;
+    int rc = store_share_init(t, &sh);
+    if (rc || walkers < 2 || store_begin_twin(t, &t2))
+        return rc ? rc : store_each_packed_asof(t, w->node, w->q.cut, packed_cb, w);
+    char quarter[8];
+    snprintf(quarter, sizeof quarter, "%04dQ%d", w->q.year, w->q.q);
+    half_t h = {t2, w->node, w->q.cut, &sh, NULL, LX_OK};
+    pthread_t th;
+    bool started = false;
+    if (!walk_new(w->node, quarter, NULL, &w2, NULL)) {
+        h.w = w2;
+        started = pthread_create(&th, NULL, half_main, &h) == 0;
+    }
+    /* Without the second thread this one takes every record. */
+    rc = store_each_packed_asof_shared(t, w->node, w->q.cut, &sh, false, packed_cb, w);
+    if (started) {
+        pthread_join(th, NULL);
+        if (!rc)
+            rc = h.rc;
+        if (!rc)
+            rc = walk_merge(w, w2);
+    }
+    walk_destroy(&w2);
+    store_abort(&t2);
+    return rc;
+}
+
+int report_compute_walkers(stxn_t *t, code_t node, const char *quarter, const divs_t *divs,
+                           int walkers, report_t **out, why_t *why)
 {
     *out = NULL;
     code_t own = store_code_of(t);
@@ -582,10 +661,21 @@ int report_compute(stxn_t *t, code_t node, const char *quarter, const divs_t *di
     if (rc)
         return rc;
     /* The one place that reads the store: the records as of the cut. */
-    rc = store_each_packed_asof(t, node, w->q.cut, packed_cb, w);
+    rc = walk_store(t, w, walkers);
     if (rc) {
         walk_destroy(&w);
         return why_set(why, rc, "report: reading the store: %s", err_str(rc));
     }
     return walk_finish(&w, divs, out);
+}
+
+int report_compute(stxn_t *t, code_t node, const char *quarter, const divs_t *divs,
+                   report_t **out, why_t *why)
+{
+    store_share_t sh;
+    int walkers = 1;
+    if (sysconf(_SC_NPROCESSORS_ONLN) > 1 && !store_share_init(t, &sh)
+        && atomic_load(&sh.left) >= SPLIT_MIN)
+        walkers = 2;
+    return report_compute_walkers(t, node, quarter, divs, walkers, out, why);
 }
