@@ -73,9 +73,31 @@ struct walk {
     code_t last_unit;
 };
 
+/* Equal bytes, compared as two overlapping words of 8 (or 4) bytes, which
+ * covers the lengths of every name and value the report compares: a call
+ * to memcmp for each was an eighth of a large report's time. */
 static inline bool sv_eq(sv_t a, sv_t b)
 {
-    return a.p && a.n == b.n && memcmp(a.p, b.p, b.n) == 0;
+    if (!a.p || a.n != b.n)
+        return false;
+    uint32_t n = a.n;
+    if (n >= 8 && n <= 16) {
+        uint64_t x[2], y[2];
+        memcpy(&x[0], a.p, 8);
+        memcpy(&x[1], a.p + n - 8, 8);
+        memcpy(&y[0], b.p, 8);
+        memcpy(&y[1], b.p + n - 8, 8);
+        return ((x[0] ^ y[0]) | (x[1] ^ y[1])) == 0;
+    }
+    if (n >= 4 && n < 8) {
+        uint32_t x[2], y[2];
+        memcpy(&x[0], a.p, 4);
+        memcpy(&x[1], a.p + n - 4, 4);
+        memcpy(&y[0], b.p, 4);
+        memcpy(&y[1], b.p + n - 4, 4);
+        return ((x[0] ^ y[0]) | (x[1] ^ y[1])) == 0;
+    }
+    return memcmp(a.p, b.p, n) == 0;
 }
 #define SV_IS(a, lit) sv_eq((a), (sv_t)LIT(lit))
 
