@@ -1655,15 +1655,25 @@ static int each_packed(stxn_t *t, code_t under, hlc_t cut, store_share_t *sh, bo
         return rc;
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
-    MDB_val k, d;
+    MDB_val k, d, nk, nd;
+    MDB_cursor_op step = backward ? MDB_PREV : MDB_NEXT;
     uint64_t mine = 0;  /* records taken off the share, not yet walked */
-    for (rc = mdb_cursor_get(c, &k, &d, backward ? MDB_LAST : MDB_FIRST); !rc;
-         rc = mdb_cursor_get(c, &k, &d, backward ? MDB_PREV : MDB_NEXT)) {
+    rc = mdb_cursor_get(c, &k, &d, backward ? MDB_LAST : MDB_FIRST);
+    while (!rc) {
         if (sh && !mine && !(mine = share_take(sh)))
             break;
         mine -= sh != NULL;
+        /* The next record on its way into the cache while this one is
+         * read: the walk waits on memory more than it computes. Stored
+         * bytes stay put until the transaction ends. */
+        int nrc = mdb_cursor_get(c, &nk, &nd, step);
+        for (size_t off = 0; !nrc && off < nd.mv_size; off += 64)
+            __builtin_prefetch((const char *)nd.mv_data + off);
         if ((rc = packed_one(t, hc, &k, &d, cut, lo, hi, &sb, cb, arg)))
             break;
+        rc = nrc;
+        k = nk;
+        d = nd;
     }
     /* A failed walker takes the rest off the share, so the other stops. */
     if (sh && rc && rc != MDB_NOTFOUND)
