@@ -9,10 +9,10 @@
 
 #include <endian.h>
 #include <pthread.h>
+#include <sched.h>
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 /* The fields the report reads, in strcmp order; their versions make up
  * the digest of the data behind a row. */
@@ -55,8 +55,8 @@ typedef struct {
  * first letter, which tell the names the report reads apart, so a lookup
  * is one comparison. */
 #define NAME_SLOTS 1024
-/* Villages to units, remembered; a province has some 50,000 villages, a
- * city's report a few thousand. */
+/* Villages to units, remembered: a report meets a few thousand villages
+ * for a city, tens of thousands for a province. */
 #define VIL_SLOTS 16384
 
 struct walk {
@@ -694,10 +694,12 @@ int report_compute_walkers(stxn_t *t, code_t node, const char *quarter, const di
 int report_compute(stxn_t *t, code_t node, const char *quarter, const divs_t *divs,
                    report_t **out, why_t *why)
 {
+    /* The processors this process may run on, not the machine's. */
+    cpu_set_t cpus;
     store_share_t sh;
     int walkers = 1;
-    if (sysconf(_SC_NPROCESSORS_ONLN) > 1 && !store_share_init(t, &sh)
-        && atomic_load(&sh.left) >= SPLIT_MIN)
+    if (sched_getaffinity(0, sizeof cpus, &cpus) == 0 && CPU_COUNT(&cpus) > 1
+        && !store_share_init(t, &sh) && atomic_load(&sh.left) >= SPLIT_MIN)
         walkers = 2;
     return report_compute_walkers(t, node, quarter, divs, walkers, out, why);
 }
