@@ -47,11 +47,76 @@ typedef struct {
     uint32_t n;
 } mp_sv_t;
 
-uint64_t mp_rd_be(mp_rd_t *r, int n);   /* n raw big-endian bytes */
-unsigned mp_rd_byte(mp_rd_t *r);
-uint32_t mp_rd_array(mp_rd_t *r);       /* an array header: its count */
-uint64_t mp_rd_uint(mp_rd_t *r);
-mp_sv_t mp_rd_str_body(mp_rd_t *r, unsigned b);  /* after its header byte b */
-mp_sv_t mp_rd_str(mp_rd_t *r);
+/* The readers are inline: a report calls them some fifty times a record,
+ * and as calls into another file they were a quarter of its time. After a
+ * failure p is left at end, so every later read fails (and gives zero)
+ * without checking bad first. */
+static inline unsigned mp_rd_fail_(mp_rd_t *r)
+{
+    r->bad = true;
+    r->p = r->end;
+    return 0;
+}
+
+/* n (1 to 8) raw big-endian bytes. */
+static inline uint64_t mp_rd_be(mp_rd_t *r, int n)
+{
+    if (r->end - r->p < n)
+        return mp_rd_fail_(r);
+    uint64_t x = 0;
+    for (int i = 0; i < n; i++)
+        x = (x << 8) | r->p[i];
+    r->p += n;
+    return x;
+}
+
+static inline unsigned mp_rd_byte(mp_rd_t *r)
+{
+    return r->p < r->end ? *r->p++ : mp_rd_fail_(r);
+}
+
+/* An array header: its count. */
+static inline uint32_t mp_rd_array(mp_rd_t *r)
+{
+    unsigned b = mp_rd_byte(r);
+    if (b >= 0x90 && b <= 0x9f)
+        return b & 0x0f;
+    if (b == 0xdc)
+        return (uint32_t)mp_rd_be(r, 2);
+    if (b == 0xdd)
+        return (uint32_t)mp_rd_be(r, 4);
+    return mp_rd_fail_(r);
+}
+
+static inline uint64_t mp_rd_uint(mp_rd_t *r)
+{
+    unsigned b = mp_rd_byte(r);
+    if (b <= 0x7f)
+        return b;
+    if (b >= 0xcc && b <= 0xcf)
+        return mp_rd_be(r, 1 << (b - 0xcc));
+    return mp_rd_fail_(r);
+}
+
+/* A string's bytes, after its header byte b (already read). */
+static inline mp_sv_t mp_rd_str_body(mp_rd_t *r, unsigned b)
+{
+    uint64_t n;
+    if (b >= 0xa0 && b <= 0xbf)
+        n = b & 0x1f;
+    else if (b >= 0xd9 && b <= 0xdb)
+        n = mp_rd_be(r, 1 << (b - 0xd9));
+    else
+        n = mp_rd_fail_(r);
+    if (r->bad || (uint64_t)(r->end - r->p) < n) {
+        mp_rd_fail_(r);
+        return (mp_sv_t){NULL, 0};
+    }
+    mp_sv_t s = {(const char *)r->p, (uint32_t)n};
+    r->p += n;
+    return s;
+}
+
+static inline mp_sv_t mp_rd_str(mp_rd_t *r) { return mp_rd_str_body(r, mp_rd_byte(r)); }
 
 #endif

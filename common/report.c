@@ -5,6 +5,7 @@
 #include "report_int.h"
 #include "mp.h"
 
+#include <endian.h>
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
@@ -178,14 +179,21 @@ row_t *report_row_for(report_t *r, code_t code, const char *name)
     return row;
 }
 
-/* Adds b to a, both 256-bit little-endian numbers. */
+/* Adds b to a, both 256-bit little-endian numbers, 64 bits at a time
+ * (it runs once for every record a report counts). */
 void report_digest_add(unsigned char a[REPORT_DIGEST_LEN], const unsigned char b[REPORT_DIGEST_LEN])
 {
-    unsigned carry = 0;
-    for (int i = 0; i < REPORT_DIGEST_LEN; i++) {
-        carry += (unsigned)a[i] + b[i];
-        a[i] = (unsigned char)carry;
-        carry >>= 8;
+    uint64_t carry = 0;
+    for (int i = 0; i < REPORT_DIGEST_LEN; i += 8) {
+        uint64_t x, y;
+        memcpy(&x, a + i, 8);
+        memcpy(&y, b + i, 8);
+        x = le64toh(x);
+        uint64_t s = x + le64toh(y), c = s < x;
+        s += carry;
+        carry = c | (s < carry);
+        s = htole64(s);
+        memcpy(a + i, &s, 8);
     }
 }
 

@@ -76,6 +76,9 @@ const report_group_t *report_group(size_t i);
  * every unit the division tables know there (named from them; otherwise
  * the name is the code); a village node has itself as its only row. The
  * last row is the total. *out owned by the caller (report_destroy).
+ * A large store is read in two threads when the process may use two
+ * processors and t reads (a second transaction sees the same snapshot);
+ * the figures and digests are those of one. t stays this thread's.
  * Errors: LX_EINVAL (quarter, node outside the store), store errors. */
 int report_compute(stxn_t *t, code_t node, const char *quarter,
                    const divs_t *divs, report_t **out, why_t *why);

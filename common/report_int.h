@@ -123,4 +123,11 @@ int walk_packed(walk_t *w, const void *buf, size_t len);
 int walk_finish(walk_t **w, const divs_t *divs, report_t **out);
 void walk_destroy(walk_t **w);
 
+/* report_compute with the store's walk in one thread (walkers 1) or split
+ * between two (2) when the store allows it, whatever its size: for
+ * tests. report_compute takes two on a machine with two processors or
+ * more, for a store of more than a few hundred records. */
+int report_compute_walkers(stxn_t *t, code_t node, const char *quarter, const divs_t *divs,
+                           int walkers, report_t **out, why_t *why);
+
 #endif

@@ -7,6 +7,9 @@
 #include "report_int.h"
 #include "mp.h"
 
+#include <endian.h>
+#include <pthread.h>
+#include <sched.h>
 #include <sodium.h>
 #include <stdlib.h>
 #include <string.h>
@@ -48,15 +51,20 @@ typedef struct {
 
 /* Field names to READ indexes: an open-addressing table built once per
  * walk, since a record has twice as many fields as the report reads and
- * this lookup runs for each of them. */
-#define NAME_SLOTS 64
-#define VIL_SLOTS 4096
+ * this lookup runs for each of them. The slot is the name's length and
+ * first letter, which tell the names the report reads apart, so a lookup
+ * is one comparison. */
+#define NAME_SLOTS 1024
+/* Villages to units, remembered: a report meets a few thousand villages
+ * for a city, tens of thousands for a province. */
+#define VIL_SLOTS 16384
 
 struct walk {
     report_t *r;
     quarter_t q;
     code_t node;
     bool village_node;
+    int last_y, last_m, last_d;     /* the quarter's last day, ages are taken at */
     signed char names[NAME_SLOTS];  /* READ index + 1; 0 empty */
     struct {
         code_t village, unit;       /* unit 0: outside the node */
@@ -65,7 +73,32 @@ struct walk {
     code_t last_unit;
 };
 
-static bool sv_eq(sv_t a, sv_t b) { return a.p && a.n == b.n && memcmp(a.p, b.p, b.n) == 0; }
+/* Equal bytes, compared as two overlapping words of 8 (or 4) bytes, which
+ * covers the lengths of every name and value the report compares: a call
+ * to memcmp for each was an eighth of a large report's time. */
+static inline bool sv_eq(sv_t a, sv_t b)
+{
+    if (!a.p || a.n != b.n)
+        return false;
+    uint32_t n = a.n;
+    if (n >= 8 && n <= 16) {
+        uint64_t x[2], y[2];
+        memcpy(&x[0], a.p, 8);
+        memcpy(&x[1], a.p + n - 8, 8);
+        memcpy(&y[0], b.p, 8);
+        memcpy(&y[1], b.p + n - 8, 8);
+        return ((x[0] ^ y[0]) | (x[1] ^ y[1])) == 0;
+    }
+    if (n >= 4 && n < 8) {
+        uint32_t x[2], y[2];
+        memcpy(&x[0], a.p, 4);
+        memcpy(&x[1], a.p + n - 4, 4);
+        memcpy(&y[0], b.p, 4);
+        memcpy(&y[1], b.p + n - 4, 4);
+        return ((x[0] ^ y[0]) | (x[1] ^ y[1])) == 0;
+    }
+    return memcmp(a.p, b.p, n) == 0;
+}
 #define SV_IS(a, lit) sv_eq((a), (sv_t)LIT(lit))
 
 /* The index of a among names (n of them), or -1. */
@@ -79,8 +112,7 @@ static int sv_pick(sv_t a, const sv_t *names, int n)
 
 static unsigned name_hash(sv_t s)
 {
-    return s.n ? (s.n * 7u + (unsigned char)s.p[0] * 3u + (unsigned char)s.p[s.n - 1]) % NAME_SLOTS
-               : 0;
+    return s.n ? ((s.n & 31u) << 5 | ((unsigned char)s.p[0] & 31u)) % NAME_SLOTS : 0;
 }
 
 static void names_init(walk_t *w)
@@ -93,7 +125,7 @@ static void names_init(walk_t *w)
     }
 }
 
-static int read_index(const walk_t *w, sv_t name)
+static inline int read_index(const walk_t *w, sv_t name)
 {
     if (!name.p)
         return -1;
@@ -244,12 +276,27 @@ static int age_band(int age)
     return C_AGEX;
 }
 
-static int band_of(sv_t birth, const quarter_t *q)
+/* The band of a birth date at the quarter's last day: report_age over
+ * bytes that need not end in NUL, with the quarter's day parsed once. */
+static int band_of(const walk_t *w, sv_t birth)
 {
-    char b[11] = "";
-    if (birth.p && birth.n == 10)
-        memcpy(b, birth.p, 10);
-    return age_band(report_age(b, q->last));
+    const char *s = birth.p;
+    if (!s || birth.n != 10 || s[4] != '-' || s[7] != '-')
+        return age_band(-1000);
+    int v[3] = {0}, k = 0;
+    for (int i = 0; i < 10; i++) {
+        if (i == 4 || i == 7) {
+            k++;
+            continue;
+        }
+        if (s[i] < '0' || s[i] > '9')
+            return age_band(-1000);
+        v[k] = v[k] * 10 + (s[i] - '0');
+    }
+    int age = w->last_y - v[0];
+    if (w->last_m < v[1] || (w->last_m == v[1] && w->last_d < v[2]))
+        age--;
+    return age_band(age);
 }
 
 /* Guardianship assessment (监护评估), one class for every child so that
@@ -269,8 +316,9 @@ static int assessment(const view_t *v)
     return C_GA_POOR;
 }
 
-static void count_active(uint64_t *c, const view_t *v, const quarter_t *q)
+static void count_active(uint64_t *c, const view_t *v, const walk_t *w)
 {
+    const quarter_t *q = &w->q;
     static const sv_t lbts[] = {LIT("both_parents_away"), LIT("one_away_other_incapable")};
     static const sv_t gts[] = {LIT("grandparent"), LIT("relative"), LIT("institution"),
                                LIT("parent"), LIT("none")};
@@ -281,7 +329,7 @@ static void count_active(uint64_t *c, const view_t *v, const quarter_t *q)
     int sex = SV_IS(v->s[R_GENDER], "male") ? 1 : SV_IS(v->s[R_GENDER], "female") ? 2 : 0;
     if (sex)
         c[sex == 1 ? C_MALE : C_FEMALE]++;
-    int band = band_of(v->s[R_BIRTH], q);
+    int band = band_of(w, v->s[R_BIRTH]);
     c[band]++;
     if (sex)
         c[band + sex]++;
@@ -338,6 +386,12 @@ static void count_flows(uint64_t *c, const view_t *v, const quarter_t *q)
  * that the record holds, its index and version (hlc, origin), added into
  * the row's sum. Under last-writer-wins a version fixes the value, so
  * equal sums mean equal data behind the figures. */
+static void put_be64(unsigned char *p, uint64_t x)
+{
+    x = htobe64(x);
+    memcpy(p, &x, 8);
+}
+
 static void digest_view(unsigned char sum[REPORT_DIGEST_LEN], const view_t *v)
 {
     unsigned char buf[65 + NREAD * 17], h[REPORT_DIGEST_LEN];
@@ -347,11 +401,10 @@ static void digest_view(unsigned char sum[REPORT_DIGEST_LEN], const view_t *v)
     for (int k = 0; k < NREAD; k++) {
         if (!(v->present & (1u << k)))
             continue;
-        buf[n++] = (unsigned char)k;
-        for (int b = 7; b >= 0; b--)
-            buf[n++] = (unsigned char)(v->hlc[k] >> (8 * b));
-        for (int b = 7; b >= 0; b--)
-            buf[n++] = (unsigned char)(v->origin[k] >> (8 * b));
+        buf[n] = (unsigned char)k;
+        put_be64(buf + n + 1, v->hlc[k]);
+        put_be64(buf + n + 9, v->origin[k]);
+        n += 17;
     }
     crypto_generichash(h, sizeof h, buf, n, NULL, 0);
     report_digest_add(sum, h);
@@ -370,7 +423,7 @@ static code_t unit_of(walk_t *w, sv_t vs)
             return 0;
         village = village * 10 + (code_t)(vs.p[i] - '0');
     }
-    size_t slot = (size_t)(village % VIL_SLOTS);
+    size_t slot = (size_t)((village * 0x9e3779b97f4a7c15u) >> 40) % VIL_SLOTS;
     if (w->vil[slot].village == village)
         return w->vil[slot].unit;
     code_t unit = 0;
@@ -412,7 +465,7 @@ static int count_view(walk_t *w, const view_t *v)
     /* A record with no status is taken as in the register: status is
      * optional in the schema and a new file is active until it exits. */
     if (!SV_IS(v->s[R_STATUS], "exited"))
-        count_active(row->v, v, &w->q);
+        count_active(row->v, v, w);
     count_flows(row->v, v, &w->q);
     digest_view(row->dig, v);
     return LX_OK;
@@ -499,6 +552,9 @@ int walk_new(code_t node, const char *quarter, const divs_t *divs, walk_t **out,
         return LX_ENOMEM;
     }
     w->q = q;
+    w->last_y = q.year;
+    w->last_m = atoi(q.last + 5);
+    w->last_d = atoi(q.last + 8);
     w->node = node;
     w->village_node = code_level(node) == LEVEL_VILLAGE;
     names_init(w);
@@ -534,8 +590,85 @@ int walk_finish(walk_t **w, const divs_t *divs, report_t **out)
 
 static int packed_cb(void *arg, const void *buf, size_t len) { return walk_packed(arg, buf, len); }
 
-int report_compute(stxn_t *t, code_t node, const char *quarter, const divs_t *divs,
-                   report_t **out, why_t *why)
+/* ---- two walkers ----
+ *
+ * Most of a large report's time is per record (reading the stored bytes,
+ * counting, hashing for the digest), so two threads share the records
+ * (store_each_packed_asof_shared), each counting into a walk of its own;
+ * the second's rows are then added into the first's. Counts and digests
+ * are sums, so the result is the one walker's, whichever records each
+ * took. */
+
+/* Below this many records a second thread is not worth starting. */
+#define SPLIT_MIN 256
+
+typedef struct {
+    stxn_t *t;
+    code_t node;
+    hlc_t cut;
+    store_share_t *sh;
+    walk_t *w;
+    int rc;
+} half_t;
+
+static void *half_main(void *arg)
+{
+    half_t *h = arg;
+    h->rc = store_each_packed_asof_shared(h->t, h->node, h->cut, h->sh, true, packed_cb, h->w);
+    return NULL;
+}
+
+/* Adds the rows of b into a. */
+static int walk_merge(walk_t *a, const walk_t *b)
+{
+    for (size_t i = 0; i < b->r->n; i++) {
+        const row_t *src = &b->r->rows[i];
+        row_t *dst = report_row_for(a->r, src->code, NULL);
+        if (!dst)
+            return LX_ENOMEM;
+        for (size_t c = 0; c < C_COUNT; c++)
+            dst->v[c] += src->v[c];
+        report_digest_add(dst->dig, src->dig);
+    }
+    a->last_row = NULL; /* rows may have moved */
+    return LX_OK;
+}
+
+/* The walk over the store, in two threads when walkers is 2 and the
+ * store lets a second transaction see t's snapshot, else in this one. */
+static int walk_store(stxn_t *t, walk_t *w, int walkers)
+{
+    store_share_t sh;
+    stxn_t *t2 = NULL;
+    walk_t *w2 = NULL;
+    int rc = store_share_init(t, &sh);
+    if (rc || walkers < 2 || store_begin_twin(t, &t2))
+        return rc ? rc : store_each_packed_asof(t, w->node, w->q.cut, packed_cb, w);
+    char quarter[8];
+    snprintf(quarter, sizeof quarter, "%04dQ%d", w->q.year, w->q.q);
+    half_t h = {t2, w->node, w->q.cut, &sh, NULL, LX_OK};
+    pthread_t th;
+    bool started = false;
+    if (!walk_new(w->node, quarter, NULL, &w2, NULL)) {
+        h.w = w2;
+        started = pthread_create(&th, NULL, half_main, &h) == 0;
+    }
+    /* Without the second thread this one takes every record. */
+    rc = store_each_packed_asof_shared(t, w->node, w->q.cut, &sh, false, packed_cb, w);
+    if (started) {
+        pthread_join(th, NULL);
+        if (!rc)
+            rc = h.rc;
+        if (!rc)
+            rc = walk_merge(w, w2);
+    }
+    walk_destroy(&w2);
+    store_abort(&t2);
+    return rc;
+}
+
+int report_compute_walkers(stxn_t *t, code_t node, const char *quarter, const divs_t *divs,
+                           int walkers, report_t **out, why_t *why)
 {
     *out = NULL;
     code_t own = store_code_of(t);
@@ -550,10 +683,23 @@ int report_compute(stxn_t *t, code_t node, const char *quarter, const divs_t *di
     if (rc)
         return rc;
     /* The one place that reads the store: the records as of the cut. */
-    rc = store_each_packed_asof(t, node, w->q.cut, packed_cb, w);
+    rc = walk_store(t, w, walkers);
     if (rc) {
         walk_destroy(&w);
         return why_set(why, rc, "report: reading the store: %s", err_str(rc));
     }
     return walk_finish(&w, divs, out);
+}
+
+int report_compute(stxn_t *t, code_t node, const char *quarter, const divs_t *divs,
+                   report_t **out, why_t *why)
+{
+    /* The processors this process may run on, not the machine's. */
+    cpu_set_t cpus;
+    store_share_t sh;
+    int walkers = 1;
+    if (sched_getaffinity(0, sizeof cpus, &cpus) == 0 && CPU_COUNT(&cpus) > 1
+        && !store_share_init(t, &sh) && atomic_load(&sh.left) >= SPLIT_MIN)
+        walkers = 2;
+    return report_compute_walkers(t, node, quarter, divs, walkers, out, why);
 }

@@ -1614,7 +1614,49 @@ static bool hist_has(MDB_cursor *hc, const MDB_val *id)
            && memcmp(k.mv_data, pre, plen) == 0;
 }
 
-int store_each_packed_asof(stxn_t *t, code_t under, hlc_t cut, store_packed_cb cb, void *arg)
+/* One record of a walk as of cut: handed to cb as stored, or as it stood
+ * at the cut (packed anew into sb), or left out. */
+static int packed_one(stxn_t *t, MDB_cursor *hc, const MDB_val *k, const MDB_val *d, hlc_t cut,
+                      code_t lo, code_t hi, msgpack_sbuffer *sb, store_packed_cb cb, void *arg)
+{
+    int at = packed_at(d->mv_data, d->mv_size, cut);
+    if (at == PK_CURRENT)
+        return cb(arg, d->mv_data, d->mv_size);
+    if (at == PK_NEWER && !hist_has(hc, k))
+        return LX_OK;  /* created after the cut */
+    /* Something changed since the cut: the record as it stood then. */
+    record_t *r;
+    int rc = record_decode(d->mv_data, d->mv_size, &r, NULL);
+    if (rc)
+        return rc;
+    rc = asof_apply(t, hc, cut, r);
+    code_t v = rc ? 0 : record_village(r);
+    if (!rc && v >= lo && v < hi && r->n > 1) {
+        msgpack_packer pk;
+        msgpack_sbuffer_clear(sb);
+        msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+        rc = record_pack(r, &pk) ? LX_EINVAL : cb(arg, sb->data, sb->size);
+    }
+    record_destroy(&r);
+    return rc;
+}
+
+#define SHARE_BATCH 256
+
+/* Up to SHARE_BATCH records off the share; 0 when none are left. */
+static uint64_t share_take(store_share_t *sh)
+{
+    uint64_t left = atomic_load(&sh->left), take;
+    do {
+        take = left < SHARE_BATCH ? left : SHARE_BATCH;
+    } while (take && !atomic_compare_exchange_weak(&sh->left, &left, left - take));
+    return take;
+}
+
+/* The walk as of cut, the whole table (sh NULL) or the records taken off
+ * the share, from the last record backwards when `backward`. */
+static int each_packed(stxn_t *t, code_t under, hlc_t cut, store_share_t *sh, bool backward,
+                       store_packed_cb cb, void *arg)
 {
     code_t lo, hi;
     code_range(under ? under : t->s->code, &lo, &hi);
@@ -1624,38 +1666,66 @@ int store_each_packed_asof(stxn_t *t, code_t under, hlc_t cut, store_packed_cb c
         return rc;
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
-    MDB_val k, d;
-    for (rc = mdb_cursor_get(c, &k, &d, MDB_FIRST); !rc;
-         rc = mdb_cursor_get(c, &k, &d, MDB_NEXT)) {
-        int at = packed_at(d.mv_data, d.mv_size, cut);
-        if (at == PK_CURRENT) {
-            if ((rc = cb(arg, d.mv_data, d.mv_size)))
-                break;
-            continue;
-        }
-        if (at == PK_NEWER && !hist_has(hc, &k))
-            continue;  /* created after the cut */
-        /* Something changed since the cut: the record as it stood then. */
-        record_t *r;
-        if ((rc = record_decode(d.mv_data, d.mv_size, &r, NULL)))
+    MDB_val k, d, nk, nd;
+    MDB_cursor_op step = backward ? MDB_PREV : MDB_NEXT;
+    uint64_t mine = 0;  /* records taken off the share, not yet walked */
+    rc = mdb_cursor_get(c, &k, &d, backward ? MDB_LAST : MDB_FIRST);
+    while (!rc) {
+        if (sh && !mine && !(mine = share_take(sh)))
             break;
-        rc = asof_apply(t, hc, cut, r);
-        code_t v = rc ? 0 : record_village(r);
-        if (!rc && v >= lo && v < hi && r->n > 1) {
-            msgpack_packer pk;
-            msgpack_sbuffer_clear(&sb);
-            msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-            rc = record_pack(r, &pk) ? LX_EINVAL : cb(arg, sb.data, sb.size);
-        }
-        record_destroy(&r);
-        if (rc)
+        mine -= sh != NULL;
+        /* The next record on its way into the cache while this one is
+         * read: the walk waits on memory more than it computes. Stored
+         * bytes stay put until the transaction ends. */
+        int nrc = mdb_cursor_get(c, &nk, &nd, step);
+        for (size_t off = 0; !nrc && off < nd.mv_size; off += 64)
+            __builtin_prefetch((const char *)nd.mv_data + off);
+        if ((rc = packed_one(t, hc, &k, &d, cut, lo, hi, &sb, cb, arg)))
             break;
+        rc = nrc;
+        k = nk;
+        d = nd;
     }
+    /* A failed walker takes the rest off the share, so the other stops. */
+    if (sh && rc && rc != MDB_NOTFOUND)
+        atomic_store(&sh->left, 0);
     msgpack_sbuffer_destroy(&sb);
     if (hc)
         mdb_cursor_close(hc);
     mdb_cursor_close(c);
     return rc == MDB_NOTFOUND ? LX_OK : rc;
+}
+
+int store_each_packed_asof(stxn_t *t, code_t under, hlc_t cut, store_packed_cb cb, void *arg)
+{
+    return each_packed(t, under, cut, NULL, false, cb, arg);
+}
+
+int store_begin_twin(stxn_t *t, stxn_t **out)
+{
+    *out = NULL;
+    if (t->write)
+        return LX_EBUSY;
+    int rc = store_begin(t->s, false, out);
+    if (!rc && mdb_txn_id((*out)->txn) != mdb_txn_id(t->txn)) {
+        store_abort(out);
+        rc = LX_EBUSY;
+    }
+    return rc;
+}
+
+int store_share_init(stxn_t *t, store_share_t *sh)
+{
+    MDB_stat st;
+    int rc = mdb_stat(t->txn, t->s->rec, &st);
+    atomic_init(&sh->left, rc ? 0 : (uint64_t)st.ms_entries);
+    return lmdb_err(rc, NULL, "walk");
+}
+
+int store_each_packed_asof_shared(stxn_t *t, code_t under, hlc_t cut, store_share_t *sh,
+                                  bool backward, store_packed_cb cb, void *arg)
+{
+    return each_packed(t, under, cut, sh, backward, cb, arg);
 }
 
 int store_each_record_asof(stxn_t *t, code_t under, hlc_t cut, store_record_cb cb, void *arg)

@@ -9,6 +9,7 @@
 #ifndef LX_STORE_H
 #define LX_STORE_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -111,6 +112,26 @@ int store_each_record_asof(stxn_t *t, code_t under, hlc_t cut, store_record_cb c
  * `under`: the caller checks the village. */
 typedef int (*store_packed_cb)(void *arg, const void *buf, size_t len);
 int store_each_packed_asof(stxn_t *t, code_t under, hlc_t cut, store_packed_cb cb, void *arg);
+
+/* The same walk split between two threads, each in its own transaction
+ * on one snapshot: one walker takes the records from the first forwards,
+ * the other from the last backwards, each a batch at a time off a shared
+ * count of the records left, so that between them they hand over every
+ * record once (what each is handed depends on the timing; a sum over
+ * them does not). A walker that fails takes the rest, so the other stops. */
+typedef struct {
+    _Atomic uint64_t left;  /* records no walker has taken yet */
+} store_share_t;
+
+/* A read transaction on t's snapshot, for another thread: begun and ended
+ * (store_abort) by t's thread, used in between by the other only. LX_EBUSY
+ * when t writes (its changes are its own) or the store changed since t
+ * began; LMDB errors. */
+int store_begin_twin(stxn_t *t, stxn_t **out);
+/* Sets the share to every record of t's snapshot. */
+int store_share_init(stxn_t *t, store_share_t *sh);
+int store_each_packed_asof_shared(stxn_t *t, code_t under, hlc_t cut, store_share_t *sh,
+                                  bool backward, store_packed_cb cb, void *arg);
 
 /* Numbers kept in the store's meta table (link positions and the like),
  * and opaque blobs. Keys are short ASCII strings. */

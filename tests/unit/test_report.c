@@ -9,12 +9,14 @@
 #include <cmocka.h>
 
 #include <jansson.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "common/gen.h"
+#include "common/mp.h"
 #include "common/report.h"
 #include "common/report_int.h"
 #include "common/store.h"
@@ -580,6 +582,232 @@ static void test_packed_feed(void **state)
     report_destroy(&b);
 }
 
+/* ---- the walk split between two threads ---- */
+
+static uint64_t lcg(uint64_t *s) { return *s = *s * 6364136223846793005ULL + 1442695040888963407ULL; }
+
+static void put_one(stxn_t *t, const char *id, const char *name, const char *v, hlc_t h, hlc_t base)
+{
+    field_t f = {.name = strdup(name), .ver = {.hlc = h, .origin = COUNTY, .base = base}};
+    val_set_str(&f.val, v);
+    apply_t res;
+    why_t why = {""};
+    if (store_apply(t, id, &f, 1, 0, &res, &why))
+        fail_msg("store_apply %s %s: %s", id, name, why.msg);
+    field_free(&f);
+}
+
+/* n generated children created from the quarter before 2026Q3 to the one
+ * after, a third of them changed later (risk, exits, moves within the
+ * county and out of it), so the walk meets records as stored, created
+ * after the cut, and changed since (read from the history). */
+static void fill_many(store_t *s, int n)
+{
+    code_t vil[] = {VIL_A, 510104001202ULL, VIL_B};
+    gen_t *g = gen_new(11, vil, 3, 20260815);
+    assert_non_null(g);
+    quarter_t q;
+    why_t why = {""};
+    assert_int_equal(quarter_parse("2026Q3", &q, &why), LX_OK);
+    hlc_t span = q.cut - q.start;
+    stxn_t *t;
+    assert_int_equal(store_begin(s, true, &t), LX_OK);
+    uint64_t rs = 5;
+    for (int i = 0; i < n; i++) {
+        record_t *r;
+        assert_int_equal(gen_child(g, &r), LX_OK);
+        char id[16];
+        snprintf(id, sizeof id, "m%05d", i);
+        hlc_t h = q.start - span + lcg(&rs) % (3 * span), later = h + 1 + lcg(&rs) % span;
+        for (uint32_t k = 0; k < r->n; k++)
+            r->f[k].ver = (ver_t){.hlc = h, .origin = COUNTY};
+        apply_t res;
+        if (store_apply(t, id, r->f, r->n, 0, &res, &why))
+            fail_msg("store_apply %s: %s", id, why.msg);
+        record_destroy(&r);
+        if (i % 3 == 0)
+            put_one(t, id, "risk_level", i % 2 ? "high" : "low", later, h);
+        if (i % 9 == 1)
+            put_one(t, id, "status", "exited", later, h);
+        if (i % 11 == 2)
+            put_one(t, id, "village_code", i % 2 ? "510104002201" : "510105001201", later, h);
+    }
+    assert_int_equal(store_commit(&t), LX_OK);
+    gen_destroy(&g);
+}
+
+static report_t *compute_walkers(store_t *s, code_t node, const char *q, int walkers)
+{
+    stxn_t *t;
+    report_t *r = NULL;
+    why_t why = {""};
+    assert_int_equal(store_begin(s, false, &t), LX_OK);
+    int rc = report_compute_walkers(t, node, q, NULL, walkers, &r, &why);
+    store_abort(&t);
+    if (rc)
+        fail_msg("report_compute_walkers: %s", why.msg);
+    return r;
+}
+
+static void assert_same_report(const report_t *a, const report_t *b)
+{
+    assert_int_equal(report_nrows(a), report_nrows(b));
+    for (size_t i = 0; i < report_nrows(a); i++) {
+        assert_true(report_row_code(a, i) == report_row_code(b, i));
+        for (size_t c = 0; c < report_ncols(); c++)
+            if (report_value(a, i, c) != report_value(b, i, c))
+                fail_msg("row %zu column %s: %llu and %llu", i, report_col(c)->key,
+                         (unsigned long long)report_value(a, i, c),
+                         (unsigned long long)report_value(b, i, c));
+        assert_memory_equal(report_row_digest(a, i), report_row_digest(b, i), REPORT_DIGEST_LEN);
+    }
+}
+
+/* Two walkers count what one does, cell for cell and digest for digest,
+ * in every quarter and for a unit; report_compute (which splits a store
+ * this size on a machine with two processors) too. */
+static void test_split_same(void **state)
+{
+    fix_t *f = *state;
+    fill(f->s);
+    fill_many(f->s, 3000);
+    const char *qs[] = {"2026Q2", "2026Q3", "2026Q4"};
+    for (size_t i = 0; i < 3; i++) {
+        report_t *one = compute_walkers(f->s, 0, qs[i], 1);
+        why_t why = {""};
+        assert_int_equal(report_check(one, &why), LX_OK);
+        assert_true(report_value(one, report_nrows(one) - 1, C_TOTAL) > 500);
+        for (int k = 0; k < 3; k++) {
+            report_t *two = compute_walkers(f->s, 0, qs[i], 2);
+            assert_same_report(one, two);
+            report_destroy(&two);
+        }
+        report_t *dflt = compute(f->s, 0, qs[i]);
+        assert_same_report(one, dflt);
+        report_destroy(&dflt);
+        report_destroy(&one);
+    }
+    report_t *one = compute_walkers(f->s, TOWN_A, "2026Q3", 1);
+    report_t *two = compute_walkers(f->s, TOWN_A, "2026Q3", 2);
+    assert_same_report(one, two);
+    report_destroy(&one);
+    report_destroy(&two);
+}
+
+typedef struct {
+    stxn_t *t;
+    store_share_t *sh;
+    bool backward;
+    char (*ids)[16];
+    size_t n, cap;
+    int rc;
+} taker_t;
+
+static int take_cb(void *arg, const void *buf, size_t len)
+{
+    taker_t *k = arg;
+    mp_rd_t r = {buf, (const unsigned char *)buf + len, false};
+    mp_rd_array(&r);
+    mp_sv_t id = mp_rd_str(&r);
+    if (r.bad || id.n >= 16 || k->n == k->cap)
+        return LX_EINVAL;
+    memcpy(k->ids[k->n], id.p, id.n);
+    k->ids[k->n++][id.n] = '\0';
+    return LX_OK;
+}
+
+static void *taker_main(void *arg)
+{
+    taker_t *k = arg;
+    k->rc = store_each_packed_asof_shared(k->t, 0, hlc_make(utc_ms(2027, 1, 1, 0), 0), k->sh,
+                                          k->backward, take_cb, k);
+    return NULL;
+}
+
+static int cmp_id(const void *a, const void *b) { return strcmp(a, b); }
+
+/* The two walkers of a share hand over every record once between them;
+ * one alone (the other never started) takes them all. */
+static void test_share_once(void **state)
+{
+    fix_t *f = *state;
+    fill_many(f->s, 2000);
+    stxn_t *t, *t2;
+    assert_int_equal(store_begin(f->s, false, &t), LX_OK);
+    assert_int_equal(store_begin_twin(t, &t2), LX_OK);
+    size_t cap = 4000;
+    taker_t a = {t, NULL, false, calloc(cap, 16), 0, cap, 0};
+    taker_t b = {t2, NULL, true, calloc(cap, 16), 0, cap, 0};
+    taker_t all = {t, NULL, false, calloc(cap, 16), 0, cap, 0};
+    assert_int_equal(store_each_packed_asof(t, 0, hlc_make(utc_ms(2027, 1, 1, 0), 0), take_cb, &all),
+                     LX_OK);
+    for (int round = 0; round < 5; round++) {
+        store_share_t sh;
+        assert_int_equal(store_share_init(t, &sh), LX_OK);
+        a.sh = b.sh = &sh;
+        a.n = b.n = 0;
+        pthread_t th;
+        if (round < 4) {
+            assert_int_equal(pthread_create(&th, NULL, taker_main, &b), 0);
+            taker_main(&a);
+            pthread_join(th, NULL);
+        } else {
+            taker_main(&b);  /* the backward one alone */
+        }
+        assert_int_equal(a.rc, LX_OK);
+        assert_int_equal(b.rc, LX_OK);
+        assert_int_equal(a.n + b.n, all.n);
+        if (round == 4)
+            assert_int_equal(a.n, 0);
+        char (*got)[16] = calloc(cap, 16);
+        memcpy(got, a.ids, a.n * 16);
+        memcpy(got + a.n, b.ids, b.n * 16);
+        qsort(got, all.n, 16, cmp_id);
+        qsort(all.ids, all.n, 16, cmp_id);
+        for (size_t i = 0; i < all.n; i++)
+            assert_string_equal(got[i], all.ids[i]);
+        free(got);
+    }
+    free(a.ids);
+    free(b.ids);
+    free(all.ids);
+    store_abort(&t2);
+    store_abort(&t);
+}
+
+/* A second transaction that would not see what t sees is refused, and the
+ * report is then walked in one thread: a write since t began, or t a
+ * write transaction. */
+static void test_twin_refused(void **state)
+{
+    fix_t *f = *state;
+    fill(f->s);
+    fill_many(f->s, 600);
+    report_t *before = compute_walkers(f->s, 0, "2026Q4", 1);
+    stxn_t *t, *t2;
+    assert_int_equal(store_begin(f->s, false, &t), LX_OK);
+    put(f->s, "n1", in_q3(5), BASE("510104001201"), "birth_date=2015-01-01", NULL);
+    assert_int_equal(store_begin_twin(t, &t2), LX_EBUSY);
+    assert_null(t2);
+    report_t *r = NULL;
+    why_t why = {""};
+    assert_int_equal(report_compute_walkers(t, 0, "2026Q4", NULL, 2, &r, &why), LX_OK);
+    assert_same_report(before, r);
+    report_destroy(&r);
+    store_abort(&t);
+    report_destroy(&before);
+
+    assert_int_equal(store_begin(f->s, true, &t), LX_OK);
+    assert_int_equal(store_begin_twin(t, &t2), LX_EBUSY);
+    report_t *one = NULL, *two = NULL;
+    assert_int_equal(report_compute_walkers(t, 0, "2026Q4", NULL, 1, &one, &why), LX_OK);
+    assert_int_equal(report_compute_walkers(t, 0, "2026Q4", NULL, 2, &two, &why), LX_OK);
+    assert_same_report(one, two);
+    report_destroy(&one);
+    report_destroy(&two);
+    store_abort(&t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -592,6 +820,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_pack_round_trip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_formats, setup, teardown),
         cmocka_unit_test(test_packed_feed),
+        cmocka_unit_test_setup_teardown(test_split_same, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_share_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_twin_refused, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
