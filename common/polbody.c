@@ -508,7 +508,8 @@ static int check_reporting(const json_t *body, const char *name, why_t *why)
 
 static bool access_field(const char *s)
 {
-    return strcmp(s, "*") == 0 || pb_field_ok(s);
+    return strcmp(s, "*") == 0 || strcmp(s, "events") == 0 || strcmp(s, "cases") == 0
+        || pb_field_ok(s);
 }
 
 static int check_access(const json_t *body, const char *name, why_t *why)

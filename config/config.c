@@ -198,7 +198,12 @@ static int on_item(void *user, const char *section, const char *name, const char
         }
     } else if (p->kind == 5) {
         token_t *tk = p->tok;
-        if (strcmp(name, "role") == 0) {
+        static const unsigned char zero[TOKEN_HASHLEN];
+        if ((strcmp(name, "role") == 0 && tk->role[0])
+            || (strcmp(name, "hash") == 0 && memcmp(tk->hash, zero, TOKEN_HASHLEN))
+            || (strcmp(name, "scope") == 0 && tk->scope)) {
+            bad = "set twice (is the token's section there twice?)";
+        } else if (strcmp(name, "role") == 0) {
             bool known = false;
             for (size_t i = 0; pb_roles[i] && !known; i++)
                 known = strcmp(pb_roles[i], value) == 0;

@@ -8,6 +8,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <sodium.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -117,11 +118,59 @@ static void test_refused(void **state)
     assert_int_equal(chmod(k, 0600), 0);
 }
 
+/* The API's settings and tokens: plain HTTP only on 127.0.0.1, TLS files
+ * required otherwise, a token only with a known role and a hash, a scope
+ * inside the node; a token is found by its secret and no other. */
+static void test_api_settings(void **state)
+{
+    (void)state;
+#define N "[node]\ncode = 510121106000\ndata = d\nkeys = keys\n"
+    expect_refused(N "http = 10.0.0.5:8443\nhttp_plain = true\n", "only on 127.0.0.1");
+    expect_refused(N "http = 127.0.0.1:8443\n", "tls_cert");
+    expect_refused(N "http = 127.0.0.1\nhttp_plain = true\n", "HOST:PORT");
+    expect_refused(N "http_body_max = 10\n", "http_body_max");
+    expect_refused(N "[token edu]\nrole = teacher\n", "unknown role");
+    expect_refused(N "[token edu]\nrole = education\n", "needs role and hash");
+    expect_refused(N "[token edu]\nrole = education\nhash = abc\n", "hash");
+    expect_refused(N "[token Edu!]\nrole = education\n", "token's name");
+    char secret[48], hex[65], body[1024];
+    unsigned char h[TOKEN_HASHLEN];
+    token_make(secret, h);
+    sodium_bin2hex(hex, sizeof hex, h, sizeof h);
+    snprintf(body, sizeof body, N "[token edu]\nrole = education\nhash = %s\n"
+             "scope = 510122000000\n", hex);
+    expect_refused(body, "scope");
+    /* The same name twice, apart or one after the other. */
+    snprintf(body, sizeof body, N "[token edu]\nrole = education\nhash = %s\n"
+             "[token ops]\nrole = operator\nhash = %s\n[token edu]\nrole = health\n", hex, hex);
+    expect_refused(body, "appears twice");
+    snprintf(body, sizeof body, N "[token edu]\nrole = education\nhash = %s\n"
+             "[token edu]\nrole = health\n", hex);
+    expect_refused(body, "set twice");
+    snprintf(body, sizeof body, N "http = 127.0.0.1:8443\nhttp_plain = true\n"
+             "[token edu]\nrole = education\nhash = %s\nscope = 510121106218\n", hex);
+    node_config_t *c = NULL;
+    why_t why = {""};
+    assert_int_equal(config_load(write_ini(body), &c, &why), LX_OK);
+    assert_int_equal(c->ntokens, 1);
+    const token_t *t = config_token(c, secret);
+    assert_non_null(t);
+    assert_string_equal(t->role, "education");
+    assert_int_equal(t->scope, 510121106218ULL);
+    assert_true(strncmp(secret, "lx_", 3) == 0 && strlen(secret) == 46);
+    secret[10] ^= 1;
+    assert_null(config_token(c, secret));
+    assert_null(config_token(c, ""));
+    config_free(&c);
+#undef N
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_good),
         cmocka_unit_test(test_refused),
+        cmocka_unit_test(test_api_settings),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
