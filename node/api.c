@@ -44,10 +44,23 @@ static int get_visible(call_t *c, stxn_t *t, const char *id, record_t **out)
     return rc;
 }
 
+/* An audit entry's result for a failure. */
+static const char *outcome(int rc)
+{
+    switch (rc) {
+    case LX_OK: return "ok";
+    case LX_ENOTFOUND: return "not_found";
+    case LX_EDENIED: return "denied";
+    case LX_EEXIST: return "conflict";
+    case LX_EINVAL: case LX_ESCOPE: case LX_EUSAGE: return "invalid";
+    default: return "error";
+    }
+}
+
 static int store_failure(call_t *c, int rc, const why_t *why)
 {
     if (rc == LX_ENOTFOUND)
-        return http_error(c, 404, "no such record");
+        return http_error(c, 404, "%s", why->msg[0] ? why->msg : "no such record");
     if (rc == LX_EDENIED)
         return http_error(c, 403, "%s", why->msg);
     if (rc == LX_EINVAL || rc == LX_ESCOPE || rc == LX_EUSAGE)
@@ -178,7 +191,7 @@ static int children_list(call_t *c)
     store_abort(&t);
     bool more = rc == 1 && !x.rc;
     if (rc < 0 || x.rc) {
-        http_audit_read(c, "list", x.ids, x.n, x.rc == LX_EDENIED ? "denied" : "error");
+        http_audit_read(c, "list", x.ids, x.n, outcome(x.rc ? x.rc : rc));
         for (uint32_t i = 0; i < x.n; i++)
             free((char *)x.ids[i]);
         free(x.ids);
@@ -205,7 +218,7 @@ static int child_get(call_t *c, const char *id)
     store_abort(&t);
     const char *ids[1] = {id};
     if (rc) {
-        http_audit_read(c, "read", ids, 1, rc == LX_ENOTFOUND ? "not_found" : "error");
+        http_audit_read(c, "read", ids, 1, outcome(rc));
         why_t why = {""};
         return store_failure(c, rc, &why);
     }
@@ -220,7 +233,7 @@ static int child_get(call_t *c, const char *id)
     rc = access_view(eff, c->tok->role, r, some ? names : NULL, nf, c->purpose != NULL, &j,
                      &why);
     record_destroy(&r);
-    http_audit_read(c, "read", ids, 1, rc == LX_EDENIED ? "denied" : rc ? "error" : "ok");
+    http_audit_read(c, "read", ids, 1, outcome(rc));
     return rc ? store_failure(c, rc, &why) : http_json(c, 200, j);
 }
 
@@ -258,7 +271,7 @@ static int write_record(call_t *c, record_t *r, write_mode_t mode, const char *a
     if (rc) {
         /* The refusal is audited too, in a transaction of its own. */
         http_audit_read(c, action, ids, r->id ? 1 : 0,
-                        rc == LX_ENOTFOUND ? "not_found" : rc == LX_EDENIED ? "denied" : "invalid");
+                        outcome(rc));
         return store_failure(c, rc, &why);
     }
     http_wrote(c->h);
@@ -282,7 +295,7 @@ static int child_write(call_t *c, const char *id)
     if (rc) {
         const char *ids[1] = {id};
         http_audit_read(c, id ? "patch" : "create", ids, id ? 1 : 0,
-                        rc == LX_EDENIED ? "denied" : "invalid");
+                        outcome(rc));
         record_destroy(&r);
         return store_failure(c, rc, &why);
     }
@@ -356,72 +369,6 @@ static int check_keys(const json_t *o, const char *const *allowed, size_t maxlen
             return why_set(why, LX_EINVAL, "field %s: at most %zu bytes", k, maxlen);
     }
     return LX_OK;
-}
-
-static int events_add(call_t *c, const char *id)
-{
-    static const char *const keys[] = {"type", "date", "note", NULL};
-    why_t why = {""};
-    json_t *b = access_parse_object(c->req->entity.base, c->req->entity.len, &why);
-    int rc = b ? check_keys(b, keys, 600, &why) : LX_EINVAL;
-    const char *type = b ? json_str(b, "type") : NULL, *date = b ? json_str(b, "date") : NULL;
-    if (!rc && pick(event_types, type) < 0)
-        rc = why_set(&why, LX_EINVAL, "field type: expected home_visit, call, help, meeting "
-                     "or other");
-    if (!rc && !date_ok(date))
-        rc = why_set(&why, LX_EINVAL, "field date: expected YYYY-MM-DD");
-    char today[11];
-    policy_today(hlc_wall_ms(), today);
-    if (!rc && strcmp(date, today) > 0)
-        rc = why_set(&why, LX_EINVAL, "field date: %s is in the future", date);
-    if (rc) {
-        json_decref(b);
-        return store_failure(c, rc, &why);
-    }
-    stxn_t *t;
-    if (http_begin_write(c->h, &t)) {
-        json_decref(b);
-        return http_error(c, 500, "the store cannot be written");
-    }
-    const effective_t *eff = http_effective(c->h, t);
-    record_t *cur = NULL, *w = record_new(id);
-    rc = w ? get_visible(c, t, id, &cur) : LX_ENOMEM;
-    if (!rc && !(access_rights(eff, c->tok->role, "events") & ACCESS_READ))
-        rc = why_set(&why, LX_EDENIED, "the role %s may not add events", c->tok->role);
-    char name[64], code[CODE_STRLEN + 1];
-    snprintf(name, sizeof name, "ev_%016llx_%s", (unsigned long long)store_tick(t),
-             code_fmt(http_cfg(c->h)->code, code));
-    if (!rc) {
-        json_t *o = json_pack("{s:s, s:s, s:s}", "type", type, "date", date, "by", c->author);
-        if (json_str(b, "note"))
-            json_object_set(o, "note", json_object_get(b, "note"));
-        rc = put_journal(w, name, o);
-    }
-    /* A home visit moves the date of the last visit on. */
-    const char *last = cur ? record_str(cur, "last_visit_date") : NULL;
-    if (!rc && strcmp(type, "home_visit") == 0 && (!last || strcmp(date, last) > 0)) {
-        field_t f = {.name = "last_visit_date", .val = {.kind = VAL_STR, .s = (char *)date}};
-        rc = record_put(w, &f);
-    }
-    apply_t res;
-    write_opts_t o = {.author = c->author, .mode = WRITE_EXISTING, .eff = eff};
-    if (!rc)
-        rc = policy_write(t, w, &o, &res, &why);
-    const char *ids[1] = {id};
-    if (!rc)
-        rc = http_audit_write(c, t, "event", ids, 1, "ok", &why);
-    if (!rc)
-        rc = store_commit(&t);
-    store_abort(&t);
-    record_destroy(&cur);
-    record_destroy(&w);
-    json_decref(b);
-    if (rc) {
-        http_audit_read(c, "event", ids, 1, rc == LX_EDENIED ? "denied" : "invalid");
-        return store_failure(c, rc, &why);
-    }
-    http_wrote(c->h);
-    return http_json(c, 201, json_pack("{s:s, s:s}", "id", id, "event", name + 3));
 }
 
 /* The journal of a record as JSON: events (newest first) or cases. */
@@ -533,7 +480,7 @@ static int journal_get(call_t *c, const char *id, bool events)
         rc = why_set(&why, LX_EDENIED, "%s are personal data: state the purpose of the read "
                      "in the X-Purpose header", what);
     http_audit_read(c, events ? "read_events" : "read_cases", ids, 1,
-                    rc == LX_ENOTFOUND ? "not_found" : rc == LX_EDENIED ? "denied" : rc ? "error" : "ok");
+                    outcome(rc));
     if (rc) {
         record_destroy(&r);
         return store_failure(c, rc, &why);
@@ -543,8 +490,143 @@ static int journal_get(call_t *c, const char *id, bool events)
     return http_json(c, 200, json_pack("{s:s, s:o}", "id", id, what, a));
 }
 
+/* Every journal write takes this shape: in one write transaction, the
+ * record as it is (in the caller's scope), fn's writes added to it,
+ * applied with its audit entry; then the reply fn made (status ok). fn
+ * refuses with an error code and why; LX_EEXIST answers 409. */
+typedef int (*journal_fn)(call_t *c, stxn_t *t, const effective_t *eff, const record_t *cur,
+                          record_t *w, void *arg, json_t **reply, why_t *why);
+
+static int journal_write(call_t *c, const char *id, const char *action, int ok,
+                         journal_fn fn, void *arg)
+{
+    why_t why = {""};
+    stxn_t *t;
+    if (http_begin_write(c->h, &t))
+        return http_error(c, 500, "the store cannot be written");
+    const effective_t *eff = http_effective(c->h, t);
+    record_t *cur = NULL, *w = record_new(id);
+    json_t *reply = NULL;
+    int rc = w ? get_visible(c, t, id, &cur) : LX_ENOMEM;
+    if (!rc)
+        rc = fn(c, t, eff, cur, w, arg, &reply, &why);
+    apply_t res;
+    write_opts_t o = {.author = c->author, .mode = WRITE_EXISTING, .eff = eff};
+    if (!rc)
+        rc = policy_write(t, w, &o, &res, &why);
+    const char *ids[1] = {id};
+    if (!rc)
+        rc = http_audit_write(c, t, action, ids, 1, "ok", &why);
+    if (!rc)
+        rc = store_commit(&t);
+    store_abort(&t);
+    record_destroy(&cur);
+    record_destroy(&w);
+    if (rc) {
+        json_decref(reply);
+        http_audit_read(c, action, ids, 1, outcome(rc));
+        return rc == LX_EEXIST ? http_error(c, 409, "%s", why.msg) : store_failure(c, rc, &why);
+    }
+    http_wrote(c->h);
+    return http_json(c, ok, reply);
+}
+
+static int event_fn(call_t *c, stxn_t *t, const effective_t *eff, const record_t *cur,
+                    record_t *w, void *arg, json_t **reply, why_t *why)
+{
+    const json_t *b = arg;
+    const char *type = json_str(b, "type"), *date = json_str(b, "date");
+    if (!(access_rights(eff, c->tok->role, "events") & ACCESS_READ))
+        return why_set(why, LX_EDENIED, "the role %s may not add events", c->tok->role);
+    char name[64], code[CODE_STRLEN + 1];
+    snprintf(name, sizeof name, "ev_%016llx_%s", (unsigned long long)store_tick(t),
+             code_fmt(http_cfg(c->h)->code, code));
+    json_t *o = json_pack("{s:s, s:s, s:s}", "type", type, "date", date, "by", c->author);
+    if (json_str(b, "note"))
+        json_object_set(o, "note", json_object_get(b, "note"));
+    int rc = put_journal(w, name, o);
+    /* A home visit moves the date of the last visit on. */
+    const char *last = record_str(cur, "last_visit_date");
+    if (!rc && strcmp(type, "home_visit") == 0 && (!last || strcmp(date, last) > 0)) {
+        field_t f = {.name = "last_visit_date", .val = {.kind = VAL_STR, .s = (char *)date}};
+        rc = record_put(w, &f);
+    }
+    *reply = json_pack("{s:s, s:s}", "id", w->id, "event", name + 3);
+    return rc;
+}
+
+static int events_add(call_t *c, const char *id)
+{
+    static const char *const keys[] = {"type", "date", "note", NULL};
+    why_t why = {""};
+    json_t *b = access_parse_object(c->req->entity.base, c->req->entity.len, &why);
+    int rc = b ? check_keys(b, keys, 600, &why) : LX_EINVAL;
+    const char *type = b ? json_str(b, "type") : NULL, *date = b ? json_str(b, "date") : NULL;
+    if (!rc && pick(event_types, type) < 0)
+        rc = why_set(&why, LX_EINVAL, "field type: expected home_visit, call, help, meeting "
+                     "or other");
+    if (!rc && !date_ok(date))
+        rc = why_set(&why, LX_EINVAL, "field date: expected YYYY-MM-DD");
+    char today[11];
+    policy_today(hlc_wall_ms(), today);
+    if (!rc && strcmp(date, today) > 0)
+        rc = why_set(&why, LX_EINVAL, "field date: %s is in the future", date);
+    rc = rc ? store_failure(c, rc, &why) : journal_write(c, id, "event", 201, event_fn, b);
+    json_decref(b);
+    return rc;
+}
+
+typedef struct {
+    const json_t *body;
+    const char *cid;     /* the case moved on; NULL: a new one */
+    int state;
+} casestep_t;
+
+static int case_fn(call_t *c, stxn_t *t, const effective_t *eff, const record_t *cur,
+                   record_t *w, void *arg, json_t **reply, why_t *why)
+{
+    casestep_t *x = arg;
+    unsigned need = x->cid ? ACCESS_WRITE : ACCESS_READ;
+    if (!(access_rights(eff, c->tok->role, "cases") & need))
+        return why_set(why, LX_EDENIED, "the role %s may not %s cases", c->tok->role,
+                       x->cid ? "handle" : "report");
+    hlc_t now = store_tick(t);
+    char code[CODE_STRLEN + 1], caseid[48], name[64];
+    code_fmt(http_cfg(c->h)->code, code);
+    if (x->cid)
+        snprintf(caseid, sizeof caseid, "%s", x->cid);
+    else
+        snprintf(caseid, sizeof caseid, "%016llx_%s", (unsigned long long)now, code);
+    if (x->cid) {
+        /* The case's furthest step so far: the new one must be the next
+         * (handled may go straight to closed). */
+        json_t *all = cases_json(cur, 0), *it;
+        size_t k;
+        int have = -1;
+        json_array_foreach(all, k, it)
+            if (strcmp(json_str(it, "case"), x->cid) == 0)
+                have = pick(case_states, json_str(it, "state"));
+        json_decref(all);
+        if (have < 0)
+            return why_set(why, LX_ENOTFOUND, "no such case");
+        if (x->state != have + 1 && !(have == 2 && x->state == 4))
+            return why_set(why, LX_EEXIST, "case %s is %s: it cannot become %s", x->cid,
+                           case_states[have], case_states[x->state]);
+    }
+    snprintf(name, sizeof name, "case_%s_%s", caseid, case_states[x->state]);
+    json_t *o = json_pack("{s:s, s:I}", "by", c->author, "at_ms", (json_int_t)hlc_wall_ms());
+    static const char *const copied[] = {"kind", "summary", "note", NULL};
+    for (size_t i = 0; copied[i]; i++)
+        if (json_str(x->body, copied[i]))
+            json_object_set(o, copied[i], json_object_get(x->body, copied[i]));
+    *reply = json_pack("{s:s, s:s, s:s}", "id", w->id, "case", caseid, "state",
+                       case_states[x->state]);
+    return put_journal(w, name, o);
+}
+
 /* Opens a case (anyone who reads the child may report: the duty to report
- * is everyone's) or moves one to a later step (roles that write "cases"). */
+ * is everyone's) or moves one to its next step (roles that write
+ * "cases"). */
 static int case_step(call_t *c, const char *id, const char *cid)
 {
     static const char *const open_keys[] = {"kind", "summary", NULL};
@@ -554,99 +636,21 @@ static int case_step(call_t *c, const char *id, const char *cid)
     why_t why = {""};
     json_t *b = access_parse_object(c->req->entity.base, c->req->entity.len, &why);
     int rc = b ? check_keys(b, cid ? step_keys : open_keys, 600, &why) : LX_EINVAL;
-    int state = cid ? pick(case_states, b ? json_str(b, "state") : NULL) : 0;
+    casestep_t x = {.body = b, .cid = cid,
+                    .state = cid ? pick(case_states, b ? json_str(b, "state") : NULL) : 0};
     if (!rc && !cid && pick(kinds, json_str(b, "kind")) < 0)
         rc = why_set(&why, LX_EINVAL, "field kind: expected abuse, neglect, abandonment, "
                      "no_guardian, dropout or other");
-    if (!rc && cid && state <= 0)
+    if (!rc && cid && x.state <= 0)
         rc = why_set(&why, LX_EINVAL, "field state: expected accepted, handled, referred "
                      "or closed");
     if (!rc && cid && (strlen(cid) > 40 || !id_ok(cid) || strchr(cid, '-')))
-        rc = why_set(&why, LX_EINVAL, "no such case");
-    if (rc) {
-        json_decref(b);
-        return store_failure(c, rc, &why);
-    }
-    stxn_t *t;
-    if (http_begin_write(c->h, &t)) {
-        json_decref(b);
-        return http_error(c, 500, "the store cannot be written");
-    }
-    const effective_t *eff = http_effective(c->h, t);
-    record_t *cur = NULL, *w = record_new(id);
-    rc = w ? get_visible(c, t, id, &cur) : LX_ENOMEM;
-    unsigned need = cid ? ACCESS_WRITE : ACCESS_READ;
-    if (!rc && !(access_rights(eff, c->tok->role, "cases") & need))
-        rc = why_set(&why, LX_EDENIED, "the role %s may not %s cases", c->tok->role,
-                     cid ? "handle" : "report");
-    hlc_t now = store_tick(t);
-    char code[CODE_STRLEN + 1], caseid[48], name[64];
-    code_fmt(http_cfg(c->h)->code, code);
-    if (cid)
-        snprintf(caseid, sizeof caseid, "%s", cid);
-    else
-        snprintf(caseid, sizeof caseid, "%016llx_%s", (unsigned long long)now, code);
-    int status = 201;
-    if (!rc && cid) {
-        /* The case's furthest step so far: the new one must come after it
-         * (handled may go straight to closed). */
-        json_t *all = cases_json(cur, 0);
-        json_t *cs = NULL, *it;
-        size_t k;
-        json_array_foreach(all, k, it) if (strcmp(json_str(it, "case"), cid) == 0) cs = it;
-        int have = cs ? pick(case_states, json_str(cs, "state")) : -1;
-        if (have < 0)
-            rc = LX_ENOTFOUND;
-        else if (state <= have)
-            status = 409;
-        else if (state != have + 1 && !(have == 2 && state == 4))
-            status = 409;
-        if (status == 409)
-            why_set(&why, LX_EINVAL, "case %s is %s: it cannot become %s", cid,
-                    case_states[have], case_states[state]);
-        json_decref(all);
-    }
-    if (!rc && status != 409) {
-        snprintf(name, sizeof name, "case_%s_%s", caseid, case_states[state]);
-        json_t *o = json_pack("{s:s, s:I}", "by", c->author, "at_ms",
-                              (json_int_t)hlc_wall_ms());
-        if (!cid) {
-            json_object_set(o, "kind", json_object_get(b, "kind"));
-            if (json_str(b, "summary"))
-                json_object_set(o, "summary", json_object_get(b, "summary"));
-        } else if (json_str(b, "note")) {
-            json_object_set(o, "note", json_object_get(b, "note"));
-        }
-        rc = put_journal(w, name, o);
-        apply_t res;
-        write_opts_t wo = {.author = c->author, .mode = WRITE_EXISTING, .eff = eff};
-        if (!rc)
-            rc = policy_write(t, w, &wo, &res, &why);
-        const char *ids[1] = {id};
-        if (!rc)
-            rc = http_audit_write(c, t, cid ? "case_step" : "case_report", ids, 1, "ok", &why);
-        if (!rc)
-            rc = store_commit(&t);
-    }
-    store_abort(&t);
-    record_destroy(&cur);
-    record_destroy(&w);
+        rc = why_set(&why, LX_ENOTFOUND, "no such case");
+    rc = rc ? store_failure(c, rc, &why)
+            : journal_write(c, id, cid ? "case_step" : "case_report", cid ? 200 : 201, case_fn,
+                            &x);
     json_decref(b);
-    const char *ids[1] = {id};
-    if (status == 409) {
-        http_audit_read(c, "case_step", ids, 1, "conflict");
-        return http_error(c, 409, "%s", why.msg);
-    }
-    if (rc) {
-        http_audit_read(c, cid ? "case_step" : "case_report", ids, 1,
-                        rc == LX_EDENIED ? "denied" : rc == LX_ENOTFOUND ? "not_found" : "invalid");
-        if (rc == LX_ENOTFOUND && cid)
-            return http_error(c, 404, "no such case");
-        return store_failure(c, rc, &why);
-    }
-    http_wrote(c->h);
-    return http_json(c, cid ? 200 : 201, json_pack("{s:s, s:s, s:s}", "id", id, "case", caseid,
-                                                   "state", case_states[state]));
+    return rc;
 }
 
 /* ---- conflicts and duplicates ---- */

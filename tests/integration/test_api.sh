@@ -66,6 +66,11 @@ assert_contains "$out" "school enrolment" "the purpose is audited"
 printf '%s' "$out" | grep -q "王小明\|13800001234" && fail "a personal value in the audit log"
 lx audit verify --data "$(D $X)" >/dev/null || fail "audit verify at the county"
 lx audit verify --data "$(D $V1)" >/dev/null || fail "audit verify at the village"
+# The village's chain (the child it created through its API) reaches the
+# county, which verifies it.
+village_create() { lx audit list --data "$(D $X)" --node $V1 --principal village-op | grep -q create; }
+wait_until 20 village_create
+lx audit verify --data "$(D $X)" --node $V1 >/dev/null || fail "the county verifies the village's chain"
 
 # Stopped cleanly with connections open or not.
 for c in "${NODES[@]}"; do stop_node $c; done
