@@ -1,4 +1,4 @@
-/* lianxin token add|list: the departments' API tokens of a node. A token
+/* lianxin token add|revoke|list: the departments' API tokens of a node. A token
  * is shown once, when it is made; node.ini keeps only its hash. A running
  * node reads its tokens again when node.ini changes. */
 #include <errno.h>
@@ -16,6 +16,7 @@
 
 #define TOKEN_USAGE                                                                      \
     "lianxin token add --config FILE --name NAME --role ROLE [--scope CODE]\n"           \
+    "       lianxin token revoke --config FILE --name NAME\n"                              \
     "       lianxin token list --config FILE [--json]"
 
 static int token_add(const char *path, const char *name, const char *role, const char *scope)
@@ -79,6 +80,51 @@ static int token_add(const char *path, const char *name, const char *role, const
     return cli_fail("token add", "%s", ok ? why.msg : "cannot write the configuration");
 }
 
+/* Rewrites node.ini without the token's section (through a temporary file
+ * renamed over it, so a crash leaves one or the other whole). */
+static int token_revoke(const char *path, const char *name)
+{
+    FILE *in = fopen(path, "r");
+    if (!in)
+        return cli_fail("token revoke", "%s: %s", path, strerror(errno));
+    struct stat st;
+    fstat(fileno(in), &st);
+    char tmp[4200], want[120], line[4096];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    snprintf(want, sizeof want, "[token %s]", name);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, st.st_mode & 0777);
+    FILE *out = fd >= 0 ? fdopen(fd, "w") : NULL;
+    if (!out) {
+        fclose(in);
+        if (fd >= 0)
+            close(fd);
+        return cli_fail("token revoke", "%s: %s", tmp, strerror(errno));
+    }
+    bool skipping = false, found = false;
+    while (fgets(line, sizeof line, in)) {
+        char *p = line + strspn(line, " \t");
+        if (p[0] == '[') {
+            size_t n = strcspn(p, "\r\n");
+            while (n && (p[n - 1] == ' ' || p[n - 1] == '\t'))
+                n--;
+            skipping = n == strlen(want) && strncmp(p, want, n) == 0;
+            found |= skipping;
+        }
+        if (!skipping)
+            fputs(line, out);
+    }
+    fclose(in);
+    bool ok = fflush(out) == 0 && fsync(fileno(out)) == 0;
+    ok = fclose(out) == 0 && ok;
+    if (!found || !ok || rename(tmp, path) != 0) {
+        unlink(tmp);
+        return found ? cli_fail("token revoke", "%s: cannot write", path)
+                     : cli_fail("token revoke", "%s: no token named %s", path, name);
+    }
+    printf("token %s revoked (a running node stops taking it within a few seconds)\n", name);
+    return 0;
+}
+
 static int token_list(const char *path, bool json)
 {
     node_config_t *c = NULL;
@@ -109,7 +155,7 @@ int cmd_token(int argc, char **argv)
 {
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
         if (argc < 2)
-            return cli_usage("token", TOKEN_USAGE, "add or list?");
+            return cli_usage("token", TOKEN_USAGE, "add, revoke or list?");
         printf("usage: %s\nMakes a department's API token (printed once; node.ini keeps its "
                "hash) or lists them.\n", TOKEN_USAGE);
         return 0;
@@ -145,5 +191,10 @@ int cmd_token(int argc, char **argv)
     }
     if (strcmp(sub, "list") == 0)
         return token_list(path, json);
+    if (strcmp(sub, "revoke") == 0) {
+        if (!name)
+            return cli_usage("token revoke", TOKEN_USAGE, "--name is required");
+        return token_revoke(path, name);
+    }
     return cli_usage("token", TOKEN_USAGE, "unknown subcommand %s", sub);
 }

@@ -58,6 +58,16 @@ late=$(tok $X late-health health) || fail "token add while running"
 wait_until 10 curl -sf --cacert "$CA_X" -H "Authorization: Bearer $late" \
     "$URL_X/api/v1/status" -o /dev/null
 
+# A revoked token is refused within a few seconds; the others still work.
+lx token revoke --config "$TREE/$X/node.ini" --name late-health >/dev/null || fail "token revoke"
+must_fail 1 lx token revoke --config "$TREE/$X/node.ini" --name late-health >/dev/null
+lx token list --config "$TREE/$X/node.ini" | grep -q late-health && fail "revoked token still listed"
+refused_now() { [ "$(curl -s -o /dev/null -w '%{http_code}' --cacert "$CA_X" \
+    -H "Authorization: Bearer $late" "$URL_X/api/v1/status")" = 401 ]; }
+wait_until 10 refused_now
+curl -sf --cacert "$CA_X" -H "Authorization: Bearer $TOK_EDU" "$URL_X/api/v1/status" -o /dev/null \
+    || fail "another token after a revocation"
+
 # The audit chains: every request above left an entry, none holds a
 # personal value, and they verify.
 out=$(lx audit list --data "$(D $X)" --principal jintang-edu) || fail "audit list"
