@@ -370,7 +370,30 @@ static int qlist_cb(void *arg, const char *quarter, uint32_t rev)
     return 0;
 }
 
-int rflow_auto(stxn_t *t, const divs_t *divs, uint64_t now_ms, uint32_t *made, why_t *why)
+/* The oldest field version among the log entries after `from`: quarters
+ * whose cut comes before it cannot have changed. */
+typedef struct {
+    stxn_t *t;
+    hlc_t oldest;
+} oldest_t;
+
+static int oldest_cb(void *arg, const loghdr_t *h)
+{
+    oldest_t *o = arg;
+    change_t c = {0};
+    if (store_log_change(o->t, h, false, &c, NULL)) {
+        o->oldest = 0;   /* unreadable: assume anything may have changed */
+        return 1;
+    }
+    for (uint32_t i = 0; i < c.n; i++)
+        if (c.w[i].ver.hlc < o->oldest)
+            o->oldest = c.w[i].ver.hlc;
+    change_free(&c);
+    return 0;
+}
+
+int rflow_auto(stxn_t *t, const divs_t *divs, uint64_t now_ms, uint64_t since_seq,
+               uint32_t *made, why_t *why)
 {
     *made = 0;
     char cur[8], today[11];
@@ -382,7 +405,7 @@ int rflow_auto(stxn_t *t, const divs_t *divs, uint64_t now_ms, uint32_t *made, w
     snprintf(last, sizeof last, "%04dQ%d", q == 1 ? y - 1 : y, q == 1 ? 4 : q - 1);
     qlist_t l = {0};
     int rc = rflow_each_frozen(t, qlist_cb, &l);
-    bool have_last = false;
+    bool have_last = false, fresh_last = false;   /* fresh: not frozen yet */
     for (size_t i = 0; !rc && i < l.n; i++)
         have_last |= strcmp(l.q[i], last) == 0;
     if (!rc && !have_last) {
@@ -393,12 +416,22 @@ int rflow_auto(stxn_t *t, const divs_t *divs, uint64_t now_ms, uint32_t *made, w
             rc = policy_report_deadline(eff, last, deadline, why);
         effective_free(&eff);
         if (!rc && strcmp(today, deadline) > 0 && (rc = qlist_cb(&l, last, 0)) == 0)
-            have_last = true;
+            have_last = fresh_last = true;
     }
-    /* Every quarter frozen here that has ended: late data makes a revision. */
+    /* Every quarter frozen here that has ended: late data makes a revision.
+     * Only a change stamped before a quarter's cut can move its figures. */
+    oldest_t old = {t, UINT64_MAX};
+    if (!rc && since_seq)
+        rc = store_each_log_hdr(t, since_seq + 1, oldest_cb, &old);
+    if (rc == 1)
+        rc = LX_OK;
+    if (!since_seq)
+        old.oldest = 0;
     for (size_t i = 0; !rc && i < l.n; i++) {
         quarter_t qt;
         if (quarter_parse(l.q[i], &qt, NULL) || hlc_make(now_ms, 0) <= qt.cut)
+            continue;
+        if (old.oldest >= qt.cut && !(fresh_last && strcmp(l.q[i], last) == 0))
             continue;
         rflow_frozen_t f;
         rc = rflow_freeze(t, l.q[i], divs, now_ms, &f, why);

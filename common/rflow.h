@@ -92,8 +92,12 @@ int rflow_set_acked(stxn_t *t, const char *quarter, uint32_t rev);
  * the last quarter (policy_report_deadline; default 10 days after its end)
  * has passed, freezes it if it is not frozen; and freezes anew every
  * quarter frozen here whose cut has passed, so late data (stamped before
- * the cut) makes a revision. *made: revisions created. */
-int rflow_auto(stxn_t *t, const divs_t *divs, uint64_t now_ms, uint32_t *made, why_t *why);
+ * the cut) makes a revision. With since_seq, only the quarters that a log
+ * entry after since_seq could change (one of its field versions stamped
+ * before the cut) are computed again; 0: all of them. *made: revisions
+ * created. */
+int rflow_auto(stxn_t *t, const divs_t *divs, uint64_t now_ms, uint64_t since_seq,
+               uint32_t *made, why_t *why);
 
 /* ---- a parent's inbox ---- */
 

@@ -147,7 +147,7 @@ static void reports(node_t *n, uint64_t now)
     uint32_t made = 0;
     int rc = store_begin(n->store, true, &t);
     if (!rc)
-        rc = rflow_auto(t, n->divs, wall, &made, &why);
+        rc = rflow_auto(t, n->divs, wall, n->report_seq, &made, &why);
     if (!rc)
         rc = made ? store_commit(&t) : LX_OK;
     store_abort(&t);

@@ -155,23 +155,35 @@ static void test_auto(void **state)
     /* Before the deadline (no reporting policy: the default, 10 days
      * after the quarter, effective.c): nothing. */
     assert_int_equal(store_begin(f->s, true, &t), LX_OK);
-    assert_int_equal(rflow_auto(t, NULL, utc_ms(2026, 10, 10, 4), &made, &why), LX_OK);
+    assert_int_equal(rflow_auto(t, NULL, utc_ms(2026, 10, 10, 4), 0, &made, &why), LX_OK);
     assert_int_equal(made, 0);
     assert_int_equal(rflow_each_frozen(t, count_frozen, &n), LX_OK);
     assert_int_equal(n, 0);
     /* After it: the last quarter is frozen. */
-    assert_int_equal(rflow_auto(t, NULL, utc_ms(2026, 10, 11, 4), &made, &why), LX_OK);
+    assert_int_equal(rflow_auto(t, NULL, utc_ms(2026, 10, 11, 4), 0, &made, &why), LX_OK);
     assert_int_equal(made, 1);
-    assert_int_equal(rflow_auto(t, NULL, utc_ms(2026, 10, 11, 5), &made, &why), LX_OK);
+    assert_int_equal(rflow_auto(t, NULL, utc_ms(2026, 10, 11, 5), 0, &made, &why), LX_OK);
     assert_int_equal(made, 0);
     assert_int_equal(store_commit(&t), LX_OK);
     /* Late data: the pass makes revision 2 by itself. */
     put(f->s, "b2", in_q3(50), BASE("510104002201"), NULL);
     assert_int_equal(store_begin(f->s, true, &t), LX_OK);
-    assert_int_equal(rflow_auto(t, NULL, utc_ms(2026, 10, 12, 4), &made, &why), LX_OK);
+    assert_int_equal(rflow_auto(t, NULL, utc_ms(2026, 10, 12, 4), 0, &made, &why), LX_OK);
     assert_int_equal(made, 1);
     assert_int_equal(store_commit(&t), LX_OK);
     assert_int_equal(total_of(f->s, "2026Q3", 2, TOWN_B), 2);
+    /* With the log position of the last pass, only entries after it are
+     * looked at: late data the pass has already seen is not computed
+     * again, and data stamped after every cut computes nothing. */
+    put(f->s, "b3", in_q3(60), BASE("510104002201"), NULL);
+    assert_int_equal(store_begin(f->s, true, &t), LX_OK);
+    uint64_t seq = store_last_seq(t);
+    assert_int_equal(rflow_auto(t, NULL, utc_ms(2026, 10, 13, 4), seq, &made, &why), LX_OK);
+    assert_int_equal(made, 0);
+    assert_int_equal(rflow_auto(t, NULL, utc_ms(2026, 10, 13, 4), seq - 1, &made, &why), LX_OK);
+    assert_int_equal(made, 1);
+    assert_int_equal(store_commit(&t), LX_OK);
+    assert_int_equal(total_of(f->s, "2026Q3", 3, TOWN_B), 3);
 }
 
 static void pack_unit(store_t *s, code_t unit, const char *q, msgpack_sbuffer *sb)
