@@ -10,10 +10,12 @@ starts every node and measures
   tree_nodes          nodes started
   tree_render_s       `lianxin topology render` of the whole tree
   tree_startup_s      from the first node started until every link is up
-  tree_idle_rss_*     VmRSS per node after 10 s idle (median, max, per level)
+  tree_idle_rss_*     VmRSS per node after 10 s idle (median, max, per level;
+                      PSS and private memory too)
   tree_load_s         time from the first of CHANGES new children entered at
                       every village until the province holds all of them
-  tree_loaded_rss_*   peak RSS (VmHWM) per node after the load
+  tree_loaded_rss_*   peak RSS (VmHWM) per node after the load, per level
+  tree_loaded_anon_*  private memory (RssAnon) per node after the load
   tree_converged      1 when the province's digest of the county equals the
                       county's and every township's equals its own
 
@@ -85,6 +87,17 @@ def proc_kib(pid, field):
     return 0
 
 
+def pss_kib(pid):
+    try:
+        with open("/proc/%d/smaps_rollup" % pid) as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
 def main():
     topo = os.path.join(D, "county.ini")
     with open(topo, "w") as f:
@@ -135,7 +148,9 @@ def main():
     out("tree_idle_rss_median", statistics.median(vals), "MiB")
     out("tree_idle_rss_max", vals[-1], "MiB")
     out("tree_idle_rss_anon_median", statistics.median(anon.values()), "MiB")
-    out("tree_idle_rss_total", sum(vals), "MiB")
+    pss = [pss_kib(procs[c].pid) / 1024 for c in codes]
+    out("tree_idle_pss_median", statistics.median(pss), "MiB")
+    out("tree_idle_pss_total", sum(pss), "MiB")
     out("tree_threads_per_node", statistics.median(threads.values()), "threads")
     for lv in ("village", "township", "county", "city", "province"):
         out("tree_idle_rss_%s" % lv, statistics.median(rss[c] for c in codes if level[c] == lv), "MiB")
@@ -178,8 +193,10 @@ def main():
     out("tree_load_s", t_load, "s")
     out("tree_load_rate", n * len(villages) / t_load, "changes/s")
     hwm = {c: proc_kib(procs[c].pid, "VmHWM") / 1024 for c in codes}
+    anon = {c: proc_kib(procs[c].pid, "RssAnon") / 1024 for c in codes}
     for lv in ("village", "township", "county", "city", "province"):
         out("tree_loaded_rss_%s" % lv, statistics.median(hwm[c] for c in codes if level[c] == lv), "MiB")
+        out("tree_loaded_anon_%s" % lv, statistics.median(anon[c] for c in codes if level[c] == lv), "MiB")
 
     # Converged: the province's digest of every township (and the county)
     # equals the township's own, once the levels in between caught up.
