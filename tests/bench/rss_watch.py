@@ -8,7 +8,8 @@ SIGTERM; then prints
   lx_chain_idle_pss_node     the same as PSS
   lx_chain_loaded_rss_node   peak VmRSS (VmHWM) of every node, median
   lx_chain_loaded_rss_max    the largest of them
-  lx_chain_loaded_anon_max   the largest private (anonymous) RSS seen
+  lx_chain_loaded_anon_node  the largest private (anonymous) RSS seen, median
+  lx_chain_loaded_anon_max   the largest of them
 
   rss_watch.py DIR PREFIX
 """
@@ -78,4 +79,5 @@ if idle:
 if hwm:
     print(prefix + "loaded_rss_node", mib(statistics.median(hwm.values())))
     print(prefix + "loaded_rss_max", mib(max(hwm.values())))
+    print(prefix + "loaded_anon_node", mib(statistics.median(anon.values())))
     print(prefix + "loaded_anon_max", mib(max(anon.values())))
