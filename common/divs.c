@@ -14,6 +14,7 @@ typedef struct {
 struct divs {
     unit_t *u;
     size_t n, cap;
+    code_t under;   /* 0: every unit; else only under's subtree and ancestors */
 };
 
 static int cmp_unit(const void *a, const void *b)
@@ -78,6 +79,8 @@ static int load_file(divs_t *d, const char *dir, const char *file, why_t *why)
             d->u = nu;
             d->cap = cap;
         }
+        if (d->under && !code_contains(d->under, code) && !code_contains(code, d->under))
+            continue;
         d->u[d->n].code = code;
         if (!(d->u[d->n].name = strdup(row.cells[1]))) {
             rc = LX_ENOMEM;
@@ -94,11 +97,17 @@ static int load_file(divs_t *d, const char *dir, const char *file, why_t *why)
 
 int divs_load(const char *dir, divs_t **out, why_t *why)
 {
+    return divs_load_under(dir, 0, out, why);
+}
+
+int divs_load_under(const char *dir, code_t under, divs_t **out, why_t *why)
+{
     static const char *files[] = {"provinces.csv", "cities.csv", "counties.csv",
                                   "townships.csv", "villages.csv"};
     divs_t *d = calloc(1, sizeof *d);
     if (!d)
         return LX_ENOMEM;
+    d->under = under;
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
         int rc = load_file(d, dir, files[i], why);
         if (rc) {

@@ -13,6 +13,10 @@ typedef struct divs divs_t;
 /* Loads provinces.csv, cities.csv, counties.csv, townships.csv and
  * villages.csv from dir (short codes are padded to 12 digits). */
 int divs_load(const char *dir, divs_t **out, why_t *why);
+/* The same, keeping only the units in under's subtree and its ancestors
+ * (a node's own reports name nothing else): a village holds a handful of
+ * names instead of Sichuan's 37,000. under 0 keeps every unit. */
+int divs_load_under(const char *dir, code_t under, divs_t **out, why_t *why);
 void divs_destroy(divs_t **self_p);
 
 /* The directory to load from: $LIANXIN_DIVISIONS, else data/divisions

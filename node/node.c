@@ -140,7 +140,8 @@ static void reports(node_t *n, uint64_t now)
         char dir[4096];
         why_t dwhy = {""};
         n->divs_tried = true;
-        if (divs_load(divs_default_dir(dir, sizeof dir), &n->divs, &dwhy))
+        /* Only the names its own reports use: its subtree and above. */
+        if (divs_load_under(divs_default_dir(dir, sizeof dir), n->cfg->code, &n->divs, &dwhy))
             n->divs = NULL;
     }
     why_t why = {""};

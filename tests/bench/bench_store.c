@@ -29,8 +29,10 @@ static uint64_t xorshift(void)
     return rng;
 }
 
-/* N puts of 1 KiB values in one durable transaction. */
-static double raw_lmdb(const char *dir, size_t n, int random)
+/* N puts of 1 KiB values in one transaction, durable (synced at commit)
+ * or not (MDB_NOSYNC); *walk gets the rate of a cursor walk over them
+ * that reads every value. */
+static double raw_lmdb(const char *dir, size_t n, int random, int durable, double *walk)
 {
     MDB_env *env;
     MDB_txn *txn;
@@ -38,7 +40,7 @@ static double raw_lmdb(const char *dir, size_t n, int random)
     char val[1024];
     memset(val, 'x', sizeof val);
     if (mdb_env_create(&env) || mdb_env_set_mapsize(env, 8ULL << 30)
-        || mdb_env_open(env, dir, MDB_NOTLS, 0600)) {
+        || mdb_env_open(env, dir, MDB_NOTLS | (durable ? 0 : MDB_NOSYNC), 0600)) {
         fprintf(stderr, "raw lmdb: cannot open %s\n", dir);
         exit(1);
     }
@@ -61,6 +63,23 @@ static double raw_lmdb(const char *dir, size_t n, int random)
         exit(1);
     }
     double dt = now() - t0;
+    if (walk) {
+        MDB_cursor *cur;
+        MDB_val key, d;
+        size_t seen = 0, sum = 0;
+        double w0 = now();
+        mdb_txn_begin(env, NULL, MDB_RDONLY, &txn);
+        mdb_cursor_open(txn, dbi, &cur);
+        while (mdb_cursor_get(cur, &key, &d, MDB_NEXT) == 0) {
+            sum += ((const unsigned char *)d.mv_data)[d.mv_size - 1];
+            seen++;
+        }
+        mdb_cursor_close(cur);
+        mdb_txn_abort(txn);
+        *walk = (double)seen / (now() - w0);
+        if (sum == 0)
+            fprintf(stderr, "raw lmdb: empty walk\n");
+    }
     mdb_env_close(env);
     return (double)n / dt;
 }
@@ -87,13 +106,19 @@ int main(int argc, char **argv)
     mallopt(M_MMAP_THRESHOLD, 64 << 20);
     char path[4096];
 
-    snprintf(path, sizeof path, "mkdir -p %s/raw-o %s/raw-r", dir, dir);
+    snprintf(path, sizeof path, "mkdir -p %s/raw-o %s/raw-r %s/raw-on %s/raw-rn", dir, dir, dir, dir);
     if (system(path))
         return 1;
+    double walk = 0;
     snprintf(path, sizeof path, "%s/raw-o", dir);
-    printf("lmdb_put_ordered %.0f puts/s\n", raw_lmdb(path, n, 0));
+    printf("lmdb_put_ordered %.0f puts/s\n", raw_lmdb(path, n, 0, 1, &walk));
+    printf("lmdb_walk %.0f values/s\n", walk);
     snprintf(path, sizeof path, "%s/raw-r", dir);
-    printf("lmdb_put_random %.0f puts/s\n", raw_lmdb(path, n, 1));
+    printf("lmdb_put_random %.0f puts/s\n", raw_lmdb(path, n, 1, 1, NULL));
+    snprintf(path, sizeof path, "%s/raw-on", dir);
+    printf("lmdb_put_ordered_nosync %.0f puts/s\n", raw_lmdb(path, n, 0, 0, NULL));
+    snprintf(path, sizeof path, "%s/raw-rn", dir);
+    printf("lmdb_put_random_nosync %.0f puts/s\n", raw_lmdb(path, n, 1, 0, NULL));
 
     /* The children, generated before the clock starts. */
     code_t county = 510104000000ULL;
