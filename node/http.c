@@ -528,7 +528,7 @@ const divs_t *http_divs(http_t *h)
         char dir[4096];
         why_t why = {""};
         h->divs_tried = true;
-        if (divs_load(divs_default_dir(dir, sizeof dir), &h->divs, &why))
+        if (divs_load_under(divs_default_dir(dir, sizeof dir), h->cfg->code, &h->divs, &why))
             h->divs = NULL;
     }
     return h->divs;

@@ -172,6 +172,16 @@ for label, k in [("walk and decode every record (in process)", "walk_decode"),
                  ("PG cluster, peak PSS of the busiest, sync", "pg_sync_loaded_pss_max")]:
     w("| %s | %s |" % (label, cell(k)))
 w("")
+w("### The department API (HTTPS, keep-alive; wrk, 2 threads, 16 connections, one node of 10,000 children)")
+w("")
+w("| measure | value | vs `/healthz` on the same server |")
+w("| --- | --- | --- |")
+w("| `/healthz` (TLS and HTTP alone), requests/s | %s | |" % cell("healthz_rps"))
+w("| `/healthz` p99 | %s | |" % cell("healthz_p99"))
+w("| GET of one child as a department (token, purpose, masks, audit entry), requests/s | %s | %s |" %
+  (cell("get_child_rps"), ratio("get_child_rps", "healthz_rps", True)))
+w("| GET of one child, p99 | %s | %s |" % (cell("get_child_p99"), ratio("get_child_p99", "healthz_p99", False)))
+w("")
 w("### Province-size store (%d generated children over all of Sichuan's villages and communities)" % a.prov_n)
 w("")
 w("| measure | Lianxin | PostgreSQL |")
