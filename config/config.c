@@ -103,12 +103,7 @@ static int on_item(void *user, const char *section, const char *name, const char
             p->cur->code = code;
         } else if (strncmp(section, "token ", 6) == 0) {
             const char *nm = section + 6;
-            size_t n = strlen(nm);
-            bool ok = n > 0 && n < sizeof p->tok->name;
-            for (size_t i = 0; ok && i < n; i++)
-                ok = (nm[i] >= 'a' && nm[i] <= 'z') || (nm[i] >= '0' && nm[i] <= '9')
-                     || nm[i] == '-' || nm[i] == '_' || nm[i] == '.';
-            if (!ok) {
+            if (!token_name_ok(nm)) {
                 why_set(p->why, LX_EINVAL, "[%s]: a token's name is 1-63 of a-z 0-9 - _ .",
                         section);
                 return 0;
@@ -168,8 +163,9 @@ static int on_item(void *user, const char *section, const char *name, const char
                 bad = "expected milliseconds, 100..600000";
         } else if (strcmp(name, "http_page_max") == 0) {
             uint64_t v;
-            if (u64_value(value, 1, 100000, &v))
-                bad = "expected 1..100000";
+            /* A page is one audit entry, which names at most 4096 records. */
+            if (u64_value(value, 1, 4096, &v))
+                bad = "expected 1..4096";
             c->http_page_max = (uint32_t)v;
         } else if (strcmp(name, "skew_ms") == 0) {
             if (u64_value(value, 1000, 86400000, &c->skew_ms))
@@ -445,6 +441,16 @@ void config_free(node_config_t **self_p)
     free(c->tokens);
     free(c);
     *self_p = NULL;
+}
+
+bool token_name_ok(const char *nm)
+{
+    size_t n = strlen(nm);
+    bool ok = n > 0 && n < sizeof ((token_t *)0)->name;
+    for (size_t i = 0; ok && i < n; i++)
+        ok = (nm[i] >= 'a' && nm[i] <= 'z') || (nm[i] >= '0' && nm[i] <= '9') || nm[i] == '-'
+             || nm[i] == '_' || nm[i] == '.';
+    return ok;
 }
 
 void token_hash(const char *secret, unsigned char hash[TOKEN_HASHLEN])

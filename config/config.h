@@ -88,6 +88,8 @@ const token_t *config_token(const node_config_t *c, const char *secret);
  * its hash. */
 void token_make(char secret[48], unsigned char hash[TOKEN_HASHLEN]);
 void token_hash(const char *secret, unsigned char hash[TOKEN_HASHLEN]);
+/* A token's name: 1-63 of a-z 0-9 - _ . */
+bool token_name_ok(const char *name);
 
 /* The child with that code, or NULL. */
 const peer_t *config_child(const node_config_t *c, code_t code);

@@ -35,7 +35,8 @@ static int write_pem(const char *path, mode_t mode, EVP_PKEY *key, X509 *cert, w
 {
     char tmp[4200];
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+    unlink(tmp);   /* a leftover keeps its mode: never write a key into one */
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
     if (fd < 0)
         return why_set(why, LX_EIO, "%s: %s", tmp, strerror(errno));
     FILE *f = fdopen(fd, "w");
@@ -96,8 +97,8 @@ int tls_make_cert(const char *key_path, const char *cert_path, const char *cn,
         snprintf(san, sizeof san, "%s:%s,IP:127.0.0.1,DNS:localhost", ip ? "IP" : "DNS", host);
     else
         snprintf(san, sizeof san, "IP:127.0.0.1,DNS:localhost");
-    if (add_ext(x, NID_subject_alt_name, san) || add_ext(x, NID_basic_constraints, "critical,CA:TRUE")
-        || add_ext(x, NID_key_usage, "critical,digitalSignature,keyCertSign")
+    if (add_ext(x, NID_subject_alt_name, san) || add_ext(x, NID_basic_constraints, "critical,CA:FALSE")
+        || add_ext(x, NID_key_usage, "critical,digitalSignature")
         || add_ext(x, NID_ext_key_usage, "serverAuth")) {
         rc = ossl_fail(why, "extensions");
         goto out;

@@ -81,14 +81,42 @@ static bool id_ok(const char *id)
     return true;
 }
 
-/* Splits "a,b,c" into at most max names (pointers into buf). */
-static size_t split_names(char *buf, const char **names, size_t max)
+/* Splits "a,b,c" into at most max names (pointers into buf); -1 when
+ * there are more. */
+static int split_names(char *buf, const char **names, int max)
 {
-    size_t n = 0;
-    for (char *save = NULL, *p = strtok_r(buf, ",", &save); p && n < max;
-         p = strtok_r(NULL, ",", &save))
+    int n = 0;
+    for (char *save = NULL, *p = strtok_r(buf, ",", &save); p;
+         p = strtok_r(NULL, ",", &save)) {
+        if (n == max)
+            return -1;
         names[n++] = p;
+    }
     return n;
+}
+
+/* A query parameter (http_param): 1 present, 0 absent; -1 after answering
+ * 400 for one that cannot be read (it must not widen the answer). */
+static int param(call_t *c, const char *name, char *out, size_t n)
+{
+    int p = http_param(c, name, out, n);
+    if (p < 0)
+        http_error(c, 400, "%s: too long (at most %zu bytes) or not UTF-8 text", name, n - 1);
+    return p;
+}
+
+/* ?fields=a,b: 1 with the names, 0 without the parameter, -1 after
+ * answering 400. */
+static int fields_param(call_t *c, char *buf, size_t n, const char **names, int max, int *count)
+{
+    int p = param(c, "fields", buf, n);
+    if (p <= 0)
+        return p;
+    if ((*count = split_names(buf, names, max)) < 0) {
+        http_error(c, 400, "fields: at most %d names", max);
+        return -1;
+    }
+    return 1;
 }
 
 /* ---- children ---- */
@@ -148,39 +176,70 @@ static int children_list(call_t *c)
          limit_s[16] = "", after[96] = "";
     listctx_t x = {.c = c, .limit = cfg->http_page_max < 100 ? cfg->http_page_max : 100};
     code_t under = c->tok->scope;
-    if (http_param(c, "village", village, sizeof village)) {
-        if (code_parse(village, &under) || !code_contains(c->tok->scope, under))
-            return http_error(c, 400, "village: %s is not a division code in your scope",
-                              village);
-    }
-    if (http_param(c, "category", category, sizeof category))
-        x.category = category;
-    if (http_param(c, "risk", risk, sizeof risk))
-        x.risk = risk;
-    if (http_param(c, "status", status, sizeof status))
-        x.status = status;
-    if (http_param(c, "limit", limit_s, sizeof limit_s)) {
+    int p;
+    if ((p = param(c, "village", village, sizeof village)) < 0)
+        return 0;
+    if (p && (code_parse(village, &under) || !code_contains(c->tok->scope, under)))
+        return http_error(c, 400, "village: %s is not a division code in your scope", village);
+    if ((p = param(c, "category", category, sizeof category)) < 0)
+        return 0;
+    x.category = p ? category : NULL;
+    if ((p = param(c, "risk", risk, sizeof risk)) < 0)
+        return 0;
+    x.risk = p ? risk : NULL;
+    if ((p = param(c, "status", status, sizeof status)) < 0)
+        return 0;
+    x.status = p ? status : NULL;
+    if ((p = param(c, "limit", limit_s, sizeof limit_s)) < 0)
+        return 0;
+    if (p) {
         char *end;
         long l = strtol(limit_s, &end, 10);
         if (*end || l < 1 || l > (long)cfg->http_page_max)
             return http_error(c, 400, "limit: expected 1..%u", cfg->http_page_max);
         x.limit = (uint32_t)l;
     }
-    if (http_param(c, "after", after, sizeof after)) {
+    if ((p = param(c, "after", after, sizeof after)) < 0)
+        return 0;
+    if (p) {
         char *colon = strchr(after, ':');
         if (!colon || (*colon = '\0', code_parse(after, &x.after_vil)) || !id_ok(colon + 1))
             return http_error(c, 400, "after: expected the \"next\" value of the last page");
         snprintf(x.after_id, sizeof x.after_id, "%s", colon + 1);
     }
     const char *names[64];
-    if (http_param(c, "fields", fields, sizeof fields)) {
-        x.nfields = split_names(fields, names, 64);
+    int nf = 0;
+    if ((p = fields_param(c, fields, sizeof fields, names, 64, &nf)) < 0)
+        return 0;
+    if (p) {
+        x.nfields = (size_t)nf;
         x.fields = names;
     }
     stxn_t *t;
     if (store_begin(http_store(c->h), false, &t))
         return http_error(c, 500, "the store cannot be read");
     x.eff = http_effective(c->h, t);
+    /* A filter reads its field: only one the role reads, and a personal
+     * one only with a purpose. */
+    static const char *const filtered[] = {"categories", "risk_level", "status"};
+    const char *given[] = {x.category, x.risk, x.status};
+    for (int i = 0; i < 3; i++) {
+        if (!given[i])
+            continue;
+        if (!(access_rights(x.eff, c->tok->role, filtered[i]) & ACCESS_READ)
+            || ((access_rights(x.eff, c->tok->role, filtered[i]) & ACCESS_MASKED))) {
+            store_abort(&t);
+            http_audit_read(c, "list", NULL, 0, "denied");
+            return http_error(c, 403, "the role %s may not read %s, so may not filter by it",
+                              c->tok->role, filtered[i]);
+        }
+        if (access_personal(filtered[i]) && !c->purpose) {
+            store_abort(&t);
+            http_audit_read(c, "list", NULL, 0, "denied");
+            return http_error(c, 403, "filtering by %s reads personal data: state the "
+                              "purpose in the X-Purpose header", filtered[i]);
+        }
+    }
     x.items = json_array();
     x.ids = calloc(x.limit, sizeof *x.ids);
     code_t lo, hi;
@@ -224,14 +283,15 @@ static int child_get(call_t *c, const char *id)
     }
     char fields[1024];
     const char *names[64];
-    size_t nf = 0;
-    bool some = http_param(c, "fields", fields, sizeof fields);
-    if (some)
-        nf = split_names(fields, names, 64);
+    int nf = 0, some = fields_param(c, fields, sizeof fields, names, 64, &nf);
+    if (some < 0) {
+        record_destroy(&r);
+        return 0;
+    }
     json_t *j;
     why_t why = {""};
-    rc = access_view(eff, c->tok->role, r, some ? names : NULL, nf, c->purpose != NULL, &j,
-                     &why);
+    rc = access_view(eff, c->tok->role, r, some ? names : NULL, (size_t)nf, c->purpose != NULL,
+                     &j, &why);
     record_destroy(&r);
     http_audit_read(c, "read", ids, 1, outcome(rc));
     return rc ? store_failure(c, rc, &why) : http_json(c, 200, j);
@@ -300,6 +360,8 @@ static int child_write(call_t *c, const char *id)
         return store_failure(c, rc, &why);
     }
     if (r->n == 0) {
+        const char *ids[1] = {id};
+        http_audit_read(c, id ? "patch" : "create", ids, id ? 1 : 0, "invalid");
         record_destroy(&r);
         return http_error(c, 400, "the body sets no field");
     }
@@ -571,6 +633,10 @@ static int events_add(call_t *c, const char *id)
     policy_today(hlc_wall_ms(), today);
     if (!rc && strcmp(date, today) > 0)
         rc = why_set(&why, LX_EINVAL, "field date: %s is in the future", date);
+    if (rc) {
+        const char *ids[1] = {id};
+        http_audit_read(c, "event", ids, 1, outcome(rc));
+    }
     rc = rc ? store_failure(c, rc, &why) : journal_write(c, id, "event", 201, event_fn, b);
     json_decref(b);
     return rc;
@@ -646,6 +712,10 @@ static int case_step(call_t *c, const char *id, const char *cid)
                      "or closed");
     if (!rc && cid && (strlen(cid) > 40 || !id_ok(cid) || strchr(cid, '-')))
         rc = why_set(&why, LX_ENOTFOUND, "no such case");
+    if (rc) {
+        const char *ids[1] = {id};
+        http_audit_read(c, cid ? "case_step" : "case_report", ids, 1, outcome(rc));
+    }
     rc = rc ? store_failure(c, rc, &why)
             : journal_write(c, id, cid ? "case_step" : "case_report", cid ? 200 : 201, case_fn,
                             &x);
@@ -703,17 +773,23 @@ static int dup_cb(void *arg, const char *idnum, const char *id)
     if (get_visible(x->c, x->t, id, &r))
         return 0;
     record_destroy(&r);
+    /* The number as the role may see it: whole, masked, or not at all. */
+    unsigned a = access_rights(x->eff, x->c->tok->role, "id_number");
     char masked[40];
     access_mask("id_number", idnum, masked, sizeof masked);
-    json_array_append_new(x->arr, json_pack("{s:s, s:s}", "id_number", masked, "id", id));
+    json_t *shown = !(a & ACCESS_READ) ? json_null()
+                    : (a & ACCESS_MASKED) ? json_string(masked) : json_string(idnum);
+    json_array_append_new(x->arr, json_pack("{s:o, s:s}", "id_number", shown, "id", id));
     return 0;
 }
 
 static int conflicts_get(call_t *c)
 {
-    if (!c->purpose)
+    if (!c->purpose) {
+        http_audit_read(c, "conflicts", NULL, 0, "denied");
         return http_error(c, 403, "conflicts show personal data: state the purpose of the "
                           "read in the X-Purpose header");
+    }
     stxn_t *t;
     if (store_begin(http_store(c->h), false, &t))
         return http_error(c, 500, "the store cannot be read");
@@ -740,12 +816,15 @@ static int conflicts_resolve(call_t *c)
 {
     why_t why = {""};
     json_t *b = access_parse_object(c->req->entity.base, c->req->entity.len, &why);
-    if (!b)
+    if (!b) {
+        http_audit_read(c, "resolve", NULL, 0, "invalid");
         return store_failure(c, LX_EINVAL, &why);
+    }
     const char *id = json_str(b, "id"), *field = json_str(b, "field");
     json_t *value = json_object_get(b, "value");
     if (json_object_size(b) != 3 || !id || !field || !value || !id_ok(id)) {
         json_decref(b);
+        http_audit_read(c, "resolve", NULL, 0, "invalid");
         return http_error(c, 400, "expected {\"id\": ID, \"field\": NAME, \"value\": VALUE}");
     }
     json_t *w = json_object();
@@ -765,10 +844,13 @@ static int conflicts_resolve(call_t *c)
     record_t *r = record_new(rid);
     int rc = r ? access_parse_write(text, strlen(text), eff, c->tok->role, r, &why) : LX_ENOMEM;
     free(text);
-    if (!rc)
+    if (!rc) {
         rc = write_record(c, r, WRITE_EXISTING, "resolve", 200);
-    else
+    } else {
+        const char *ids[1] = {rid};
+        http_audit_read(c, "resolve", ids, 1, outcome(rc));
         rc = store_failure(c, rc, &why);
+    }
     record_destroy(&r);
     return rc;
 }
@@ -778,16 +860,18 @@ static int conflicts_resolve(call_t *c)
 static int report_get(call_t *c, const char *quarter)
 {
     char fmt_s[16] = "json", lang[8] = "zh", unit[16] = "";
-    http_param(c, "format", fmt_s, sizeof fmt_s);
-    http_param(c, "lang", lang, sizeof lang);
+    if (param(c, "format", fmt_s, sizeof fmt_s) < 0 || param(c, "lang", lang, sizeof lang) < 0)
+        return 0;
     int fmt = report_fmt_parse(fmt_s);
     if (fmt < 0)
         return http_error(c, 400, "format: expected json, csv, xlsx or html");
     if (strcmp(lang, "zh") && strcmp(lang, "en"))
         return http_error(c, 400, "lang: expected zh or en");
     code_t node = c->tok->scope;
-    if (http_param(c, "unit", unit, sizeof unit)
-        && (code_parse(unit, &node) || !code_contains(c->tok->scope, node)))
+    int p = param(c, "unit", unit, sizeof unit);
+    if (p < 0)
+        return 0;
+    if (p && (code_parse(unit, &node) || !code_contains(c->tok->scope, node)))
         return http_error(c, 400, "unit: %s is not a division code in your scope", unit);
     stxn_t *t;
     if (store_begin(http_store(c->h), false, &t))
@@ -890,6 +974,10 @@ static int status_get(call_t *c)
 
 static int metrics_get(call_t *c)
 {
+    size_t clen;
+    const char *cached = http_metrics_get(c->h, &clen);
+    if (cached)
+        return http_send(c, 200, "text/plain; version=0.0.4", cached, clen);
     health_t hl;
     if (health_load(c, &hl))
         return http_send(c, 503, "text/plain", "store unreadable\n", 17);
@@ -947,7 +1035,7 @@ static int metrics_get(call_t *c)
     fclose(f);
     health_free(&hl);
     int rc = http_send(c, 200, "text/plain; version=0.0.4", buf, len);
-    free(buf);
+    http_metrics_put(c->h, buf, len);
     return rc;
 }
 
@@ -961,6 +1049,51 @@ static size_t segments(char *path, char **seg, size_t max)
          p = strtok_r(NULL, "/", &save))
         seg[n++] = p;
     return n;
+}
+
+/* The methods a path answers, for 405: "GET", "POST", "GET, POST", ... */
+static const char *allowed(char **s, size_t n)
+{
+    if (n >= 1 && strcmp(s[0], "children") == 0) {
+        if (n == 1 || (n == 3 && (strcmp(s[2], "events") == 0 || strcmp(s[2], "cases") == 0)))
+            return "GET, POST";
+        if (n == 2)
+            return "GET, PATCH";
+        if (n == 4 && strcmp(s[2], "cases") == 0)
+            return "PATCH";
+        return NULL;
+    }
+    if (n == 1 && strcmp(s[0], "conflicts") == 0)
+        return "GET";
+    if (n == 2 && strcmp(s[0], "conflicts") == 0 && strcmp(s[1], "resolve") == 0)
+        return "POST";
+    if ((n == 2 && strcmp(s[0], "reports") == 0)
+        || (n == 2 && strcmp(s[0], "policies") == 0 && strcmp(s[1], "effective") == 0)
+        || (n == 1 && strcmp(s[0], "status") == 0))
+        return "GET";
+    return NULL;
+}
+
+static int route(call_t *c, char **s, size_t n)
+{
+    if (n >= 1 && strcmp(s[0], "children") == 0) {
+        if (n == 1)
+            return c->get ? children_list(c) : child_write(c, NULL);
+        if (n == 2)
+            return c->get ? child_get(c, s[1]) : child_write(c, s[1]);
+        bool events = strcmp(s[2], "events") == 0;
+        if (n == 3)
+            return c->get ? journal_get(c, s[1], events)
+                          : events ? events_add(c, s[1]) : case_step(c, s[1], NULL);
+        return case_step(c, s[1], s[3]);
+    }
+    if (strcmp(s[0], "conflicts") == 0)
+        return n == 1 ? conflicts_get(c) : conflicts_resolve(c);
+    if (strcmp(s[0], "reports") == 0)
+        return report_get(c, s[1]);
+    if (strcmp(s[0], "policies") == 0)
+        return policies_get(c);
+    return status_get(c);
 }
 
 int api_handle(call_t *c)
@@ -978,42 +1111,28 @@ int api_handle(call_t *c)
     snprintf(path, sizeof path, "%s", c->path + sizeof API);
     char *s[6];
     size_t n = segments(path, s, 6);
-    bool body = c->post || c->patch;
-    if (body && !c->req->entity.base)
-        return http_error(c, 400, "the request body is empty: expected a JSON object");
-    if (n >= 1 && strcmp(s[0], "children") == 0) {
-        if (n >= 2 && !id_ok(s[1]))
-            return http_error(c, 404, "no such record");
-        if (n == 1 && c->get)
-            return children_list(c);
-        if (n == 1 && c->post)
-            return child_write(c, NULL);
-        if (n == 2 && c->get)
-            return child_get(c, s[1]);
-        if (n == 2 && c->patch)
-            return child_write(c, s[1]);
-        if (n == 3 && strcmp(s[2], "events") == 0 && c->get)
-            return journal_get(c, s[1], true);
-        if (n == 3 && strcmp(s[2], "events") == 0 && c->post)
-            return events_add(c, s[1]);
-        if (n == 3 && strcmp(s[2], "cases") == 0 && c->get)
-            return journal_get(c, s[1], false);
-        if (n == 3 && strcmp(s[2], "cases") == 0 && c->post)
-            return case_step(c, s[1], NULL);
-        if (n == 4 && strcmp(s[2], "cases") == 0 && c->patch)
-            return case_step(c, s[1], s[3]);
-    } else if (n == 1 && strcmp(s[0], "conflicts") == 0 && c->get) {
-        return conflicts_get(c);
-    } else if (n == 2 && strcmp(s[0], "conflicts") == 0 && strcmp(s[1], "resolve") == 0
-               && c->post) {
-        return conflicts_resolve(c);
-    } else if (n == 2 && strcmp(s[0], "reports") == 0 && c->get) {
-        return report_get(c, s[1]);
-    } else if (n == 2 && strcmp(s[0], "policies") == 0 && strcmp(s[1], "effective") == 0
-               && c->get) {
-        return policies_get(c);
-    } else if (n == 1 && strcmp(s[0], "status") == 0 && c->get) {
-        return status_get(c);
+    const char *allow = allowed(s, n);
+    if (!allow)
+        return http_error(c, 404, "no such endpoint: %.100s", c->path);
+    if (n >= 2 && strcmp(s[0], "children") == 0 && !id_ok(s[1]))
+        return http_error(c, 404, "no such record");
+    const char *method = c->get ? "GET" : c->post ? "POST" : c->patch ? "PATCH" : NULL;
+    if (!method || !strstr(allow, method)) {
+        h2o_add_header(&c->req->pool, &c->req->res.headers, H2O_TOKEN_ALLOW, NULL, allow,
+                       strlen(allow));
+        return http_error(c, 405, "%.100s answers %s", c->path, allow);
     }
-    return http_error(c, 404, "no such endpoint or method: %.100s", c->path);
+    if ((c->post || c->patch) && !c->req->entity.base)
+        return http_error(c, 400, "the request body is empty: expected a JSON object");
+    /* No effective policy at all (the store could not be folded even
+     * once): nothing is served rather than the built-in roles. */
+    stxn_t *t;
+    const effective_t *eff = NULL;
+    if (store_begin(http_store(c->h), false, &t) == LX_OK) {
+        eff = http_effective(c->h, t);
+        store_abort(&t);
+    }
+    if (!eff)
+        return http_error(c, 503, "the policies in force cannot be read; try again shortly");
+    return route(c, s, n);
 }

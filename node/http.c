@@ -11,6 +11,7 @@
 
 #include "common/log.h"
 #include "common/policy.h"
+#include "common/schema.h"
 
 /* An audit entry waiting for the next batch: owned copies. */
 typedef struct {
@@ -40,10 +41,14 @@ struct http {
     bool divs_tried;
     pending_t *pend;
     uint32_t npend;
+    char *metrics;               /* the last /metrics text, and when */
+    size_t metrics_len;
+    uint64_t metrics_at;
     http_counts_t counts;
 };
 
 #define EFF_CACHE_MS 1000
+#define HTTP_CONNS_MAX 256
 
 typedef struct {
     h2o_handler_t super;
@@ -69,34 +74,49 @@ static void pending_free(pending_t *p)
     free(p->ids);
 }
 
-/* Commits the buffered read entries in one transaction. */
-static void audit_flush(http_t *h)
+/* Appends entries [0, n) of the buffer in one transaction. */
+static int append_pending(http_t *h, uint32_t from, uint32_t n, why_t *why)
 {
-    if (!h->npend)
-        return;
-    audit_entry_t *e = calloc(h->npend, sizeof *e);
+    audit_entry_t *e = calloc(n, sizeof *e);
     stxn_t *t = NULL;
-    why_t why = {""};
     int rc = e ? store_begin(h->store, true, &t) : LX_ENOMEM;
-    for (uint32_t i = 0; e && i < h->npend; i++) {
-        pending_t *p = &h->pend[i];
+    for (uint32_t i = 0; e && i < n; i++) {
+        pending_t *p = &h->pend[from + i];
         e[i] = (audit_entry_t){.time_ms = p->time_ms, .principal = p->principal,
                                .role = p->role, .action = p->action,
                                .ids = (const char *const *)p->ids, .nids = p->nids,
                                .purpose = p->purpose, .result = p->result};
     }
     if (!rc)
-        rc = audit_append(t, e, h->npend, &why);
+        rc = audit_append(t, e, n, why);
     if (!rc)
         rc = store_commit(&t);
     store_abort(&t);
     free(e);
-    if (rc) {
-        h->counts.audit_failures += h->npend;
-        log_error("audit: %u read entries not written: %s", h->npend,
-                  why.msg[0] ? why.msg : err_str(rc));
-    } else {
+    return rc;
+}
+
+/* Commits the buffered read entries in one transaction; when that fails,
+ * one by one, so an entry the chain refuses loses no other. */
+static void audit_flush(http_t *h)
+{
+    if (!h->npend)
+        return;
+    why_t why = {""};
+    if (append_pending(h, 0, h->npend, &why) == LX_OK) {
         h->counts.audit_entries += h->npend;
+    } else {
+        for (uint32_t i = 0; i < h->npend; i++) {
+            why.msg[0] = '\0';
+            int rc = append_pending(h, i, 1, &why);
+            if (rc) {
+                h->counts.audit_failures++;
+                log_error("audit: a read entry (%s) not written: %s", h->pend[i].action,
+                          why.msg[0] ? why.msg : err_str(rc));
+            } else {
+                h->counts.audit_entries++;
+            }
+        }
     }
     for (uint32_t i = 0; i < h->npend; i++)
         pending_free(&h->pend[i]);
@@ -187,6 +207,9 @@ int http_send(call_t *c, int status, const char *type, const char *body, size_t 
                    strlen(type));
     h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_CACHE_CONTROL, NULL,
                    H2O_STRLIT("no-store"));
+    if (status == 401)
+        h2o_add_header(&req->pool, &req->res.headers, H2O_TOKEN_WWW_AUTHENTICATE, NULL,
+                       H2O_STRLIT("Bearer realm=\"lianxin\""));
     c->h->counts.requests++;
     c->h->counts.status[status / 100 < 6 ? status / 100 : 5]++;
     if (status == 401 || status == 403)
@@ -249,18 +272,29 @@ static bool decode(const char *s, size_t n, bool form, char *out, size_t cap)
     return true;
 }
 
-bool http_param(const call_t *c, const char *name, char *out, size_t n)
+int http_param(const call_t *c, const char *name, char *out, size_t n)
 {
     size_t nl = strlen(name);
     for (const char *p = c->query; p && *p;) {
         const char *amp = strchr(p, '&');
         size_t len = amp ? (size_t)(amp - p) : strlen(p);
         if (len > nl && p[nl] == '=' && strncmp(p, name, nl) == 0)
-            return decode(p + nl + 1, len - nl - 1, true, out, n);
+            return decode(p + nl + 1, len - nl - 1, true, out, n)
+                   && utf8_valid(out, strlen(out)) ? 1 : -1;
         if (len == nl && strncmp(p, name, nl) == 0)
-            return n ? (out[0] = '\0', true) : false;
+            return n ? (out[0] = '\0', 1) : -1;
         p = amp ? amp + 1 : NULL;
     }
+    return 0;
+}
+
+/* C1 control characters (U+0080..U+009F), which UTF-8 checks let by. */
+static bool has_c1(const char *s)
+{
+    for (; *s; s++)
+        if ((unsigned char)s[0] == 0xc2 && (unsigned char)s[1] >= 0x80
+            && (unsigned char)s[1] <= 0x9f)
+            return true;
     return false;
 }
 
@@ -297,6 +331,9 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
         query[ql] = '\0';
         c.query = query;
     }
+    if (req->entity.base && req->entity.len > h->cfg->http_body_max)
+        return http_error(&c, 413, "the body is larger than %llu bytes",
+                          (unsigned long long)h->cfg->http_body_max);
     c.get = h2o_memis(req->method.base, req->method.len, H2O_STRLIT("GET"));
     c.post = h2o_memis(req->method.base, req->method.len, H2O_STRLIT("POST"));
     c.patch = h2o_memis(req->method.base, req->method.len, H2O_STRLIT("PATCH"));
@@ -308,9 +345,10 @@ static int on_req(h2o_handler_t *self, h2o_req_t *req)
     ssize_t pi = h2o_find_header_by_str(&req->headers, H2O_STRLIT("x-purpose"), -1);
     if (pi >= 0) {
         const h2o_iovec_t *v = &req->headers.entries[pi].value;
-        if (!decode(v->base, v->len, false, purpose, sizeof purpose))
-            return http_error(&c, 400, "X-Purpose: at most %zu bytes of text "
-                              "(percent-encoded UTF-8 is accepted)", sizeof purpose - 1);
+        if (!decode(v->base, v->len, false, purpose, sizeof purpose)
+            || !utf8_valid(purpose, strlen(purpose)) || has_c1(purpose))
+            return http_error(&c, 400, "X-Purpose: at most %zu bytes of UTF-8 text "
+                              "(percent-encoded is accepted)", sizeof purpose - 1);
         if (purpose[0])
             c.purpose = purpose;
     }
@@ -347,7 +385,9 @@ static void on_accept(uv_stream_t *listener, int status)
     uv_tcp_init(listener->loop, &cn->tcp);
     cn->h = h;
     h->conns++;
-    if (uv_accept(listener, (uv_stream_t *)&cn->tcp) != 0) {
+    /* Past the cap a connection is accepted and closed at once: file
+     * descriptors are shared with the store and the links. */
+    if (uv_accept(listener, (uv_stream_t *)&cn->tcp) != 0 || h->conns > HTTP_CONNS_MAX) {
         uv_close((uv_handle_t *)&cn->tcp, on_conn_close);
         return;
     }
@@ -402,7 +442,9 @@ int http_start(uv_loop_t *loop, const node_config_t *cfg, store_t *store, repl_t
     h->repl = repl;
     h->loop = loop;
     h2o_config_init(&h->conf);
-    h->conf.max_request_entity_size = cfg->http_body_max;
+    /* h2o answers bodies over its cap itself (in plain text): ours is
+     * checked first, in JSON, for bodies up to twice the cap. */
+    h->conf.max_request_entity_size = 2 * cfg->http_body_max;
     h->conf.http1.req_timeout = cfg->http_timeout_ms;
     h->conf.handshake_timeout = cfg->http_timeout_ms;
     h->conf.server_name = h2o_iovec_init(H2O_STRLIT("lianxin"));
@@ -479,6 +521,7 @@ void http_destroy(http_t **self_p)
         return;
     audit_flush(h);
     free(h->pend);
+    free(h->metrics);
     if (!h->stopped)
         h2o_context_dispose(&h->ctx);
     h2o_config_dispose(&h->conf);
@@ -536,9 +579,25 @@ const divs_t *http_divs(http_t *h)
 
 void http_wrote(http_t *h)
 {
-    effective_free(&h->eff);   /* a write may be a policy's effect */
+    h->eff_at = 0;   /* read again at the next request: a write may change it */
     if (h->repl)
         repl_pump(h->repl, uv_now(h->loop));
+}
+
+const char *http_metrics_get(http_t *h, size_t *len)
+{
+    if (!h->metrics || uv_now(h->loop) - h->metrics_at >= METRICS_CACHE_MS)
+        return NULL;
+    *len = h->metrics_len;
+    return h->metrics;
+}
+
+void http_metrics_put(http_t *h, char *buf, size_t len)
+{
+    free(h->metrics);
+    h->metrics = buf;
+    h->metrics_len = len;
+    h->metrics_at = uv_now(h->loop);
 }
 
 http_counts_t *http_counts(http_t *h)

@@ -57,7 +57,8 @@ typedef struct {
 
 const node_config_t *http_cfg(const http_t *h);
 store_t *http_store(const http_t *h);
-/* The effective policy for today (cached for a second); NULL on failure. */
+/* The effective policy for today (cached for a second; the last good one
+ * when folding fails); NULL only when there never was one: answer 503. */
 const effective_t *http_effective(http_t *h, stxn_t *t);
 /* Unit names for reports, loaded once; NULL: codes only. */
 const divs_t *http_divs(http_t *h);
@@ -69,8 +70,10 @@ int http_json(call_t *c, int status, json_t *body);
 int http_error(call_t *c, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 int http_send(call_t *c, int status, const char *type, const char *body, size_t len);
 
-/* A query parameter, decoded into out (n bytes): true when present. */
-bool http_param(const call_t *c, const char *name, char *out, size_t n);
+/* A query parameter, decoded into out (n bytes): 1 when present, 0 when
+ * absent, -1 when too long or not UTF-8 text (the caller answers 400:
+ * a filter it cannot read must not widen the answer). */
+int http_param(const call_t *c, const char *name, char *out, size_t n);
 
 /* An audit entry for a read, committed with the next batch. */
 void http_audit_read(call_t *c, const char *action, const char *const *ids, uint32_t n,
@@ -81,6 +84,13 @@ int http_begin_write(http_t *h, stxn_t **t);
 /* The audit entry of a write, in the write's transaction. */
 int http_audit_write(call_t *c, stxn_t *t, const char *action, const char *const *ids,
                      uint32_t n, const char *result, why_t *why);
+
+/* The /metrics text is made at most once every METRICS_CACHE_MS (it
+ * walks the links' unacknowledged log, and needs no token): the cached
+ * text while fresh, else NULL; put takes ownership of buf. */
+#define METRICS_CACHE_MS 2000
+const char *http_metrics_get(http_t *h, size_t *len);
+void http_metrics_put(http_t *h, char *buf, size_t len);
 
 /* Counters for /metrics. */
 typedef struct {

@@ -176,8 +176,11 @@ static void reload_tokens(node_t *n, uint64_t now)
     node_config_t *c = NULL;
     why_t why = {""};
     if (config_load(n->cfg->file, &c, &why)) {
-        log_warn("%s changed but does not load (tokens kept as they were): %s", n->cfg->file,
-                 why.msg);
+        /* Fail closed: a revocation must not survive a file that no longer
+         * loads. Every token is refused until it loads again. */
+        log_error("%s changed but does not load: every API token refused until it does: %s",
+                  n->cfg->file, why.msg);
+        n->cfg->ntokens = 0;
         return;
     }
     token_t *t = n->cfg->tokens;
