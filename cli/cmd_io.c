@@ -426,22 +426,29 @@ static json_t *local_columns(stxn_t *t, code_t under, const effective_t *eff)
 
 static void csv_val(FILE *f, const val_t *v)
 {
-    char *joined = NULL;
-    size_t cap = 0;
-    FILE *m;
+    char buf[1024], *joined = buf;
+    size_t need = 1;
     switch (v->kind) {
     case VAL_NIL: break;
     case VAL_BOOL: fputs(v->b ? "true" : "false", f); break;
     case VAL_STR: csv_put_cell(f, v->s); break;
     case VAL_LIST:
-        m = open_memstream(&joined, &cap);
-        for (uint32_t i = 0; m && i < v->n; i++)
-            fprintf(m, "%s%s", i ? ";" : "", v->items[i]);
-        if (m) {
-            fclose(m);
-            csv_put_cell(f, joined);
+        /* Items joined by ';', on the stack unless they are long. */
+        for (uint32_t i = 0; i < v->n; i++)
+            need += strlen(v->items[i]) + 1;
+        if (need > sizeof buf && !(joined = malloc(need)))
+            return;
+        joined[0] = '\0';
+        for (uint32_t i = 0, o = 0; i < v->n; i++) {
+            size_t n = strlen(v->items[i]);
+            if (i)
+                joined[o++] = ';';
+            memcpy(joined + o, v->items[i], n + 1);
+            o += (uint32_t)n;
         }
-        free(joined);
+        csv_put_cell(f, joined);
+        if (joined != buf)
+            free(joined);
         break;
     }
 }
