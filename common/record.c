@@ -597,3 +597,101 @@ void record_id_make(code_t origin, hlc_t hlc, char out[32])
     char c[CODE_STRLEN + 1];
     snprintf(out, 32, "%s-%016" PRIx64, code_fmt(origin, c), hlc);
 }
+
+/* ---- changes straight from bytes ---- */
+
+/* A string copied into the arena: no NUL inside, at most max bytes. */
+static char *rd_str(mp_rd_t *r, arena_t *a, uint32_t max)
+{
+    mp_sv_t s = mp_rd_str(r);
+    char *c = NULL;
+    if (!r->bad && s.n <= max && !(s.n && memchr(s.p, '\0', s.n)))
+        c = arena_strndup(a, s.p, s.n);
+    if (!c)
+        r->bad = true;
+    return c;
+}
+
+static bool rd_is_array(unsigned b)
+{
+    return (b >= 0x90 && b <= 0x9f) || b == 0xdc || b == 0xdd;
+}
+
+/* A value, as val_from_obj decodes it. */
+static void rd_val(mp_rd_t *r, arena_t *a, val_t *v)
+{
+    unsigned b = r->p < r->end ? *r->p : 0xc1;
+    if (b == 0xc0 || b == 0xc2 || b == 0xc3) {
+        mp_rd_byte(r);
+        v->kind = b == 0xc0 ? VAL_NIL : VAL_BOOL;
+        v->b = b == 0xc3;
+    } else if (rd_is_array(b)) {
+        uint32_t n = mp_rd_array(r);
+        if (r->bad || n > MAX_ITEMS) {
+            r->bad = true;
+            return;
+        }
+        v->kind = VAL_LIST;
+        if (n && !(v->items = arena_alloc(a, n * sizeof *v->items))) {
+            r->bad = true;
+            return;
+        }
+        for (uint32_t i = 0; i < n && !r->bad; i++)
+            v->items[v->n++] = rd_str(r, a, UINT32_MAX);
+    } else {
+        v->kind = VAL_STR;
+        v->s = rd_str(r, a, UINT32_MAX);
+    }
+}
+
+bool change_read(mp_rd_t *r, arena_t *a, change_t *out)
+{
+    memset(out, 0, sizeof *out);
+    if (mp_rd_array(r) != 6)
+        r->bad = true;
+    out->id = rd_str(r, a, 64);
+    out->village = mp_rd_uint(r);
+    out->prev_village = mp_rd_uint(r);
+    out->from = mp_rd_uint(r);
+    /* Counts past the bytes left would only be refused later, after a
+     * large allocation. */
+    uint32_t nv = mp_rd_array(r);
+    if (r->bad || nv > MAX_FIELDS || nv > (size_t)(r->end - r->p) || !record_id_valid(out->id))
+        return r->bad = true, false;
+    vent_t vt[MAX_FIELDS];
+    for (uint32_t j = 0; j < nv && !r->bad; j++) {
+        if (mp_rd_array(r) != 3)
+            r->bad = true;
+        vt[j].hlc = mp_rd_uint(r);
+        vt[j].origin = mp_rd_uint(r);
+        vt[j].author = rd_str(r, a, MAX_AUTHOR);
+    }
+    uint32_t cnt = mp_rd_array(r);
+    if (r->bad || cnt > MAX_FIELDS || cnt > (size_t)(r->end - r->p))
+        return r->bad = true, false;
+    field_t *w = arena_alloc(a, (cnt ? cnt : 1) * sizeof *w);
+    if (!w)
+        return r->bad = true, false;
+    for (uint32_t i = 0; i < cnt && !r->bad; i++) {
+        field_t *f = &w[i];
+        if (mp_rd_array(r) != 4)
+            r->bad = true;
+        f->name = rd_str(r, a, 64);
+        rd_val(r, a, &f->val);
+        uint64_t vi = mp_rd_uint(r);
+        f->ver.base = mp_rd_uint(r);
+        if (r->bad || !f->name[0] || vi >= nv
+            || (i > 0 && strcmp(w[i - 1].name, f->name) >= 0)) {
+            r->bad = true;
+            break;
+        }
+        f->ver.hlc = vt[vi].hlc;
+        f->ver.origin = vt[vi].origin;
+        f->ver.author = (char *)vt[vi].author;  /* shared, in the arena */
+    }
+    if (r->bad)
+        return false;
+    out->w = w;
+    out->n = cnt;
+    return true;
+}
