@@ -600,15 +600,44 @@ void record_id_make(code_t origin, hlc_t hlc, char out[32])
 
 /* ---- changes straight from bytes ---- */
 
-/* A string copied into the arena: no NUL inside, at most max bytes. */
-static char *rd_str(mp_rd_t *r, arena_t *a, uint32_t max)
+/* The fewest bytes msgpack-c writes for an unsigned integer, and for the
+ * header of a string and of an array of n: the canonical encoding. */
+static long uint_size(uint64_t v)
 {
+    return v < 128 ? 1 : v < 256 ? 2 : v < 65536 ? 3 : v <= UINT32_MAX ? 5 : 9;
+}
+static long str_hdr(uint64_t n) { return n < 32 ? 1 : n < 256 ? 2 : n < 65536 ? 3 : 5; }
+static long arr_hdr(uint64_t n) { return n < 16 ? 1 : n < 65536 ? 3 : 5; }
+
+/* Readers that also note whether what they read was in canonical form. */
+static uint64_t rd_uint(mp_rd_t *r, bool *canon)
+{
+    const unsigned char *p = r->p;
+    uint64_t v = mp_rd_uint(r);
+    *canon &= r->p - p == uint_size(v);
+    return v;
+}
+
+static uint32_t rd_array(mp_rd_t *r, bool *canon)
+{
+    const unsigned char *p = r->p;
+    uint32_t n = mp_rd_array(r);
+    *canon &= r->p - p == arr_hdr(n);
+    return n;
+}
+
+/* A string copied into the arena: no NUL inside, at most max bytes. */
+static char *rd_str(mp_rd_t *r, arena_t *a, uint32_t max, bool *canon)
+{
+    const unsigned char *p = r->p;
     mp_sv_t s = mp_rd_str(r);
     char *c = NULL;
     if (!r->bad && s.n <= max && !(s.n && memchr(s.p, '\0', s.n)))
         c = arena_strndup(a, s.p, s.n);
     if (!c)
         r->bad = true;
+    else
+        *canon &= (const unsigned char *)s.p - p == str_hdr(s.n);
     return c;
 }
 
@@ -618,7 +647,7 @@ static bool rd_is_array(unsigned b)
 }
 
 /* A value, as val_from_obj decodes it. */
-static void rd_val(mp_rd_t *r, arena_t *a, val_t *v)
+static void rd_val(mp_rd_t *r, arena_t *a, val_t *v, bool *canon)
 {
     unsigned b = r->p < r->end ? *r->p : 0xc1;
     if (b == 0xc0 || b == 0xc2 || b == 0xc3) {
@@ -626,7 +655,7 @@ static void rd_val(mp_rd_t *r, arena_t *a, val_t *v)
         v->kind = b == 0xc0 ? VAL_NIL : VAL_BOOL;
         v->b = b == 0xc3;
     } else if (rd_is_array(b)) {
-        uint32_t n = mp_rd_array(r);
+        uint32_t n = rd_array(r, canon);
         if (r->bad || n > MAX_ITEMS) {
             r->bad = true;
             return;
@@ -637,60 +666,81 @@ static void rd_val(mp_rd_t *r, arena_t *a, val_t *v)
             return;
         }
         for (uint32_t i = 0; i < n && !r->bad; i++)
-            v->items[v->n++] = rd_str(r, a, UINT32_MAX);
+            v->items[v->n++] = rd_str(r, a, UINT32_MAX, canon);
     } else {
         v->kind = VAL_STR;
-        v->s = rd_str(r, a, UINT32_MAX);
+        v->s = rd_str(r, a, UINT32_MAX, canon);
     }
 }
 
 bool change_read(mp_rd_t *r, arena_t *a, change_t *out)
 {
+    bool canon = true, ignored = true;
     memset(out, 0, sizeof *out);
     if (mp_rd_array(r) != 6)
         r->bad = true;
-    out->id = rd_str(r, a, 64);
+    out->id = rd_str(r, a, 64, &ignored);
     out->village = mp_rd_uint(r);
     out->prev_village = mp_rd_uint(r);
     out->from = mp_rd_uint(r);
     /* Counts past the bytes left would only be refused later, after a
      * large allocation. */
-    uint32_t nv = mp_rd_array(r);
+    const unsigned char *body = r->p;
+    uint32_t nv = rd_array(r, &canon);
     if (r->bad || nv > MAX_FIELDS || nv > (size_t)(r->end - r->p) || !record_id_valid(out->id))
         return r->bad = true, false;
     vent_t vt[MAX_FIELDS];
     for (uint32_t j = 0; j < nv && !r->bad; j++) {
-        if (mp_rd_array(r) != 3)
+        if (rd_array(r, &canon) != 3)
             r->bad = true;
-        vt[j].hlc = mp_rd_uint(r);
-        vt[j].origin = mp_rd_uint(r);
-        vt[j].author = rd_str(r, a, MAX_AUTHOR);
+        vt[j].hlc = rd_uint(r, &canon);
+        vt[j].origin = rd_uint(r, &canon);
+        vt[j].author = rd_str(r, a, MAX_AUTHOR, &canon);
     }
-    uint32_t cnt = mp_rd_array(r);
+    uint32_t cnt = rd_array(r, &canon);
     if (r->bad || cnt > MAX_FIELDS || cnt > (size_t)(r->end - r->p))
         return r->bad = true, false;
     field_t *w = arena_alloc(a, (cnt ? cnt : 1) * sizeof *w);
     if (!w)
         return r->bad = true, false;
+    /* fields_pack lists each distinct version once, in order of first
+     * use: the next new index is always the count seen so far. */
+    uint32_t used = 0;
     for (uint32_t i = 0; i < cnt && !r->bad; i++) {
         field_t *f = &w[i];
-        if (mp_rd_array(r) != 4)
+        if (rd_array(r, &canon) != 4)
             r->bad = true;
-        f->name = rd_str(r, a, 64);
-        rd_val(r, a, &f->val);
-        uint64_t vi = mp_rd_uint(r);
-        f->ver.base = mp_rd_uint(r);
+        f->name = rd_str(r, a, 64, &canon);
+        rd_val(r, a, &f->val, &canon);
+        uint64_t vi = rd_uint(r, &canon);
+        f->ver.base = rd_uint(r, &canon);
         if (r->bad || !f->name[0] || vi >= nv
             || (i > 0 && strcmp(w[i - 1].name, f->name) >= 0)) {
             r->bad = true;
             break;
         }
+        canon &= vi <= used;
+        used += vi == used;
         f->ver.hlc = vt[vi].hlc;
         f->ver.origin = vt[vi].origin;
         f->ver.author = (char *)vt[vi].author;  /* shared, in the arena */
     }
     if (r->bad)
         return false;
+    canon &= used == nv;
+    for (uint32_t j = 0; canon && j < nv; j++)
+        for (uint32_t k = 0; canon && k < j; k++)
+            canon = !(vt[j].hlc == vt[k].hlc && vt[j].origin == vt[k].origin
+                      && strcmp(vt[j].author, vt[k].author) == 0);
+    if (canon) {
+        size_t n = (size_t)(r->p - body);
+        void *copy = arena_alloc(a, n);
+        if (copy && n <= UINT32_MAX) {
+            memcpy(copy, body, n);
+            out->packed = copy;
+            out->packedlen = (uint32_t)n;
+        }
+    }
     out->w = w;
     out->n = cnt;
     return true;

@@ -94,6 +94,11 @@ typedef struct {
     code_t from;       /* the peer it was received from; 0 when made here */
     uint32_t n;
     field_t *w;        /* owned array of n writes, sorted by name */
+    /* change_read only: the writes exactly as record_pack encodes them
+     * (its versions and fields), when they came in that form; else NULL.
+     * In the arena, like the rest of such a change. */
+    const void *packed;
+    uint32_t packedlen;
 } change_t;
 
 void change_free(change_t *c);

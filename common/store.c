@@ -855,12 +855,17 @@ int store_apply_ex(stxn_t *t, const char *id, const field_t *w, uint32_t n,
     const field_t **ws = malloc(n * sizeof *ws);
     if (!ws)
         return LX_ENOMEM;
-    for (uint32_t i = 0; i < n; i++)
+    /* Writes from the wire come sorted and unique already. */
+    bool sorted = true;
+    for (uint32_t i = 0; i < n; i++) {
         ws[i] = &w[i];
-    qsort(ws, n, sizeof *ws, cmp_field_ptr);
+        sorted = sorted && (i == 0 || strcmp(w[i - 1].name, w[i].name) < 0);
+    }
+    if (!sorted)
+        qsort(ws, n, sizeof *ws, cmp_field_ptr);
     int rc = LX_OK;
     for (uint32_t i = 0; i < n && !rc; i++) {
-        if (i > 0 && strcmp(ws[i - 1]->name, ws[i]->name) == 0)
+        if (!sorted && i > 0 && strcmp(ws[i - 1]->name, ws[i]->name) == 0)
             rc = why_set(why, LX_EINVAL, "field %s: written twice in one change", ws[i]->name);
         else if (ws[i]->ver.hlc == 0 || ws[i]->ver.origin == 0)
             rc = why_set(why, LX_EINVAL, "field %s: write without a version", ws[i]->name);
@@ -952,7 +957,9 @@ int store_apply_ex(stxn_t *t, const char *id, const field_t *w, uint32_t n,
     }
     for (uint32_t i = 0; i < n && !rc; i++) {
         bool conflict;
-        const field_t *cur = record_field(r, ws[i]->name);
+        /* A new record holds only the writes before this one, all with
+         * other names. */
+        const field_t *cur = view ? NULL : record_field(r, ws[i]->name);
         merge_t m = merge_decide(cur, ws[i], &conflict);
         if (conflict) {
             res->conflicts++;
@@ -1002,11 +1009,19 @@ int store_apply_ex(stxn_t *t, const char *id, const field_t *w, uint32_t n,
         r->n = keep;
     }
 
-    /* Store the record and hash its canonical bytes. */
+    /* Store the record and hash its canonical bytes: for a new record
+     * that took every write, the writes' own bytes when the caller has
+     * them in that form. */
     msgpack_packer pk;
     t->buf.size = 0;
     msgpack_packer_init(&pk, &t->buf, msgpack_sbuffer_write);
-    if (record_pack(r, &pk)) {
+    if (view && nwon == n && r->n == n && o->packed) {
+        size_t idn = strlen(id);
+        msgpack_pack_array(&pk, 3);
+        msgpack_pack_str(&pk, idn);
+        msgpack_pack_str_body(&pk, id, idn);
+        msgpack_sbuffer_write(&t->buf, o->packed, o->packedlen);
+    } else if (record_pack(r, &pk)) {
         rc = why_set(why, LX_EINVAL, "record %s: more fields than a record may hold", id);
         goto done;
     }

@@ -437,6 +437,8 @@ static int apply_changes(repl_t *r, link_t *l, stxn_t *t, change_t *cs, uint32_t
         why_t why = {""};
         /* A peer's values pass the same field checks as an operator's. */
         int rc = schema_check_change(&cs[i], &why);
+        o.packed = cs[i].packed;
+        o.packedlen = cs[i].packedlen;
         if (!rc)
             rc = store_apply_ex(t, cs[i].id, cs[i].w, cs[i].n, &o, &res, &why);
         if (rc == LX_ESCOPE || rc == LX_ESKEW || rc == LX_EINVAL) {

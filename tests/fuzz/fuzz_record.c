@@ -130,6 +130,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         pack_change(&fast, &y, &yl);
         if (xl != yl || memcmp(x, y, xl) != 0)
             __builtin_trap();
+        /* What it keeps as record_pack's bytes ends the encoding. */
+        if (fast.packed && (fast.packedlen > yl
+                            || memcmp(y + yl - fast.packedlen, fast.packed, fast.packedlen)))
+            __builtin_trap();
         free(x);
         free(y);
     }

@@ -91,6 +91,12 @@ static bool fast_agrees(const void *buf, size_t len, const change_t *slow)
         unsigned char *bx = encode_change(slow, &x), *by = encode_change(&f, &y);
         assert_int_equal(x, y);
         assert_memory_equal(bx, by, x);
+        /* The bytes it keeps as record_pack's are those (they end the
+         * change's encoding). */
+        if (f.packed) {
+            assert_true(f.packedlen <= y);
+            assert_memory_equal(by + y - f.packedlen, f.packed, f.packedlen);
+        }
         free(bx);
         free(by);
     }
@@ -668,8 +674,31 @@ static void test_change_round_trip(void **state)
     unsigned char *buf2 = encode_change(&d, &len2);
     assert_int_equal(len2, len);
     assert_memory_equal(buf2, buf, len);
-    /* The batch hot path decodes it alike. */
+    /* The batch hot path decodes it alike, and keeps the encoded writes. */
     assert_true(fast_agrees(buf, len, &d));
+    {
+        arena_t *a = arena_new(0);
+        mp_rd_t rd = {buf, buf + len, false};
+        change_t f;
+        assert_true(change_read(&rd, a, &f));
+        assert_non_null(f.packed);
+        arena_destroy(&a);
+        /* A wider integer than needed decodes, but is not canonical. */
+        unsigned char *wide = malloc(len + 8);
+        size_t at = len - 1;   /* the last field's base: a fixint 7 */
+        assert_int_equal(buf[at], 7);
+        memcpy(wide, buf, at);
+        wide[at] = 0xcf;
+        memset(wide + at + 1, 0, 7);
+        wide[at + 8] = 7;
+        a = arena_new(0);
+        rd = (mp_rd_t){wide, wide + len + 8, false};
+        assert_true(change_read(&rd, a, &f));
+        assert_null(f.packed);
+        assert_int_equal(f.w[2].ver.base, 7);
+        arena_destroy(&a);
+        free(wide);
+    }
 
     /* A change is not a record, nor the other way round. */
     record_t *r = NULL;
