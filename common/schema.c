@@ -289,8 +289,7 @@ int idnum_check(const char *s, why_t *why)
         return why_set(why, LX_EINVAL, "must be 18 characters");
     if (!digits(s, 17))
         return why_set(why, LX_EINVAL, "the first 17 characters must be digits");
-    char date[11];
-    snprintf(date, sizeof date, "%.4s-%.2s-%.2s", s + 6, s + 10, s + 12);
+    char date[11] = {s[6], s[7], s[8], s[9], '-', s[10], s[11], '-', s[12], s[13], 0};
     if (!date_valid(date))
         return why_set(why, LX_EINVAL, "embedded birth date is not a real date");
     if (s[17] == 'x')
@@ -344,12 +343,57 @@ static int bad_enum(const field_def_t *d, const char *got, why_t *why)
                    d->name, list, echo(got, buf, sizeof buf));
 }
 
+/* utf8_valid, has_control and strlen in one pass over a NUL-terminated
+ * string (every value of every change goes through here): false when it
+ * is not valid UTF-8; else its length, and whether it holds a control
+ * character (C0, DEL, or C1, which is U+0080..U+009F). */
+static bool text_scan(const char *s, size_t *len, bool *ctrl)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    bool c = false;
+    for (;;) {
+        unsigned b = *p;
+        if (b < 0x80) {
+            if (b == 0)
+                break;
+            c |= b < 0x20 || b == 0x7F;
+            p++;
+            continue;
+        }
+        size_t n;
+        unsigned cp, min;
+        if (b >= 0xC2 && b <= 0xDF) {
+            n = 2; cp = b & 0x1F; min = 0x80;
+        } else if (b >= 0xE0 && b <= 0xEF) {
+            n = 3; cp = b & 0x0F; min = 0x800;
+        } else if (b >= 0xF0 && b <= 0xF4) {
+            n = 4; cp = b & 0x07; min = 0x10000;
+        } else {
+            return false;
+        }
+        /* The terminating NUL is no continuation byte: no read past it. */
+        for (size_t k = 1; k < n; k++) {
+            if ((p[k] & 0xC0) != 0x80)
+                return false;
+            cp = (cp << 6) | (p[k] & 0x3F);
+        }
+        if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+            return false;
+        c |= cp <= 0x9F;
+        p += n;
+    }
+    *len = (size_t)(p - (const unsigned char *)s);
+    *ctrl = c;
+    return true;
+}
+
 static int check_text(const field_def_t *d, const char *s, why_t *why)
 {
-    size_t n = strlen(s);
-    if (!utf8_valid(s, n))
+    size_t n;
+    bool ctrl;
+    if (!text_scan(s, &n, &ctrl))
         return why_set(why, LX_EINVAL, "field %s: not valid UTF-8", d->name);
-    if (has_control(s))
+    if (ctrl)
         return why_set(why, LX_EINVAL, "field %s: contains control characters",
                        d->name);
     if (d->type == FT_STR && n > d->max_len)
