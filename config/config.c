@@ -257,7 +257,7 @@ int config_load(const char *path, node_config_t **out, why_t *why)
     c->timeout_ms = 5000;
     c->antientropy_ms = 60000;
     c->batch = 1000;
-    c->window = 4;
+    c->window = 16;
     parse_t p = {.c = c, .why = why};
     snprintf(p.dir, sizeof p.dir, "%s", path);
     char *slash = strrchr(p.dir, '/');

@@ -1362,7 +1362,15 @@ void repl_on_message(repl_t *r, const netmsg_t *nm, uint64_t now)
     if (!l)
         return;
     if (nm->kind == NET_UNREACHABLE) {
-        link_down(r, l, "peer unreachable");
+        if (l->up) {
+            link_down(r, l, "peer unreachable");
+        } else if (l->is_parent) {
+            /* Our hello did not leave (no connection yet): the next tick
+             * tries again, so a parent that comes back hears from us as
+             * soon as the connection is made, not a retry interval
+             * later. Nothing to save: the link was down already. */
+            l->last_hello = 0;
+        }
         return;
     }
     wmsg_t m;
