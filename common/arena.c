@@ -79,6 +79,11 @@ void *arena_alloc(arena_t *a, size_t n)
     return p;
 }
 
+char *arena_bytes(arena_t *a, size_t n)
+{
+    return take(a, n, 1);
+}
+
 char *arena_strndup(arena_t *a, const char *s, size_t n)
 {
     char *c = n + 1 > n ? take(a, n + 1, 1) : NULL;

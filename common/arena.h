@@ -18,6 +18,8 @@ void arena_destroy(arena_t **self_p);
 /* n zeroed bytes aligned for any object, valid until the arena is
  * destroyed; NULL on allocation failure. */
 void *arena_alloc(arena_t *a, size_t n);
+/* n bytes, not zeroed and not aligned (for strings); NULL on failure. */
+char *arena_bytes(arena_t *a, size_t n);
 /* A NUL-terminated copy of n bytes of s; NULL on allocation failure. */
 char *arena_strndup(arena_t *a, const char *s, size_t n);
 

@@ -626,18 +626,41 @@ static uint32_t rd_array(mp_rd_t *r, bool *canon)
     return n;
 }
 
-/* A string copied into the arena: no NUL inside, at most max bytes. */
+/* A string copied into the arena: no NUL inside, at most max bytes. The
+ * short forms are read here (every name and most values are one). */
 static char *rd_str(mp_rd_t *r, arena_t *a, uint32_t max, bool *canon)
 {
     const unsigned char *p = r->p;
-    mp_sv_t s = mp_rd_str(r);
-    char *c = NULL;
-    if (!r->bad && s.n <= max && !(s.n && memchr(s.p, '\0', s.n)))
-        c = arena_strndup(a, s.p, s.n);
-    if (!c)
+    unsigned b = !r->bad && p < r->end ? *p : 0xc1;
+    size_t n, h;
+    if (b >= 0xa0 && b <= 0xbf) {
+        n = b & 0x1f;
+        h = 1;
+    } else if (b == 0xd9 && r->end - p >= 2) {
+        n = p[1];
+        h = 2;
+    } else {
+        mp_sv_t s = mp_rd_str(r);
+        n = s.n;
+        h = (size_t)((const unsigned char *)s.p - p);
+        r->p = p;  /* read again below */
+        if (r->bad)
+            return NULL;
+    }
+    char *c;
+    if ((size_t)(r->end - p) - h < n || n > max || !(c = arena_bytes(a, n + 1))) {
         r->bad = true;
-    else
-        *canon &= (const unsigned char *)s.p - p == str_hdr(s.n);
+        return NULL;
+    }
+    const unsigned char *q = p + h;
+    if (n && memchr(q, '\0', n)) {
+        r->bad = true;
+        return NULL;
+    }
+    memcpy(c, q, n);
+    c[n] = '\0';
+    r->p = q + n;
+    *canon &= (long)h == str_hdr(n);
     return c;
 }
 
