@@ -609,10 +609,15 @@ static long uint_size(uint64_t v)
 static long str_hdr(uint64_t n) { return n < 32 ? 1 : n < 256 ? 2 : n < 65536 ? 3 : 5; }
 static long arr_hdr(uint64_t n) { return n < 16 ? 1 : n < 65536 ? 3 : 5; }
 
-/* Readers that also note whether what they read was in canonical form. */
+/* Readers that also note whether what they read was in canonical form;
+ * the one-byte forms (most counts and indexes) are read here. */
 static uint64_t rd_uint(mp_rd_t *r, bool *canon)
 {
     const unsigned char *p = r->p;
+    if (!r->bad && p < r->end && *p <= 0x7f) {
+        r->p++;
+        return *p;
+    }
     uint64_t v = mp_rd_uint(r);
     *canon &= r->p - p == uint_size(v);
     return v;
@@ -621,6 +626,10 @@ static uint64_t rd_uint(mp_rd_t *r, bool *canon)
 static uint32_t rd_array(mp_rd_t *r, bool *canon)
 {
     const unsigned char *p = r->p;
+    if (!r->bad && p < r->end && *p >= 0x90 && *p <= 0x9f) {
+        r->p++;
+        return *p & 0x0f;
+    }
     uint32_t n = mp_rd_array(r);
     *canon &= r->p - p == arr_hdr(n);
     return n;
