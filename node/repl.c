@@ -1364,7 +1364,7 @@ void repl_on_message(repl_t *r, const netmsg_t *nm, uint64_t now)
     if (nm->kind == NET_UNREACHABLE) {
         if (l->up) {
             link_down(r, l, "peer unreachable");
-        } else if (l->is_parent) {
+        } else if (l->is_parent && !l->refused) {
             /* Our hello did not leave (no connection yet): the next tick
              * tries again, so a parent that comes back hears from us as
              * soon as the connection is made, not a retry interval
