@@ -504,6 +504,7 @@ int wire_decode(const void *buf, size_t len, wmsg_t *m, why_t *why)
         return why_set(why, LX_EINVAL, "frame of %zu bytes is over the limit", len);
     if (changes_read(buf, len, m))
         return LX_OK;
+    memset(m, 0, sizeof *m);  /* whatever the fast path read on the way */
     msgpack_unpacked u;
     msgpack_unpacked_init(&u);
     int rc = mp_unpack(buf, len, &u, why);
