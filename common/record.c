@@ -597,3 +597,183 @@ void record_id_make(code_t origin, hlc_t hlc, char out[32])
     char c[CODE_STRLEN + 1];
     snprintf(out, 32, "%s-%016" PRIx64, code_fmt(origin, c), hlc);
 }
+
+/* ---- changes straight from bytes ---- */
+
+/* The fewest bytes msgpack-c writes for an unsigned integer, and for the
+ * header of a string and of an array of n: the canonical encoding. */
+static long uint_size(uint64_t v)
+{
+    return v < 128 ? 1 : v < 256 ? 2 : v < 65536 ? 3 : v <= UINT32_MAX ? 5 : 9;
+}
+static long str_hdr(uint64_t n) { return n < 32 ? 1 : n < 256 ? 2 : n < 65536 ? 3 : 5; }
+static long arr_hdr(uint64_t n) { return n < 16 ? 1 : n < 65536 ? 3 : 5; }
+
+/* Readers that also note whether what they read was in canonical form;
+ * the one-byte forms (most counts and indexes) are read here. */
+static uint64_t rd_uint(mp_rd_t *r, bool *canon)
+{
+    const unsigned char *p = r->p;
+    if (!r->bad && p < r->end && *p <= 0x7f) {
+        r->p++;
+        return *p;
+    }
+    uint64_t v = mp_rd_uint(r);
+    *canon &= r->p - p == uint_size(v);
+    return v;
+}
+
+static uint32_t rd_array(mp_rd_t *r, bool *canon)
+{
+    const unsigned char *p = r->p;
+    if (!r->bad && p < r->end && *p >= 0x90 && *p <= 0x9f) {
+        r->p++;
+        return *p & 0x0f;
+    }
+    uint32_t n = mp_rd_array(r);
+    *canon &= r->p - p == arr_hdr(n);
+    return n;
+}
+
+/* A string copied into the arena: no NUL inside, at most max bytes. The
+ * short forms are read here (every name and most values are one). */
+static char *rd_str(mp_rd_t *r, arena_t *a, uint32_t max, bool *canon)
+{
+    const unsigned char *p = r->p;
+    unsigned b = !r->bad && p < r->end ? *p : 0xc1;
+    size_t n, h;
+    if (b >= 0xa0 && b <= 0xbf) {
+        n = b & 0x1f;
+        h = 1;
+    } else if (b == 0xd9 && r->end - p >= 2) {
+        n = p[1];
+        h = 2;
+    } else {
+        mp_sv_t s = mp_rd_str(r);
+        n = s.n;
+        h = (size_t)((const unsigned char *)s.p - p);
+        r->p = p;  /* read again below */
+        if (r->bad)
+            return NULL;
+    }
+    char *c;
+    if ((size_t)(r->end - p) - h < n || n > max || !(c = arena_bytes(a, n + 1))) {
+        r->bad = true;
+        return NULL;
+    }
+    const unsigned char *q = p + h;
+    if (n && memchr(q, '\0', n)) {
+        r->bad = true;
+        return NULL;
+    }
+    memcpy(c, q, n);
+    c[n] = '\0';
+    r->p = q + n;
+    *canon &= (long)h == str_hdr(n);
+    return c;
+}
+
+static bool rd_is_array(unsigned b)
+{
+    return (b >= 0x90 && b <= 0x9f) || b == 0xdc || b == 0xdd;
+}
+
+/* A value, as val_from_obj decodes it. */
+static void rd_val(mp_rd_t *r, arena_t *a, val_t *v, bool *canon)
+{
+    unsigned b = r->p < r->end ? *r->p : 0xc1;
+    if (b == 0xc0 || b == 0xc2 || b == 0xc3) {
+        mp_rd_byte(r);
+        v->kind = b == 0xc0 ? VAL_NIL : VAL_BOOL;
+        v->b = b == 0xc3;
+    } else if (rd_is_array(b)) {
+        uint32_t n = rd_array(r, canon);
+        if (r->bad || n > MAX_ITEMS) {
+            r->bad = true;
+            return;
+        }
+        v->kind = VAL_LIST;
+        if (n && !(v->items = arena_alloc(a, n * sizeof *v->items))) {
+            r->bad = true;
+            return;
+        }
+        for (uint32_t i = 0; i < n && !r->bad; i++)
+            v->items[v->n++] = rd_str(r, a, UINT32_MAX, canon);
+    } else {
+        v->kind = VAL_STR;
+        v->s = rd_str(r, a, UINT32_MAX, canon);
+    }
+}
+
+bool change_read(mp_rd_t *r, arena_t *a, change_t *out)
+{
+    bool canon = true, ignored = true;
+    memset(out, 0, sizeof *out);
+    if (mp_rd_array(r) != 6)
+        r->bad = true;
+    out->id = rd_str(r, a, 64, &ignored);
+    out->village = mp_rd_uint(r);
+    out->prev_village = mp_rd_uint(r);
+    out->from = mp_rd_uint(r);
+    /* Counts past the bytes left would only be refused later, after a
+     * large allocation. */
+    const unsigned char *body = r->p;
+    uint32_t nv = rd_array(r, &canon);
+    if (r->bad || nv > MAX_FIELDS || nv > (size_t)(r->end - r->p) || !record_id_valid(out->id))
+        return r->bad = true, false;
+    vent_t vt[MAX_FIELDS];
+    for (uint32_t j = 0; j < nv && !r->bad; j++) {
+        if (rd_array(r, &canon) != 3)
+            r->bad = true;
+        vt[j].hlc = rd_uint(r, &canon);
+        vt[j].origin = rd_uint(r, &canon);
+        vt[j].author = rd_str(r, a, MAX_AUTHOR, &canon);
+    }
+    uint32_t cnt = rd_array(r, &canon);
+    if (r->bad || cnt > MAX_FIELDS || cnt > (size_t)(r->end - r->p))
+        return r->bad = true, false;
+    field_t *w = arena_alloc(a, (cnt ? cnt : 1) * sizeof *w);
+    if (!w)
+        return r->bad = true, false;
+    /* fields_pack lists each distinct version once, in order of first
+     * use: the next new index is always the count seen so far. */
+    uint32_t used = 0;
+    for (uint32_t i = 0; i < cnt && !r->bad; i++) {
+        field_t *f = &w[i];
+        if (rd_array(r, &canon) != 4)
+            r->bad = true;
+        f->name = rd_str(r, a, 64, &canon);
+        rd_val(r, a, &f->val, &canon);
+        uint64_t vi = rd_uint(r, &canon);
+        f->ver.base = rd_uint(r, &canon);
+        if (r->bad || !f->name[0] || vi >= nv
+            || (i > 0 && strcmp(w[i - 1].name, f->name) >= 0)) {
+            r->bad = true;
+            break;
+        }
+        canon &= vi <= used;
+        used += vi == used;
+        f->ver.hlc = vt[vi].hlc;
+        f->ver.origin = vt[vi].origin;
+        f->ver.author = (char *)vt[vi].author;  /* shared, in the arena */
+    }
+    if (r->bad)
+        return false;
+    canon &= used == nv;
+    for (uint32_t j = 0; canon && j < nv; j++)
+        for (uint32_t k = 0; canon && k < j; k++)
+            canon = !(vt[j].hlc == vt[k].hlc && vt[j].origin == vt[k].origin
+                      && strcmp(vt[j].author, vt[k].author) == 0);
+    if (canon) {
+        size_t n = (size_t)(r->p - body);
+        void *copy = arena_alloc(a, n);
+        if (copy && n <= UINT32_MAX) {
+            memcpy(copy, body, n);
+            out->packed = copy;
+            out->packedlen = (uint32_t)n;
+        }
+    }
+    out->w = w;
+    out->n = cnt;
+    return true;
+}

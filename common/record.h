@@ -9,9 +9,11 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "arena.h"
 #include "code.h"
 #include "err.h"
 #include "hlc.h"
+#include "mp.h"
 
 /* A field value: null (cleared), bool, UTF-8 string or list of strings. */
 typedef enum { VAL_NIL = 0, VAL_BOOL, VAL_STR, VAL_LIST } val_kind_t;
@@ -92,12 +94,23 @@ typedef struct {
     code_t from;       /* the peer it was received from; 0 when made here */
     uint32_t n;
     field_t *w;        /* owned array of n writes, sorted by name */
+    /* change_read only: the writes exactly as record_pack encodes them
+     * (its versions and fields), when they came in that form; else NULL.
+     * In the arena, like the rest of such a change. */
+    const void *packed;
+    uint32_t packedlen;
 } change_t;
 
 void change_free(change_t *c);
 int change_pack(const change_t *c, msgpack_packer *pk);
 int change_decode(const void *buf, size_t len, change_t *out, why_t *why);
 int change_from_obj(const msgpack_object *o, change_t *out, why_t *why);
+/* The same form read straight from the bytes at r (a batch's hot path,
+ * without msgpack-c's objects): the strings and fields go into arena a,
+ * and the change goes with it, never to change_free. Takes what
+ * change_from_obj takes and decodes it alike, or fewer shapes: false
+ * (r->bad) means "decode with change_from_obj", which names the fault. */
+bool change_read(mp_rd_t *r, arena_t *a, change_t *out);
 
 /* Value and field encoders/decoders, shared with the wire protocol. */
 int val_pack(const val_t *v, msgpack_packer *pk);

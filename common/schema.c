@@ -131,12 +131,13 @@ static const field_def_t fields[] = {
 
 #define NFIELDS (sizeof fields / sizeof fields[0])
 
+/* Indexes of fields[] in strcmp order of their names, for a binary
+ * search: this lookup runs for every field of every imported row.
+ * test_schema checks the order. */
+static const unsigned char by_name[] = {2, 7, 25, 24, 4, 32, 31, 16, 14, 15, 1, 21, 13, 10, 12, 11, 9, 23, 27, 5, 3, 29, 8, 19, 17, 18, 0, 28, 26, 20, 22, 30, 6};
+
 const field_def_t *schema_field(const char *name)
 {
-    /* Indexes of fields[] in strcmp order of their names, for a binary
-     * search: this lookup runs for every field of every imported row.
-     * test_schema checks the order. */
-    static const unsigned char by_name[] = {2, 7, 25, 24, 4, 32, 31, 16, 14, 15, 1, 21, 13, 10, 12, 11, 9, 23, 27, 5, 3, 29, 8, 19, 17, 18, 0, 28, 26, 20, 22, 30, 6};
     if (!name)
         return NULL;
     size_t lo = 0, hi = NFIELDS;
@@ -289,8 +290,7 @@ int idnum_check(const char *s, why_t *why)
         return why_set(why, LX_EINVAL, "must be 18 characters");
     if (!digits(s, 17))
         return why_set(why, LX_EINVAL, "the first 17 characters must be digits");
-    char date[11];
-    snprintf(date, sizeof date, "%.4s-%.2s-%.2s", s + 6, s + 10, s + 12);
+    char date[11] = {s[6], s[7], s[8], s[9], '-', s[10], s[11], '-', s[12], s[13], 0};
     if (!date_valid(date))
         return why_set(why, LX_EINVAL, "embedded birth date is not a real date");
     if (s[17] == 'x')
@@ -344,12 +344,57 @@ static int bad_enum(const field_def_t *d, const char *got, why_t *why)
                    d->name, list, echo(got, buf, sizeof buf));
 }
 
+/* utf8_valid, has_control and strlen in one pass over a NUL-terminated
+ * string (every value of every change goes through here): false when it
+ * is not valid UTF-8; else its length, and whether it holds a control
+ * character (C0, DEL, or C1, which is U+0080..U+009F). */
+static bool text_scan(const char *s, size_t *len, bool *ctrl)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    bool c = false;
+    for (;;) {
+        unsigned b = *p;
+        if (b < 0x80) {
+            if (b == 0)
+                break;
+            c |= b < 0x20 || b == 0x7F;
+            p++;
+            continue;
+        }
+        size_t n;
+        unsigned cp, min;
+        if (b >= 0xC2 && b <= 0xDF) {
+            n = 2; cp = b & 0x1F; min = 0x80;
+        } else if (b >= 0xE0 && b <= 0xEF) {
+            n = 3; cp = b & 0x0F; min = 0x800;
+        } else if (b >= 0xF0 && b <= 0xF4) {
+            n = 4; cp = b & 0x07; min = 0x10000;
+        } else {
+            return false;
+        }
+        /* The terminating NUL is no continuation byte: no read past it. */
+        for (size_t k = 1; k < n; k++) {
+            if ((p[k] & 0xC0) != 0x80)
+                return false;
+            cp = (cp << 6) | (p[k] & 0x3F);
+        }
+        if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+            return false;
+        c |= cp <= 0x9F;
+        p += n;
+    }
+    *len = (size_t)(p - (const unsigned char *)s);
+    *ctrl = c;
+    return true;
+}
+
 static int check_text(const field_def_t *d, const char *s, why_t *why)
 {
-    size_t n = strlen(s);
-    if (!utf8_valid(s, n))
+    size_t n;
+    bool ctrl;
+    if (!text_scan(s, &n, &ctrl))
         return why_set(why, LX_EINVAL, "field %s: not valid UTF-8", d->name);
-    if (has_control(s))
+    if (ctrl)
         return why_set(why, LX_EINVAL, "field %s: contains control characters",
                        d->name);
     if (d->type == FT_STR && n > d->max_len)
@@ -684,10 +729,28 @@ int schema_check_local(const char *name, const val_t *v, why_t *why)
     return why_set(why, LX_EINVAL, "field %s: unknown kind of value", name);
 }
 
+/* schema_field for the names of a change, which come in strcmp order:
+ * each lookup walks on from where the last one stopped (*at), a step or
+ * two instead of a binary search; any other name is looked up anew. */
+static const field_def_t *field_after(const char *name, size_t *at)
+{
+    for (size_t i = *at; i < NFIELDS; i++) {
+        int c = strcmp(fields[by_name[i]].name, name);
+        if (c == 0) {
+            *at = i + 1;
+            return &fields[by_name[i]];
+        }
+        if (c > 0)
+            break;
+    }
+    return schema_field(name);
+}
+
 int schema_check_change(const change_t *c, why_t *why)
 {
+    size_t at = 0;
     for (uint32_t k = 0; k < c->n; k++) {
-        const field_def_t *d = schema_field(c->w[k].name);
+        const field_def_t *d = field_after(c->w[k].name, &at);
         if (!d && schema_local_name(c->w[k].name)) {
             if (schema_check_local(c->w[k].name, &c->w[k].val, why))
                 return LX_EINVAL;

@@ -84,6 +84,10 @@ typedef struct {
     bool either;    /* within must hold the record before OR after the change
                        (a parent's writes, moves in and out included);
                        otherwise before (if it existed) AND after (a child) */
+    const void *packed;  /* NULL, or the writes as record_pack encodes them
+                            (change_t.packed): a new record that takes them
+                            all is stored as these bytes, not encoded again */
+    size_t packedlen;
 } apply_opts_t;
 
 /* Refused with LX_ESCOPE when the change falls outside `within`. */

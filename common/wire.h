@@ -92,6 +92,7 @@ typedef struct {
     char reason[256];     /* refuse */
     change_t *changes;    /* batch, repair */
     uint32_t nchanges;
+    arena_t *arena;       /* when set, holds the changes' contents */
     unit_digest_t *digests;
     uint32_t ndigests;
     struct wconflict {

@@ -327,7 +327,7 @@ int config_load(const char *path, node_config_t **out, why_t *why)
     c->timeout_ms = 5000;
     c->antientropy_ms = 60000;
     c->batch = 1000;
-    c->window = 4;
+    c->window = 16;
     c->http_body_max = 1 << 20;
     c->http_timeout_ms = 10000;
     c->http_page_max = 500;

@@ -377,7 +377,9 @@ int net_start(const node_config_t *cfg, net_wake_fn wake, void *arg,
             || zmq_setsockopt(n->dealer, ZMQ_CURVE_SECRETKEY, cfg->curve_sec, Z85_KEYLEN)
             || setopt_int(n->dealer, ZMQ_IMMEDIATE, 1)
             || setopt_int(n->dealer, ZMQ_RECONNECT_IVL, 100)
-            || setopt_int(n->dealer, ZMQ_RECONNECT_IVL_MAX, 5000))
+            /* A parent back from a restart is found within a second:
+             * a child's log waits no longer than that to catch up. */
+            || setopt_int(n->dealer, ZMQ_RECONNECT_IVL_MAX, 1000))
             rc = why_set(why, LX_EIO, "net: DEALER options: %s", zmq_strerror(errno));
         if (!rc && zmq_connect(n->dealer, cfg->parent.zmq))
             rc = why_set(why, LX_EIO, "net: cannot connect to %s: %s", cfg->parent.zmq,

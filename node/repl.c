@@ -470,6 +470,8 @@ static int apply_changes(repl_t *r, link_t *l, stxn_t *t, change_t *cs, uint32_t
         why_t why = {""};
         /* A peer's values pass the same field checks as an operator's. */
         int rc = schema_check_change(&cs[i], &why);
+        o.packed = cs[i].packed;
+        o.packedlen = cs[i].packedlen;
         if (!rc)
             rc = store_apply_ex(t, cs[i].id, cs[i].w, cs[i].n, &o, &res, &why);
         if (rc == LX_ESCOPE || rc == LX_ESKEW || rc == LX_EINVAL) {
@@ -1618,7 +1620,15 @@ void repl_on_message(repl_t *r, const netmsg_t *nm, uint64_t now)
     if (!l)
         return;
     if (nm->kind == NET_UNREACHABLE) {
-        link_down(r, l, "peer unreachable");
+        if (l->up) {
+            link_down(r, l, "peer unreachable");
+        } else if (l->is_parent && !l->refused) {
+            /* Our hello did not leave (no connection yet): the next tick
+             * tries again, so a parent that comes back hears from us as
+             * soon as the connection is made, not a retry interval
+             * later. Nothing to save: the link was down already. */
+            l->last_hello = 0;
+        }
         return;
     }
     wmsg_t m;

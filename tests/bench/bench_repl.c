@@ -3,7 +3,9 @@
  * to raw ZeroMQ DEALER/ROUTER forwarding over the same four hops, in the
  * same run. Prints "name value unit" lines for tests/bench/run.
  *
- *   bench_repl LIANXIN DIR N SAMPLES */
+ *   bench_repl LIANXIN DIR N SAMPLES
+ *
+ * Ports 26000-26200 and 31000-31004, moved by env LX_PORT_OFFSET. */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +33,14 @@ static const code_t chain[5] = {510121106218ULL, 510121106000ULL, 510121000000UL
 static const char *LX;
 static char DIR_[4096];
 static pid_t pids[5];
+
+/* A port moved by LX_PORT_OFFSET, like the integration tests' (lib.sh
+ * `port`), so two checkouts can run their benches at once. */
+static int port(int p)
+{
+    const char *off = getenv("LX_PORT_OFFSET");
+    return p + (off ? atoi(off) : 0);
+}
 
 static void data_of(int i, char *out, size_t n)
 {
@@ -293,17 +303,17 @@ int main(int argc, char **argv)
     atexit(stop_all);
 
     /* Raw ZeroMQ over four hops, same machine, same run. */
-    double rate = raw_zmq(26100, (long)n, 300);
+    double rate = raw_zmq(port(26100), (long)n, 300);
     printf("zmq_4hop_msgs %.0f msgs/s\n", rate);
     double rp50, rp99;
-    raw_latency(26200, samples, &rp50, &rp99);
+    raw_latency(port(26200), samples, &rp50, &rp99);
     printf("zmq_4hop_p50 %.3f ms\nzmq_4hop_p99 %.3f ms\n", rp50, rp99);
 
     /* The chain. */
     char topo[4200], cmd[9000];
     snprintf(topo, sizeof topo, "%s/chain.ini", DIR_);
     FILE *f = fopen(topo, "w");
-    fprintf(f, "[tree]\nname = bench\nbase_port = 26000\n");
+    fprintf(f, "[tree]\nname = bench\nbase_port = %d\n", port(26000));
     for (int i = 4; i >= 0; i--) {
         char c[CODE_STRLEN + 1];
         fprintf(f, "[node %s]\nname = n%d\n", code_fmt(chain[i], c), i);

@@ -73,6 +73,38 @@ static unsigned char *encode_change(const change_t *c, size_t *len)
     return enc_done(&e, len);
 }
 
+/* The batch hot path (change_read) against the general decoder: it takes
+ * nothing that `slow` (change_decode's result, NULL when refused) did not
+ * take, and what it takes encodes to the same bytes. Returns whether it
+ * took the bytes. */
+static bool fast_agrees(const void *buf, size_t len, const change_t *slow)
+{
+    arena_t *a = arena_new(len);
+    assert_non_null(a);
+    mp_rd_t rd = {buf, (const unsigned char *)buf + len, false};
+    change_t f;
+    bool took = change_read(&rd, a, &f) && rd.p == rd.end;
+    if (took) {
+        if (!slow)
+            fail_msg("change_read took bytes that change_decode refuses");
+        size_t x, y;
+        unsigned char *bx = encode_change(slow, &x), *by = encode_change(&f, &y);
+        assert_int_equal(x, y);
+        assert_memory_equal(bx, by, x);
+        /* The bytes it keeps as record_pack's are those (they end the
+         * change's encoding). */
+        if (f.packed) {
+            assert_true(f.packedlen <= y);
+            assert_memory_equal(by + y - f.packedlen, f.packed, f.packedlen);
+        }
+        free(bx);
+        free(by);
+    }
+    arena_destroy(&a);
+    arena_destroy(&a);  /* twice is safe */
+    return took;
+}
+
 static ver_t mkver(hlc_t hlc, code_t origin, hlc_t base, const char *author)
 {
     ver_t v = {.hlc = hlc, .origin = origin, .base = base, .author = (char *)author};
@@ -642,6 +674,31 @@ static void test_change_round_trip(void **state)
     unsigned char *buf2 = encode_change(&d, &len2);
     assert_int_equal(len2, len);
     assert_memory_equal(buf2, buf, len);
+    /* The batch hot path decodes it alike, and keeps the encoded writes. */
+    assert_true(fast_agrees(buf, len, &d));
+    {
+        arena_t *a = arena_new(0);
+        mp_rd_t rd = {buf, buf + len, false};
+        change_t f;
+        assert_true(change_read(&rd, a, &f));
+        assert_non_null(f.packed);
+        arena_destroy(&a);
+        /* A wider integer than needed decodes, but is not canonical. */
+        unsigned char *wide = malloc(len + 8);
+        size_t at = len - 1;   /* the last field's base: a fixint 7 */
+        assert_int_equal(buf[at], 7);
+        memcpy(wide, buf, at);
+        wide[at] = 0xcf;
+        memset(wide + at + 1, 0, 7);
+        wide[at + 8] = 7;
+        a = arena_new(0);
+        rd = (mp_rd_t){wide, wide + len + 8, false};
+        assert_true(change_read(&rd, a, &f));
+        assert_null(f.packed);
+        assert_int_equal(f.w[2].ver.base, 7);
+        arena_destroy(&a);
+        free(wide);
+    }
 
     /* A change is not a record, nor the other way round. */
     record_t *r = NULL;
@@ -872,6 +929,8 @@ static void expect_corrupt(const void *buf, size_t len, const char *what,
         fail_msg("%s: change_decode gave no reason", what);
     if (is_change && want && !strstr(cwhy.msg, want))
         fail_msg("%s: change_decode said \"%s\", expected \"%s\"", what, cwhy.msg, want);
+    if (fast_agrees(copy, len, NULL))
+        fail_msg("%s: change_read took it", what);
     free(copy);
 }
 
@@ -1881,6 +1940,7 @@ static void test_mutations(void **state)
         rc = change_decode(m, len, &ch, &why);
         if (rc != LX_OK && rc != LX_ECORRUPT)
             fail_msg("iteration %d: change_decode gave %d", it, rc);
+        fast_agrees(m, len, rc == LX_OK ? &ch : NULL);
         if (rc == LX_OK) {
             ok[1]++;
             check_change(&ch);

@@ -217,6 +217,32 @@ static void test_check_value(void **state)
     assert_int_equal(val_set_str(&v, "\xC0\x80"), LX_OK);
     assert_why(schema_check_value(eth, &v, &why), LX_EINVAL, &why, "UTF-8");
 
+    /* Random bytes from an alphabet of troublemakers: the one-pass text
+     * check says what utf8_valid and a byte-wise control scan say. */
+    static const unsigned char alpha[] = {'a', 0x01, 0x1F, 0x7F, 0x80, 0x85, 0x9F, 0xA0,
+                                          0xBF, 0xC0, 0xC2, 0xDF, 0xE0, 0xED, 0xEF,
+                                          0xF0, 0xF4, 0xF5, 0xFF};
+    uint64_t seed = 7;
+    for (int it = 0; it < 20000; it++) {
+        char t[12];
+        size_t tn = 1 + (size_t)(it % 10);
+        for (size_t i = 0; i < tn; i++) {
+            seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+            t[i] = (char)alpha[(seed >> 33) % sizeof alpha];
+        }
+        t[tn] = '\0';
+        bool ctrl = false;
+        for (const unsigned char *p = (const unsigned char *)t; *p; p++)
+            ctrl |= *p < 0x20 || *p == 0x7F || (p[0] == 0xC2 && p[1] >= 0x80 && p[1] <= 0x9F);
+        const char *want = !utf8_valid(t, tn) ? "UTF-8" : ctrl ? "control" : NULL;
+        assert_int_equal(val_set_str(&v, t), LX_OK);
+        int rc = schema_check_value(eth, &v, &why);
+        if (want)
+            assert_why(rc, LX_EINVAL, &why, want);
+        else
+            assert_int_equal(rc, LX_OK);
+    }
+
     /* Personal fields never echo the value. */
     assert_int_equal(val_set_str(&v, "51010420100315123Q"), LX_OK);
     assert_why(schema_check_value(schema_field("id_number"), &v, &why),

@@ -1,0 +1,96 @@
+#include "arena.h"
+
+#include <stdalign.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define ALIGN alignof(max_align_t)
+#define MIN_BLOCK 4096
+
+typedef struct block {
+    struct block *next;
+    size_t size, used;
+    alignas(max_align_t) unsigned char data[];
+} block_t;
+
+struct arena {
+    block_t *head;  /* the block being filled; older ones behind it */
+    size_t next;    /* size of the next block */
+};
+
+static block_t *block_new(size_t size)
+{
+    block_t *b = size <= SIZE_MAX - sizeof *b ? malloc(sizeof *b + size) : NULL;
+    if (b) {
+        b->next = NULL;
+        b->size = size;
+        b->used = 0;
+    }
+    return b;
+}
+
+arena_t *arena_new(size_t hint)
+{
+    arena_t *a = calloc(1, sizeof *a);
+    if (!a)
+        return NULL;
+    a->next = hint < MIN_BLOCK ? MIN_BLOCK : hint;
+    return a;
+}
+
+void arena_destroy(arena_t **self_p)
+{
+    arena_t *a = *self_p;
+    if (!a)
+        return;
+    for (block_t *b = a->head, *n; b; b = n) {
+        n = b->next;
+        free(b);
+    }
+    free(a);
+    *self_p = NULL;
+}
+
+/* n bytes at the given alignment (a power of two, at most ALIGN). */
+static void *take(arena_t *a, size_t n, size_t align)
+{
+    block_t *b = a->head;
+    size_t at = b ? (b->used + align - 1) & ~(align - 1) : 0;
+    if (!b || at > b->size || b->size - at < n) {
+        /* Blocks grow, so a batch of any size takes a few of them. */
+        size_t size = a->next > n ? a->next : n;
+        if (!(b = block_new(size)))
+            return NULL;
+        b->next = a->head;
+        a->head = b;
+        a->next = size <= SIZE_MAX / 2 ? size * 2 : size;
+        at = 0;
+    }
+    b->used = at + n;
+    return b->data + at;
+}
+
+void *arena_alloc(arena_t *a, size_t n)
+{
+    void *p = take(a, n, ALIGN);
+    if (p)
+        memset(p, 0, n);
+    return p;
+}
+
+char *arena_bytes(arena_t *a, size_t n)
+{
+    return take(a, n, 1);
+}
+
+char *arena_strndup(arena_t *a, const char *s, size_t n)
+{
+    char *c = n + 1 > n ? take(a, n + 1, 1) : NULL;
+    if (c) {
+        if (n)
+            memcpy(c, s, n);
+        c[n] = '\0';
+    }
+    return c;
+}
