@@ -711,6 +711,8 @@ static void on_pull(repl_t *r, link_t *l, code_t unit)
     store_abort(&t);
 }
 
+static uint64_t send_audit_chains(repl_t *r, link_t *l, stxn_t *t);
+
 static void on_restore(repl_t *r, link_t *l)
 {
     stxn_t *t;
@@ -719,12 +721,14 @@ static void on_restore(repl_t *r, link_t *l)
     /* One read transaction: the snapshot is our state at one sequence. */
     uint64_t count = send_records(r, l, t, l->code);
     uint64_t last = store_last_seq(t);
+    uint64_t entries = send_audit_chains(r, l, t);
     store_abort(&t);
     wire_restored(&r->sb, l->applied, last);
     send_frame(r, l);
     char lc[CODE_STRLEN + 1];
-    log_info("restore: sent child %s its %" PRIu64 " records as of sequence %" PRIu64,
-             code_fmt(l->code, lc), count, last);
+    log_info("restore: sent child %s its %" PRIu64 " records as of sequence %" PRIu64
+             " and %" PRIu64 " audit entries of its subtree", code_fmt(l->code, lc), count, last,
+             entries);
     l->pos = last + 1;
     l->acked = last;
     l->ninflight = 0;
@@ -1561,6 +1565,85 @@ static void on_audack(repl_t *r, link_t *l, wmsg_t *m, uint64_t now)
     r->naudsent = 0;
 }
 
+/* Parent side, restoring a child: the audit chains of its subtree, so that
+ * its own chain goes on from where it was (a chain started again at 1
+ * would be refused here). One chain's entries per message, as many
+ * messages as it takes. Returns the entries sent. */
+typedef struct {
+    repl_t *r;
+    link_t *l;
+    stxn_t *t;
+    uint64_t sent;
+} arestore_t;
+
+static int arestore_chain(void *arg, code_t node, uint64_t last)
+{
+    arestore_t *x = arg;
+    if (!code_contains(x->l->code, node) || !last)
+        return 0;
+    for (uint64_t from = 1; from <= last;) {
+        afill_t f = {.r = x->r, .t = x->t};
+        wire_audit_begin(&f.b, &x->r->sb);
+        f.at = wire_audit_chain(&f.b, node);
+        int rc = audit_raw_each(x->t, node, from, aentry_cb, &f);
+        if (rc < 0)
+            return rc;
+        wire_audit_chain_end(&f.b, f.at, f.n);
+        wire_list_end(&f.b);
+        if (!f.n)
+            break;
+        send_frame(x->r, x->l);
+        x->sent += f.n;
+        from = f.last + 1;
+    }
+    return 0;
+}
+
+static uint64_t send_audit_chains(repl_t *r, link_t *l, stxn_t *t)
+{
+    arestore_t x = {r, l, t, 0};
+    if (audit_chains(t, arestore_chain, &x) < 0)
+        log_error("restore: the audit chains could not all be sent");
+    return x.sent;
+}
+
+/* Child side, in restore: the chains of our subtree as the parent holds
+ * them, taken as its copy (which continues nothing here: the store is
+ * empty) and marked as held there. */
+static void on_audit_restore(repl_t *r, link_t *l, wmsg_t *m)
+{
+    stxn_t *t;
+    if (store_begin(r->store, true, &t))
+        return;
+    int rc = LX_OK;
+    for (uint32_t i = 0; !rc && i < m->naudits; i++) {
+        struct waudit *a = &m->audits[i];
+        if (!code_contains(r->cfg->code, a->node)) {
+            refuse(r, l, "restore: an audit chain outside this node's subtree");
+            continue;
+        }
+        for (uint32_t k = 0; !rc && k < a->n; k++) {
+            why_t why = {""};
+            int x = audit_receive(t, l->code, a->node, a->e[k].p, a->e[k].len, &why);
+            if (x != LX_OK && x != LX_EEXIST) {
+                refuse(r, l, "restore: %s", why.msg[0] ? why.msg : err_str(x));
+                break;
+            }
+        }
+        uint64_t seq;
+        unsigned char h[AUDIT_HASH_LEN];
+        char key[32];
+        meta_key(key, sizeof key, "audack", a->node);
+        if (audit_last(t, a->node, &seq, h) == LX_OK)
+            rc = store_meta_put(t, key, seq);
+    }
+    if (!rc)
+        rc = store_commit(&t);
+    store_abort(&t);
+    if (rc)
+        r->restore_rc = rc;
+}
+
 /* Parent side: a child's audit entries. Each must continue the chain held
  * here; the first that does not ends its chain in this message (refused
  * and counted, unless it is only a gap). AUDACK says how far each chain is
@@ -1677,7 +1760,14 @@ void repl_on_message(repl_t *r, const netmsg_t *nm, uint64_t now)
     case WM_ANSWER: ok = !from_child; if (ok && l->up) on_answer(r, l, &m); break;
     case WM_ANSACK: ok = from_child; if (ok && l->up) on_ansack(r, l, &m); break;
     case WM_RSTATES: ok = from_child; if (ok && l->up) on_rstates(r, l, &m); break;
-    case WM_AUDIT: ok = from_child; if (ok && l->up) on_audit(r, l, &m); break;
+    case WM_AUDIT:
+        /* From a child; from the parent only while it restores us. */
+        ok = from_child || r->mode == REPL_RESTORE;
+        if (ok && from_child && l->up)
+            on_audit(r, l, &m);
+        else if (ok && !from_child)
+            on_audit_restore(r, l, &m);
+        break;
     case WM_AUDACK: ok = !from_child; if (ok && l->up) on_audack(r, l, &m, now); break;
     case WM_RSTACK:
         ok = !from_child;

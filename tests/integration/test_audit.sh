@@ -148,4 +148,18 @@ assert_eq "$(grep -c "entry 12 does not continue" "$TREE/$T/node.log")" 1 "refus
 assert_eq "$(count $T $V)" 11 "the township's copy stops before the altered entry"
 grep -q "audit chain $V: the parent holds it to 11" "$TREE/$V/node.log" \
     || fail "the village's log does not say its chain was refused"
+
+# The village's store is lost and rebuilt from the township: it gets its
+# chain back as the township holds it (the 11 good entries), goes on from
+# there, and its next entries are taken above, not refused.
+stop_node $V
+mv "$(D $V)" "$TMP/old-village-data"
+timeout 60 "$LIANXIN" restore --config "$TREE/$V/node.ini" >>"$TREE/$V/node.log" 2>&1 || fail "restore"
+assert_eq "$(count $V $V)" 11 "the restored village's own chain"
+lx audit verify --data "$(D $V)" >/dev/null || fail "the restored chain verifies"
+start_node $V
+"$LXAUDIT" append --data "$(D $V)" --count 2 --principal jintang-education \
+    || fail "lxaudit append after the restore"
+wait_until 20 has $T $V 13
+lx audit verify --data "$(D $T)" >/dev/null || fail "the township's chains after the restore"
 echo "ok"
