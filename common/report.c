@@ -85,23 +85,9 @@ void quarter_of_ms(uint64_t ms, char out[8])
     snprintf(out, 8, "%04dQ%d", (tm.tm_year + 1900) % 10000, tm.tm_mon / 3 + 1);
 }
 
-/* "YYYY-MM-DD" to its three numbers; false when it is not that shape. */
 static bool ymd(const char *s, int *y, int *m, int *d)
 {
-    if (!s || strlen(s) != 10 || s[4] != '-' || s[7] != '-')
-        return false;
-    int v[3] = {0}, k = 0;
-    for (int i = 0; i < 10; i++) {
-        if (i == 4 || i == 7) {
-            k++;
-            continue;
-        }
-        if (s[i] < '0' || s[i] > '9')
-            return false;
-        v[k] = v[k] * 10 + (s[i] - '0');
-    }
-    *y = v[0], *m = v[1], *d = v[2];
-    return true;
+    return report_ymd(s, s ? strlen(s) : 0, y, m, d);
 }
 
 int report_age(const char *birth, const char *on)

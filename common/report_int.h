@@ -130,4 +130,24 @@ void walk_destroy(walk_t **w);
 int report_compute_walkers(stxn_t *t, code_t node, const char *quarter, const divs_t *divs,
                            int walkers, report_t **out, why_t *why);
 
+/* "YYYY-MM-DD" in n bytes (no NUL needed) to its three numbers; false
+ * when it is not that shape. Inline: the walk parses every birth date. */
+static inline bool report_ymd(const char *s, size_t n, int *y, int *m, int *d)
+{
+    if (!s || n != 10 || s[4] != '-' || s[7] != '-')
+        return false;
+    int v[3] = {0}, k = 0;
+    for (int i = 0; i < 10; i++) {
+        if (i == 4 || i == 7) {
+            k++;
+            continue;
+        }
+        if (s[i] < '0' || s[i] > '9')
+            return false;
+        v[k] = v[k] * 10 + (s[i] - '0');
+    }
+    *y = v[0], *m = v[1], *d = v[2];
+    return true;
+}
+
 #endif

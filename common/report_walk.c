@@ -280,21 +280,11 @@ static int age_band(int age)
  * bytes that need not end in NUL, with the quarter's day parsed once. */
 static int band_of(const walk_t *w, sv_t birth)
 {
-    const char *s = birth.p;
-    if (!s || birth.n != 10 || s[4] != '-' || s[7] != '-')
+    int y, m, d;
+    if (!report_ymd(birth.p, birth.n, &y, &m, &d))
         return age_band(-1000);
-    int v[3] = {0}, k = 0;
-    for (int i = 0; i < 10; i++) {
-        if (i == 4 || i == 7) {
-            k++;
-            continue;
-        }
-        if (s[i] < '0' || s[i] > '9')
-            return age_band(-1000);
-        v[k] = v[k] * 10 + (s[i] - '0');
-    }
-    int age = w->last_y - v[0];
-    if (w->last_m < v[1] || (w->last_m == v[1] && w->last_d < v[2]))
+    int age = w->last_y - y;
+    if (w->last_m < m || (w->last_m == m && w->last_d < d))
         age--;
     return age_band(age);
 }
