@@ -11,7 +11,7 @@ province on 127.0.0.1:
   3. an update at the village to a record the county deleted (Lianxin
      has no deletion: a child leaves the registry by status=exited).
 
-  bench_conflicts.py LIANXIN DIR OUT.md [--pg-port 44020] [--lx-port 41000]
+  bench_conflicts.py LIANXIN DIR OUT.md [--pg-port 44020] [--lx-port 27500]
 
 Writes what happened at every level as a Markdown section to OUT.md and
 one "name value unit" line per outcome on stdout. Stops everything it
@@ -31,7 +31,7 @@ ap.add_argument("lianxin")
 ap.add_argument("dir")
 ap.add_argument("out")
 ap.add_argument("--pg-port", type=int, default=44020)
-ap.add_argument("--lx-port", type=int, default=41000)
+ap.add_argument("--lx-port", type=int, default=27500)  # below the ephemeral range
 a = ap.parse_args()
 LX = a.lianxin
 LEVELS = ["village_a", "village_b", "township", "county", "city", "province"]

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """make bench, scale: a county-size tree on this machine.
 
-  bench_tree.py LIANXIN DIR [--changes 100] [--base-port 40100]
+  bench_tree.py LIANXIN DIR [--changes 100] [--base-port 27000]
 
 Generates the tree with scripts/gen-topology --county-size (a province, a
 city, one county of 20 townships and 300 villages: 323 nodes), renders it,
@@ -31,7 +31,9 @@ ap = argparse.ArgumentParser()
 ap.add_argument("lianxin")
 ap.add_argument("dir")
 ap.add_argument("--changes", type=int, default=100)
-ap.add_argument("--base-port", type=int, default=40100)
+# Below the ephemeral range (32768-60999 here), which outgoing links draw
+# from: ZeroMQ on 27000-27322, the API on 32000-32322 (topology: +5000).
+ap.add_argument("--base-port", type=int, default=27000)
 ap.add_argument("--timeout", type=float, default=600)
 a = ap.parse_args()
 LX, D = a.lianxin, a.dir
@@ -132,7 +134,9 @@ def main():
                 pending.discard(c)
         dead = [c for c, p in procs.items() if p.poll() is not None]
         if dead:
-            raise SystemExit("bench_tree: nodes exited at start: %s" % " ".join(dead[:5]))
+            why = open("%s/%s/node.log" % (D, dead[0]), errors="replace").read().strip()
+            raise SystemExit("bench_tree: nodes exited at start: %s (%s: %s)" % (
+                " ".join(dead[:5]), dead[0], why.splitlines()[-1] if why else "no log"))
         if pending:
             time.sleep(0.2)
     if pending:
