@@ -147,7 +147,8 @@ static int list_cb(void *arg, const record_t *r)
     if (x->after_vil && (vc < x->after_vil || (vc == x->after_vil
                                               && strcmp(r->id, x->after_id) <= 0)))
         return 0;
-    if (x->category && !val_list_has(record_val(r, "categories"), x->category))
+    const val_t *cats = record_val(r, "categories");
+    if (x->category && (!cats || !val_list_has(cats, x->category)))
         return 0;
     const char *risk = record_str(r, "risk_level"), *st = record_str(r, "status");
     if (x->risk && (!risk || strcmp(risk, x->risk)))

@@ -6,6 +6,7 @@
  * ZeroMQ sockets and wakes this one through a uv_async. */
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -354,6 +355,9 @@ static int node_run(const char *cmd, const char *path, repl_mode_t mode)
         config_free(&n.cfg);
         return cli_fail(cmd, "%s", why.msg);
     }
+    /* A client that goes away while the API writes to it must not end
+     * the node: the write fails with EPIPE instead. */
+    signal(SIGPIPE, SIG_IGN);
     uv_loop_init(&n.loop);
     uv_async_init(&n.loop, &n.wake, on_async);
     uv_timer_init(&n.loop, &n.tick);

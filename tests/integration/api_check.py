@@ -209,6 +209,9 @@ for _ in range(10):
 check(len(seen) == 6 and len(set(seen)) == 6, "paging saw every child once: %s" % seen)
 s, b = call("GET", "/api/v1/children?risk=high&fields=risk_level", token=CIVIL)
 check(s == 200 and b["count"] == 5, "risk filter: %s" % b)
+# Most of these children have no categories at all.
+s, b = call("GET", "/api/v1/children?category=left_behind&fields=gender", token=CIVIL)
+check(s == 200 and b["count"] == 2, "category filter: %s" % b)
 s, b = call("GET", "/api/v1/children?limit=100000", token=CIVIL)
 check(s == 400 and "limit" in b["error"], "page size cap: %s %s" % (s, b))
 s, b = call("GET", "/api/v1/children?category=%zz&fields=gender", token=CIVIL)
@@ -269,6 +272,22 @@ check(s == 200 and isinstance(b, dict), "effective policies: %s" % s)
 s, t = call("GET", "/metrics")
 check(s == 200 and b"lianxin_records " in t and b"lianxin_http_requests_total" in t
       and b"lianxin_link_up" in t, "metrics: %s" % t[:300])
+# Clients that go away before their answer is written (reset, not closed):
+# the node serves on (a write to them must not end it with SIGPIPE).
+import socket, struct
+u = urllib.parse.urlparse(E["URL_X"])
+ctx = ssl.create_default_context(cafile=E["CA_X"])
+for i in range(40):
+    raw = socket.create_connection((u.hostname, u.port), timeout=5)
+    tls = ctx.wrap_socket(raw, server_hostname=u.hostname)
+    req = "GET /api/v1/reports/2026Q4?format=%s HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n\r\n"
+    for _ in range(4):
+        tls.sendall((req % ("xlsx" if i % 2 else "html", CIVIL)).encode())
+    tls.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    tls.close()
+time.sleep(0.5)
+s, b = call("GET", "/healthz")
+check(s == 200, "the node serves on after clients reset their connections")
 s, b = call("DELETE", path, token=CIVIL)
 check(s == 405, "a method the path does not answer: %s" % s)
 s, b = call("GET", "/api/v1/nothing", token=CIVIL)
