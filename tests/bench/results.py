@@ -248,13 +248,14 @@ except OSError:
 w("")
 w("## How it is measured")
 w("")
-w("- The 8 MiB idle target: a village node's VmRSS is about 8.9 MiB, of which about 7.5 MiB are pages of "
-  "the shared libraries it maps (libc, libstdc++ and libcrypto, which libzmq brings in through GSSAPI and "
-  "Kerberos, libzmq, libsodium, ...) — the same physical pages in all 323 nodes — and the touched pages of "
-  "its LMDB map (the map itself, 1 GiB and more of address space, is virtual). What each node adds is its "
-  "private memory, about 1.3 MiB (four threads: the libuv loop, the ZeroMQ thread, ZeroMQ's I/O thread and "
-  "reaper; thread stacks are touched only a few KiB deep), and the tree as a whole needs the sum of PSS. "
-  "Until this benchmark, every node also held the names of all 37,000 Sichuan units for its reports "
+w("- The 8 MiB idle target (not met in VmRSS): a village node's VmRSS is about 12.4 MiB, of which about "
+  "10.5 MiB are pages of the shared libraries it maps — libcrypto alone about 3.7 MiB since every node "
+  "serves its API over TLS (OpenSSL's provider and key set-up touch them; 1.4 MiB without the API), libc, "
+  "libstdc++, libzmq, libssl, libh2o, libsodium, ... — the same physical pages in all 323 nodes, and the "
+  "touched pages of its LMDB map (the map itself, 1 GiB and more of address space, is virtual). What each "
+  "node adds is its private memory, about 1.8 MiB (four threads: the libuv loop, the ZeroMQ thread, "
+  "ZeroMQ's I/O thread and reaper; thread stacks are touched only a few KiB deep), and the tree as a whole "
+  "needs the sum of PSS. Every node once held the names of all 37,000 Sichuan units for its reports "
   "(2.2 MiB of 3.8 MiB private); it now loads only its own subtree's.")
 for t in [
     "Lianxin's chain is bench_repl's: five `lianxin node` processes (village → township → county → city → "
