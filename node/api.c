@@ -267,15 +267,25 @@ static int children_list(call_t *c)
     return http_json(c, 200, body);
 }
 
-static int child_get(call_t *c, const char *id)
+/* The record a read asks for, as get_visible finds it, and the policy in
+ * force, from one read transaction. */
+static int read_visible(call_t *c, const char *id, const effective_t **eff, record_t **r)
 {
     stxn_t *t;
+    *r = NULL;
     if (store_begin(http_store(c->h), false, &t))
-        return http_error(c, 500, "the store cannot be read");
-    const effective_t *eff = http_effective(c->h, t);
-    record_t *r = NULL;
-    int rc = get_visible(c, t, id, &r);
+        return LX_EIO;
+    *eff = http_effective(c->h, t);
+    int rc = get_visible(c, t, id, r);
     store_abort(&t);
+    return rc;
+}
+
+static int child_get(call_t *c, const char *id)
+{
+    const effective_t *eff = NULL;
+    record_t *r;
+    int rc = read_visible(c, id, &eff, &r);
     const char *ids[1] = {id};
     if (rc) {
         http_audit_read(c, "read", ids, 1, outcome(rc));
@@ -527,13 +537,9 @@ static json_t *cases_json(const record_t *r, uint64_t now_ms)
 
 static int journal_get(call_t *c, const char *id, bool events)
 {
-    stxn_t *t;
-    if (store_begin(http_store(c->h), false, &t))
-        return http_error(c, 500, "the store cannot be read");
-    const effective_t *eff = http_effective(c->h, t);
-    record_t *r = NULL;
-    int rc = get_visible(c, t, id, &r);
-    store_abort(&t);
+    const effective_t *eff = NULL;
+    record_t *r;
+    int rc = read_visible(c, id, &eff, &r);
     const char *ids[1] = {id};
     const char *what = events ? "events" : "cases";
     why_t why = {""};

@@ -16,7 +16,6 @@ DIR=$(mktemp -d /tmp/lx-bench-api-XXXXXX)
 PID=
 cleanup() { [ -n "$PID" ] && kill "$PID" 2>/dev/null && wait "$PID" 2>/dev/null; rm -rf "$DIR"; }
 trap cleanup EXIT
-KEEP=${BENCH_API_KEEP:-}
 printf '[tree]\nname = api\nbase_port = %s\n[node 510121106000]\nname = 五凤镇\n' "$PORT" > "$DIR/t.ini"
 "$LX" topology render --topology "$DIR/t.ini" --out "$DIR/t" >/dev/null
 N=$DIR/t/510121106000

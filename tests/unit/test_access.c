@@ -6,19 +6,14 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "assert_why.h"
+
 #include <stdio.h>
 #include <string.h>
 
 #include "common/access.h"
 #include "common/schema.h"
 
-#define assert_why(call, want, why, needle)                                  \
-    do {                                                                     \
-        int rc_ = (call);                                                    \
-        if (rc_ != (want) || !strstr((why)->msg, (needle)))                  \
-            fail_msg("line %d: rc %d (want %d), why \"%s\" (want \"%s\")",    \
-                     __LINE__, rc_, (int)(want), (why)->msg, (needle));      \
-    } while (0)
 
 static void put(record_t *r, const char *name, const char *s)
 {

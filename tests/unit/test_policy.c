@@ -9,6 +9,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "assert_why.h"
+
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,13 +27,6 @@
 #define VILLAGE 510104001001ULL
 #define OTHER_CITY 510300000000ULL
 
-#define assert_why(call, want, why, needle)                                  \
-    do {                                                                     \
-        int rc_ = (call);                                                    \
-        if (rc_ != (want) || !strstr((why)->msg, (needle)))                  \
-            fail_msg("line %d: rc %d (want %d), why \"%s\" (want \"%s\")",    \
-                     __LINE__, rc_, (int)(want), (why)->msg, (needle));      \
-    } while (0)
 
 typedef struct {
     unsigned char pk[32], sk[64];

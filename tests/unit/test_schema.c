@@ -6,6 +6,8 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "assert_why.h"
+
 #include <stdio.h>
 #include <string.h>
 
@@ -22,15 +24,6 @@ static void make_id(char out[19], const char *first17)
     out[18] = '\0';
 }
 
-/* Checks a failure's code and that its message names the culprit; a
- * macro so that a failure reports the caller's line. */
-#define assert_why(call, want, why, needle)                                  \
-    do {                                                                     \
-        int rc_ = (call);                                                    \
-        if (rc_ != (want) || !strstr((why)->msg, (needle)))                  \
-            fail_msg("line %d: rc %d (want %d), why \"%s\" (want \"%s\")",    \
-                     __LINE__, rc_, (int)(want), (why)->msg, (needle));      \
-    } while (0)
 
 static void put_str(record_t *r, const char *name, const char *s)
 {
