@@ -120,6 +120,17 @@ int divs_load_under(const char *dir, code_t under, divs_t **out, why_t *why)
     return LX_OK;
 }
 
+const divs_t *divs_once(divs_once_t *o, code_t under)
+{
+    if (!o->tried) {
+        char dir[4096];
+        o->tried = true;
+        if (divs_load_under(divs_default_dir(dir, sizeof dir), under, &o->d, NULL))
+            o->d = NULL;
+    }
+    return o->d;
+}
+
 void divs_destroy(divs_t **self_p)
 {
     divs_t *d = *self_p;

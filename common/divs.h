@@ -3,6 +3,7 @@
 #ifndef LX_DIVS_H
 #define LX_DIVS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "code.h"
@@ -22,6 +23,16 @@ void divs_destroy(divs_t **self_p);
 /* The directory to load from: $LIANXIN_DIVISIONS, else data/divisions
  * beside the program's build directory. Never NULL. */
 const char *divs_default_dir(char *buf, size_t n);
+
+/* The names a node's reports use, loaded from divs_default_dir the first
+ * time they are asked for (divs_load_under its code), shared by whoever
+ * holds the slot; NULL when they cannot be loaded (codes stand for names),
+ * and the load is not tried again. */
+typedef struct {
+    divs_t *d;
+    bool tried;
+} divs_once_t;
+const divs_t *divs_once(divs_once_t *o, code_t under);
 
 /* The unit's name, or NULL when unknown. */
 const char *divs_name(const divs_t *d, code_t c);

@@ -37,8 +37,7 @@ struct http {
     effective_t *eff;            /* cached for EFF_CACHE_MS */
     uint64_t eff_at;
     char eff_day[11];
-    divs_t *divs;
-    bool divs_tried;
+    divs_once_t *divs;           /* the node's, shared */
     pending_t *pend;
     uint32_t npend;
     char *metrics;               /* the last /metrics text, and when */
@@ -421,7 +420,7 @@ static int setup_tls(http_t *h, why_t *why)
 }
 
 int http_start(uv_loop_t *loop, const node_config_t *cfg, store_t *store, repl_t *repl,
-               http_t **out, why_t *why)
+               divs_once_t *divs, http_t **out, why_t *why)
 {
     *out = NULL;
     if (!cfg->http[0])
@@ -444,6 +443,7 @@ int http_start(uv_loop_t *loop, const node_config_t *cfg, store_t *store, repl_t
     h->cfg = cfg;
     h->store = store;
     h->repl = repl;
+    h->divs = divs;
     h->loop = loop;
     h2o_config_init(&h->conf);
     /* h2o answers bodies over its cap itself (in plain text): ours is
@@ -532,7 +532,6 @@ void http_destroy(http_t **self_p)
     if (h->actx.ssl_ctx)
         SSL_CTX_free(h->actx.ssl_ctx);
     effective_free(&h->eff);
-    divs_destroy(&h->divs);
     free(h);
     *self_p = NULL;
 }
@@ -571,14 +570,7 @@ const effective_t *http_effective(http_t *h, stxn_t *t)
 
 const divs_t *http_divs(http_t *h)
 {
-    if (!h->divs_tried) {
-        char dir[4096];
-        why_t why = {""};
-        h->divs_tried = true;
-        if (divs_load_under(divs_default_dir(dir, sizeof dir), h->cfg->code, &h->divs, &why))
-            h->divs = NULL;
-    }
-    return h->divs;
+    return divs_once(h->divs, h->cfg->code);
 }
 
 void http_wrote(http_t *h)

@@ -32,9 +32,9 @@
 typedef struct http http_t;
 
 /* Starts the API on cfg->http (nothing when it is empty). The server
- * keeps the pointers it is given. */
+ * keeps the pointers it is given; divs is the node's slot of unit names. */
 int http_start(uv_loop_t *loop, const node_config_t *cfg, store_t *store, repl_t *repl,
-               http_t **out, why_t *why);
+               divs_once_t *divs, http_t **out, why_t *why);
 
 /* Stops listening and closes the connections; the loop must run once
  * more to finish closing. Pending audit entries are committed. */
@@ -60,7 +60,7 @@ store_t *http_store(const http_t *h);
 /* The effective policy for today (cached for a second; the last good one
  * when folding fails); NULL only when there never was one: answer 503. */
 const effective_t *http_effective(http_t *h, stxn_t *t);
-/* Unit names for reports, loaded once; NULL: codes only. */
+/* Unit names for reports (the node's, loaded once); NULL: codes only. */
 const divs_t *http_divs(http_t *h);
 /* Tells replication that a local write was committed. */
 void http_wrote(http_t *h);

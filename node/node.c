@@ -53,8 +53,7 @@ typedef struct {
     uint64_t report_next;
     char report_day[11];
     uint64_t report_seq;
-    divs_t *divs;            /* unit names for frozen reports; NULL: codes */
-    bool divs_tried;
+    divs_once_t divs;        /* unit names for reports (frozen, and the API's) */
     struct timespec cfg_mtime;  /* node.ini as last read, for its tokens */
     uint64_t cfg_checked;
 } node_t;
@@ -137,19 +136,11 @@ static void reports(node_t *n, uint64_t now)
     store_abort(&t);
     if (seq == n->report_seq && strcmp(today, n->report_day) == 0)
         return;
-    if (!n->divs_tried) {
-        char dir[4096];
-        why_t dwhy = {""};
-        n->divs_tried = true;
-        /* Only the names its own reports use: its subtree and above. */
-        if (divs_load_under(divs_default_dir(dir, sizeof dir), n->cfg->code, &n->divs, &dwhy))
-            n->divs = NULL;
-    }
     why_t why = {""};
     uint32_t made = 0;
     int rc = store_begin(n->store, true, &t);
     if (!rc)
-        rc = rflow_auto(t, n->divs, wall, n->report_seq, &made, &why);
+        rc = rflow_auto(t, divs_once(&n->divs, n->cfg->code), wall, n->report_seq, &made, &why);
     if (!rc)
         rc = made ? store_commit(&t) : LX_OK;
     store_abort(&t);
@@ -383,7 +374,7 @@ static int node_run(const char *cmd, const char *path, repl_mode_t mode)
 
     /* The API the configuration names, or no node at all: an operator
      * expects it to answer. */
-    rc = mode == REPL_RUN ? http_start(&n.loop, n.cfg, n.store, n.repl, &n.http, &why) : 0;
+    rc = mode == REPL_RUN ? http_start(&n.loop, n.cfg, n.store, n.repl, &n.divs, &n.http, &why) : 0;
     if (!rc)
         rc = net_start(n.cfg, on_wake, &n, &n.net, &why);
     if (rc) {
@@ -421,7 +412,7 @@ static int node_run(const char *cmd, const char *path, repl_mode_t mode)
         log_warn("the loop closed with handles open");
     repl_destroy(&n.repl);
     store_close(&n.store);
-    divs_destroy(&n.divs);
+    divs_destroy(&n.divs.d);
     if (n.poke_fd >= 0)
         close(n.poke_fd);
     config_free(&n.cfg);
