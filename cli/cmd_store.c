@@ -159,86 +159,53 @@ int cmd_status(int argc, char **argv)
     if (!s)
         return 1;
     stxn_t *t;
-    store_stats_t st;
-    links_t lk = {0};
-    uint64_t *unacked = NULL;
+    nodestate_t ns = {0};
     rc = store_begin(s, false, &t);
     if (!rc)
-        rc = store_stats(t, &st);
-    bool have_links = !rc && links_load(t, &lk) == LX_OK;
-    bool alive = have_links && node_running(o.data);
-    if (have_links && (unacked = calloc(lk.n ? lk.n : 1, sizeof *unacked)))
-        for (uint32_t i = 0; i < lk.n; i++)
-            unacked[i] = links_unacked(t, &lk.links[i], 10000000);
+        rc = nodestate_load(t, &ns);
     store_abort(&t);
+    bool alive = ns.have_links && node_running(o.data);
+    const store_stats_t *st = &ns.st;
+    const links_t *lk = &ns.lk;
     code_t code = store_code(s);
     store_close(&s);
     if (rc) {
-        links_free(&lk);
-        free(unacked);
+        nodestate_free(&ns);
         return cli_fail("status", "%s", err_str(rc));
     }
     char c[CODE_STRLEN + 1], when[48], lc[CODE_STRLEN + 1];
     code_fmt(code, c);
-    json_t *parent = json_null(), *children = json_array();
-    for (uint32_t i = 0; have_links && i < lk.n; i++) {
-        const linkstate_t *l = &lk.links[i];
-        json_t *j = json_pack("{s:s, s:b, s:I, s:I, s:I, s:s, s:I, s:I}",
-            "code", code_fmt(l->code, lc), "connected", alive && l->up,
-            "unacked", (json_int_t)(unacked ? unacked[i] : 0),
-            "acked", (json_int_t)l->acked, "refused", (json_int_t)l->refusals,
-            "last_refusal", l->reason, "sent", (json_int_t)l->sent,
-            "received", (json_int_t)l->received);
-        if (l->is_parent) {
-            json_decref(parent);
-            parent = j;
-        } else {
-            json_array_append_new(children, j);
-        }
-    }
     if (o.json) {
-        json_t *j = json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:s, s:I, s:b, s:o, s:o, s:I, s:{s:I, s:I, s:I}}",
-            "code", c, "level", level_name(code_level(code)),
-            "records", (json_int_t)st.records, "villages", (json_int_t)st.villages,
-            "last_seq", (json_int_t)st.last_seq, "conflicts", (json_int_t)st.conflicts,
-            "duplicates", (json_int_t)st.duplicates,
-            "hlc", hlc_fmt(st.hlc, when, sizeof when), "store_bytes", (json_int_t)st.bytes,
-            "running", alive, "parent", parent, "children", children,
-            "refused", (json_int_t)lk.refusals,
-            "refusals", "clock_skew", (json_int_t)lk.skew, "malformed", (json_int_t)lk.malformed,
-            "denied_connections", (json_int_t)lk.denied);
+        json_t *j = nodestate_json(&ns, code, alive);
         json_dumpf(j, stdout, JSON_INDENT(2));
         putchar('\n');
         json_decref(j);
     } else {
         printf("node        %s (%s)%s\n", c, level_name(code_level(code)),
-               have_links ? (alive ? ", running" : ", not running") : "");
-        printf("records     %llu in %llu villages\n", (unsigned long long)st.records,
-               (unsigned long long)st.villages);
+               ns.have_links ? (alive ? ", running" : ", not running") : "");
+        printf("records     %llu in %llu villages\n", (unsigned long long)st->records,
+               (unsigned long long)st->villages);
         printf("log         %llu changes, last clock %s\n",
-               (unsigned long long)st.last_seq, hlc_fmt(st.hlc, when, sizeof when));
-        printf("conflicts   %llu\n", (unsigned long long)st.conflicts);
+               (unsigned long long)st->last_seq, hlc_fmt(st->hlc, when, sizeof when));
+        printf("conflicts   %llu\n", (unsigned long long)st->conflicts);
         printf("duplicates  %llu records share an ID number\n",
-               (unsigned long long)st.duplicates);
-        printf("store       %.1f MiB\n", (double)st.bytes / (1 << 20));
-        for (uint32_t i = 0; have_links && i < lk.n; i++) {
-            const linkstate_t *l = &lk.links[i];
+               (unsigned long long)st->duplicates);
+        printf("store       %.1f MiB\n", (double)st->bytes / (1 << 20));
+        for (uint32_t i = 0; ns.have_links && i < lk->n; i++) {
+            const linkstate_t *l = &lk->links[i];
             printf("%-11s %s %s, %llu unacknowledged, %llu refused",
                    l->is_parent ? "parent" : "child", code_fmt(l->code, lc),
                    alive && l->up ? "connected" : "not connected",
-                   (unsigned long long)(unacked ? unacked[i] : 0),
+                   (unsigned long long)(ns.unacked ? ns.unacked[i] : 0),
                    (unsigned long long)l->refusals);
             printf(l->reason[0] ? " (last: %s)\n" : "%s\n", l->reason);
         }
-        if (have_links)
+        if (ns.have_links)
             printf("refused     %llu (clock skew %llu, malformed %llu), connections denied %llu\n",
-                   (unsigned long long)lk.refusals, (unsigned long long)lk.skew,
-                   (unsigned long long)lk.malformed, (unsigned long long)lk.denied);
-        json_decref(parent);
-        json_decref(children);
+                   (unsigned long long)lk->refusals, (unsigned long long)lk->skew,
+                   (unsigned long long)lk->malformed, (unsigned long long)lk->denied);
     }
-    links_free(&lk);
-    free(unacked);
+    nodestate_free(&ns);
     return 0;
 }
 

@@ -160,3 +160,57 @@ uint64_t links_unacked(stxn_t *t, const linkstate_t *ls, uint64_t cap)
     store_each_log_hdr(t, ls->acked + 1, count_cb, &c);
     return c.n;
 }
+
+int nodestate_load(stxn_t *t, nodestate_t *ns)
+{
+    memset(ns, 0, sizeof *ns);
+    int rc = store_stats(t, &ns->st);
+    if (rc)
+        return rc;
+    ns->have_links = links_load(t, &ns->lk) == LX_OK;
+    if (ns->have_links && (ns->unacked = calloc(ns->lk.n ? ns->lk.n : 1, sizeof *ns->unacked)))
+        for (uint32_t i = 0; i < ns->lk.n; i++)
+            ns->unacked[i] = links_unacked(t, &ns->lk.links[i], 10000000);
+    return LX_OK;
+}
+
+void nodestate_free(nodestate_t *ns)
+{
+    links_free(&ns->lk);
+    free(ns->unacked);
+    ns->unacked = NULL;
+}
+
+json_t *nodestate_json(const nodestate_t *ns, code_t code, bool alive)
+{
+    char c[CODE_STRLEN + 1], when[48], lc[CODE_STRLEN + 1];
+    const links_t *lk = &ns->lk;
+    json_t *parent = json_null(), *children = json_array();
+    for (uint32_t i = 0; ns->have_links && i < lk->n; i++) {
+        const linkstate_t *l = &lk->links[i];
+        json_t *j = json_pack("{s:s, s:b, s:I, s:I, s:I, s:s, s:I, s:I}",
+            "code", code_fmt(l->code, lc), "connected", alive && l->up,
+            "unacked", (json_int_t)(ns->unacked ? ns->unacked[i] : 0),
+            "acked", (json_int_t)l->acked, "refused", (json_int_t)l->refusals,
+            "last_refusal", l->reason, "sent", (json_int_t)l->sent,
+            "received", (json_int_t)l->received);
+        if (l->is_parent) {
+            json_decref(parent);
+            parent = j;
+        } else {
+            json_array_append_new(children, j);
+        }
+    }
+    const store_stats_t *st = &ns->st;
+    return json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:s, s:I, s:b, s:o, s:o, s:I, "
+                     "s:{s:I, s:I, s:I}}",
+        "code", code_fmt(code, c), "level", level_name(code_level(code)),
+        "records", (json_int_t)st->records, "villages", (json_int_t)st->villages,
+        "last_seq", (json_int_t)st->last_seq, "conflicts", (json_int_t)st->conflicts,
+        "duplicates", (json_int_t)st->duplicates,
+        "hlc", hlc_fmt(st->hlc, when, sizeof when), "store_bytes", (json_int_t)st->bytes,
+        "running", alive, "parent", parent, "children", children,
+        "refused", (json_int_t)lk->refusals,
+        "refusals", "clock_skew", (json_int_t)lk->skew, "malformed", (json_int_t)lk->malformed,
+        "denied_connections", (json_int_t)lk->denied);
+}

@@ -3,6 +3,7 @@
 #ifndef LX_LINKSTATE_H
 #define LX_LINKSTATE_H
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -44,5 +45,20 @@ bool node_running(const char *data);
 /* Log entries after acked that go over the link (unacknowledged). Counts
  * at most `cap`. */
 uint64_t links_unacked(stxn_t *t, const linkstate_t *ls, uint64_t cap);
+
+/* A node's state as `lianxin status` and the API show it: its counts, and
+ * its links as the running node last saved them, with what each has not
+ * acknowledged. */
+typedef struct {
+    store_stats_t st;
+    links_t lk;
+    bool have_links;      /* a node ever saved them here */
+    uint64_t *unacked;    /* per link; NULL when have_links is false */
+} nodestate_t;
+int nodestate_load(stxn_t *t, nodestate_t *ns);
+void nodestate_free(nodestate_t *ns);
+/* `lianxin status --json` (CONTRACT.md): links count as connected only
+ * while the node runs (alive). */
+json_t *nodestate_json(const nodestate_t *ns, code_t code, bool alive);
 
 #endif

@@ -918,64 +918,26 @@ static int policies_get(call_t *c)
     return http_json(c, 200, effective_json(eff));
 }
 
-typedef struct {
-    store_stats_t st;
-    links_t lk;
-    uint64_t *unacked;
-    bool have_links;
-} health_t;
-
-static int health_load(call_t *c, health_t *hl)
+/* The node's state from one read transaction (common/linkstate.h). */
+static int state_load(call_t *c, nodestate_t *ns)
 {
     stxn_t *t;
-    memset(hl, 0, sizeof *hl);
     int rc = store_begin(http_store(c->h), false, &t);
-    if (rc)
-        return rc;
-    rc = store_stats(t, &hl->st);
-    hl->have_links = !rc && links_load(t, &hl->lk) == LX_OK;
-    if (hl->have_links && (hl->unacked = calloc(hl->lk.n ? hl->lk.n : 1, sizeof(uint64_t))))
-        for (uint32_t i = 0; i < hl->lk.n; i++)
-            hl->unacked[i] = links_unacked(t, &hl->lk.links[i], 10000000);
+    if (!rc)
+        rc = nodestate_load(t, ns);
     store_abort(&t);
     return rc;
 }
 
-static void health_free(health_t *hl)
-{
-    links_free(&hl->lk);
-    free(hl->unacked);
-}
-
+/* As `lianxin status --json`; the node answering runs, so its links are as
+ * it saved them. */
 static int status_get(call_t *c)
 {
-    health_t hl;
-    if (health_load(c, &hl))
+    nodestate_t ns;
+    if (state_load(c, &ns))
         return http_error(c, 500, "the store cannot be read");
-    char code[CODE_STRLEN + 1], lc[CODE_STRLEN + 1];
-    code_t nc = http_cfg(c->h)->code;
-    json_t *parent = json_null(), *children = json_array();
-    for (uint32_t i = 0; hl.have_links && i < hl.lk.n; i++) {
-        const linkstate_t *l = &hl.lk.links[i];
-        json_t *j = json_pack("{s:s, s:b, s:I, s:I, s:I}", "code", code_fmt(l->code, lc),
-                              "connected", l->up, "unacked",
-                              (json_int_t)(hl.unacked ? hl.unacked[i] : 0), "refused",
-                              (json_int_t)l->refusals, "received", (json_int_t)l->received);
-        if (l->is_parent) {
-            json_decref(parent);
-            parent = j;
-        } else {
-            json_array_append_new(children, j);
-        }
-    }
-    json_t *j = json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:o, s:o, s:I}", "code",
-                          code_fmt(nc, code), "level", level_name(code_level(nc)), "records",
-                          (json_int_t)hl.st.records, "villages", (json_int_t)hl.st.villages,
-                          "last_seq", (json_int_t)hl.st.last_seq, "conflicts",
-                          (json_int_t)hl.st.conflicts, "duplicates", (json_int_t)hl.st.duplicates,
-                          "parent", parent, "children", children, "refused",
-                          (json_int_t)hl.lk.refusals);
-    health_free(&hl);
+    json_t *j = nodestate_json(&ns, http_cfg(c->h)->code, true);
+    nodestate_free(&ns);
     return http_json(c, 200, j);
 }
 
@@ -985,15 +947,15 @@ static int metrics_get(call_t *c)
     const char *cached = http_metrics_get(c->h, &clen);
     if (cached)
         return http_send(c, 200, "text/plain; version=0.0.4", cached, clen);
-    health_t hl;
-    if (health_load(c, &hl))
+    nodestate_t hl;
+    if (state_load(c, &hl))
         return http_send(c, 503, "text/plain", "store unreadable\n", 17);
     http_counts_t *k = http_counts(c->h);
     char *buf = NULL, lc[CODE_STRLEN + 1];
     size_t len = 0;
     FILE *f = open_memstream(&buf, &len);
     if (!f) {
-        health_free(&hl);
+        nodestate_free(&hl);
         return http_send(c, 500, "text/plain", "out of memory\n", 14);
     }
     fprintf(f, "# HELP lianxin_records Child records this node holds.\n"
@@ -1040,7 +1002,7 @@ static int metrics_get(call_t *c)
             (unsigned long long)k->denied, (unsigned long long)k->audit_entries,
             (unsigned long long)k->audit_failures);
     fclose(f);
-    health_free(&hl);
+    nodestate_free(&hl);
     int rc = http_send(c, 200, "text/plain; version=0.0.4", buf, len);
     http_metrics_put(c->h, buf, len);
     return rc;

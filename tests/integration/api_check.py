@@ -111,6 +111,8 @@ check(r.status == 405 and r.getheader("Allow") == "GET", "405 with Allow: %s" % 
 c.close()
 s, b = call("GET", "/api/v1/status", token=EDU)
 check(s == 200 and b["code"] == X and b["level"] == "county", "status: %s %s" % (s, b))
+cli = json.loads(lx("status", "--data", data(X), "--json"))
+check(set(b) == set(cli) and b["running"], "the API's status is the command's: %s" % sorted(b))
 s, b = call("GET", "/healthz")
 check(s == 200 and b["status"] == "ok", "healthz")
 
