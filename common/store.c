@@ -17,7 +17,13 @@
  *            never holds the values twice.
  *   byvil    u64 village || id -> "" for live records (the village lies in
  *            the node's subtree)
- *   byidn    id_number || 0 || id -> "" for live records holding one
+ *   byidn    id_number || 0 || id -> "" for live records holding one, as
+ *            of the last fold: a record listed in idnp holds what idnp says
+ *   idnp     id -> old || 0 || now: the records whose number changed since
+ *            the ID-number index was last folded (idn_fold), with the
+ *            number byidn holds for them and the one they hold now ("" for
+ *            none); ids sort by time, so these writes append where byidn's
+ *            would land on a random page each (see common/idnmap.h)
  *   dup      id_number || 0 || id -> "" for those sharing their number
  *   vdig     u64 village -> u64 count || 32-byte sum (mod 2^256) of the
  *            BLAKE2b-256 hashes of the village's live records
@@ -36,6 +42,7 @@
  * of hashes of a set) and let a parent compare any unit's digest by
  * hashing the sums of the villages under it. */
 #include "store.h"
+#include "idnmap.h"
 #include "merge.h"
 #include "mp.h"
 
@@ -66,6 +73,11 @@ struct store {
     bool has_hist;    /* false only when a reader opens a store from before it */
     MDB_dbi audit;
     bool has_audit;   /* the same for the audit table */
+    MDB_dbi idnp;
+    bool has_idnp;    /* the same for the pending ID-number changes */
+    idnmap_t *pend;   /* idnp in memory, as of write transaction pend_txn */
+    uint64_t pend_txn;
+    size_t idn_defer; /* fold when this many are pending (0: every commit) */
     code_t code;
     unsigned flags;
     uint64_t skew_ms;
@@ -84,6 +96,7 @@ struct stxn {
     uint64_t seq, seq0, cseq, cseq0;
     msgpack_sbuffer buf;
     MDB_cursor *idn_cursor; /* write transactions: reused across applies */
+    bool idn_touched;       /* s->pend changed: an abort must reload it */
     vdelta_t *vd;           /* pending per-village sum changes */
     size_t nvd, capvd;
 };
@@ -207,6 +220,12 @@ static int env_open(const char *dir, unsigned flags, bool create,
         if (arc && arc != MDB_NOTFOUND)
             rc = arc;
     }
+    if (!rc) {
+        int prc = mdb_dbi_open(txn, "idnp", dbflags, &s->idnp);
+        s->has_idnp = prc == 0;
+        if (prc && prc != MDB_NOTFOUND)
+            rc = prc;
+    }
     uint64_t layout = 0;
     if (!rc && !create) {
         rc = meta_get(txn, s->meta, "code", &s->code);
@@ -278,6 +297,7 @@ void store_close(store_t **self_p)
     if (!s)
         return;
     mdb_env_close(s->env);
+    idnmap_destroy(&s->pend);
     free(s);
     *self_p = NULL;
 }
@@ -320,6 +340,53 @@ void store_reserve(store_t *s, size_t bytes)
     map_fit(s, bytes);
 }
 
+/* Reads idnp into m. */
+static int pend_read(MDB_txn *txn, store_t *s, idnmap_t *m)
+{
+    idnmap_clear(m);
+    if (!s->has_idnp)
+        return 0;
+    MDB_cursor *c;
+    int rc = mdb_cursor_open(txn, s->idnp, &c);
+    if (rc)
+        return rc;
+    MDB_val k, d;
+    char id[IDNMAP_ID_MAX + 1], v[2 * (IDNMAP_NUM_MAX + 1)];
+    for (rc = mdb_cursor_get(c, &k, &d, MDB_FIRST); !rc;
+         rc = mdb_cursor_get(c, &k, &d, MDB_NEXT)) {
+        const char *z = d.mv_size ? memchr(d.mv_data, 0, d.mv_size) : NULL;
+        if (k.mv_size > IDNMAP_ID_MAX || d.mv_size >= sizeof v || !z) {
+            rc = MDB_CORRUPTED;
+            break;
+        }
+        memcpy(id, k.mv_data, k.mv_size);
+        id[k.mv_size] = 0;
+        memcpy(v, d.mv_data, d.mv_size);
+        v[d.mv_size] = 0;
+        if ((rc = idnmap_set(m, id, v, v + (z - (const char *)d.mv_data) + 1))) {
+            rc = rc == LX_ENOMEM ? ENOMEM : MDB_CORRUPTED;
+            break;
+        }
+    }
+    mdb_cursor_close(c);
+    return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+/* Makes s->pend what idnp holds in write transaction txn: kept when this
+ * process made the last commit, read again otherwise (another process
+ * wrote, or a transaction of ours that changed it was aborted). */
+static int pend_sync(store_t *s, MDB_txn *txn)
+{
+    uint64_t id = mdb_txn_id(txn);
+    if (s->pend && s->pend_txn + 1 == id)
+        return 0;
+    if (!s->pend && !(s->pend = idnmap_new()))
+        return ENOMEM;
+    int rc = pend_read(txn, s, s->pend);
+    s->pend_txn = rc ? 0 : id - 1;
+    return rc;
+}
+
 int store_begin(store_t *s, bool write, stxn_t **out)
 {
     stxn_t *t = calloc(1, sizeof *t);
@@ -348,6 +415,8 @@ int store_begin(store_t *s, bool write, stxn_t **out)
            : (r2 && r2 != MDB_NOTFOUND) ? r2
            : (r3 && r3 != MDB_NOTFOUND) ? r3 : 0;
     }
+    if (!rc && write)
+        rc = pend_sync(s, t->txn);
     if (rc) {
         if (t->txn) {
             mdb_txn_abort(t->txn);
@@ -373,6 +442,9 @@ static void txn_free(stxn_t *t)
     free(t);
 }
 
+static int idn_fold(stxn_t *t);
+static void pend_committed(stxn_t *t, int rc, uint64_t txnid);
+
 int store_commit(stxn_t **txn_p)
 {
     stxn_t *t = *txn_p;
@@ -381,7 +453,11 @@ int store_commit(stxn_t **txn_p)
     *txn_p = NULL;
     int rc = 0;
     if (t->write) {
-        rc = vdig_flush(t);
+        store_t *s = t->s;
+        size_t np = s->pend ? idnmap_count(s->pend) : 0;
+        rc = np && np >= s->idn_defer ? idn_fold(t) : 0;
+        if (!rc)
+            rc = vdig_flush(t);
         if (!rc && t->clock.last != t->hlc0)
             rc = meta_put(t->txn, t->s->meta, "hlc", t->clock.last);
         if (!rc && t->seq != t->seq0)
@@ -389,14 +465,16 @@ int store_commit(stxn_t **txn_p)
         if (!rc && t->cseq != t->cseq0)
             rc = meta_put(t->txn, t->s->meta, "cseq", t->cseq);
         if (rc) {
-            mdb_txn_abort(t->txn);
-            txn_free(t);
+            store_abort(&t);
             return lmdb_err(rc, NULL, "commit");
         }
     }
+    uint64_t txnid = mdb_txn_id(t->txn);
     rc = mdb_txn_commit(t->txn);
     if (rc == MDB_MAP_FULL)
         t->s->was_full = true;
+    if (t->write)
+        pend_committed(t, rc, txnid);
     if (!rc && t->write && t->seq != t->seq0 && !(t->s->flags & STORE_NOPOKE)) {
         /* Tell a node running on this store that its log grew, so it
          * sends the change at once (it also looks every 50 ms). */
@@ -412,11 +490,34 @@ int store_commit(stxn_t **txn_p)
     return lmdb_err(rc, NULL, "commit");
 }
 
+/* After a write transaction ends: s->pend stays good for the next one
+ * if it was ours and committed, or aborted without touching it. */
+static void pend_committed(stxn_t *t, int rc, uint64_t txnid)
+{
+    store_t *s = t->s;
+    MDB_envinfo info;
+    if (rc || mdb_env_info(s->env, &info)) {
+        if (t->idn_touched) {
+            s->pend_txn = 0;
+            idnmap_clear(s->pend);
+        }
+    }
+    else if (info.me_last_txnid == txnid)
+        s->pend_txn = txnid;    /* ours, and nobody wrote since */
+    else if (info.me_last_txnid != txnid - 1)
+        s->pend_txn = 0;        /* another process wrote after us */
+    /* else: the transaction wrote nothing and no txnid was used */
+}
+
 void store_abort(stxn_t **txn_p)
 {
     stxn_t *t = *txn_p;
     if (!t)
         return;
+    if (t->write && t->idn_touched) {
+        t->s->pend_txn = 0;  /* read again by the next write */
+        idnmap_clear(t->s->pend);
+    }
     mdb_txn_abort(t->txn);
     txn_free(t);
     *txn_p = NULL;
@@ -571,58 +672,6 @@ static size_t idn_key(unsigned char *key, const char *idn, const char *id)
     return a + 1 + b;
 }
 
-/* Whether another record holds the number of the byidn entry the cursor
- * stands on: its neighbours in key order share the prefix. */
-static int idn_shared(MDB_cursor *c, const unsigned char *pre, size_t pn, bool *shared)
-{
-    MDB_val k, d;
-    *shared = false;
-    int rc = mdb_cursor_get(c, &k, &d, MDB_PREV);
-    if (!rc && k.mv_size > pn && memcmp(k.mv_data, pre, pn) == 0) {
-        *shared = true;
-        return 0;
-    }
-    if (rc && rc != MDB_NOTFOUND)
-        return rc;
-    /* Back to the entry (or the first one when there was no previous),
-     * then one further. */
-    rc = mdb_cursor_get(c, &k, &d, rc ? MDB_FIRST : MDB_NEXT);
-    if (!rc)
-        rc = mdb_cursor_get(c, &k, &d, MDB_NEXT);
-    if (!rc && k.mv_size > pn && memcmp(k.mv_data, pre, pn) == 0)
-        *shared = true;
-    return rc == MDB_NOTFOUND ? 0 : rc;
-}
-
-/* Sets (flag) or clears the duplicate flag of every record holding the
- * number. */
-static int dup_flag_all(stxn_t *t, const unsigned char *pre, size_t pn, bool flag)
-{
-    MDB_cursor *c;
-    int rc = mdb_cursor_open(t->txn, flag ? t->s->byidn : t->s->dup, &c);
-    if (rc)
-        return rc;
-    MDB_val k = {pn, (void *)pre}, d, e = {0, ""};
-    rc = mdb_cursor_get(c, &k, &d, MDB_SET_RANGE);
-    while (!rc && k.mv_size > pn && memcmp(k.mv_data, pre, pn) == 0) {
-        if (flag) {
-            if ((rc = mdb_put(t->txn, t->s->dup, &k, &e, 0)))
-                break;
-            rc = mdb_cursor_get(c, &k, &d, MDB_NEXT);
-        } else {
-            if ((rc = mdb_cursor_del(c, 0)))
-                break;
-            rc = mdb_cursor_get(c, &k, &d, MDB_GET_CURRENT);
-        }
-    }
-    mdb_cursor_close(c);
-    return rc == MDB_NOTFOUND || rc == EINVAL ? 0 : rc;
-}
-
-/* Adds or removes a record in the ID number index and keeps the duplicate
- * flags right: every holder of a number is flagged when there are two or
- * more. The common case, a number nobody else holds, costs one insert and
- * a look at the neighbours. */
 #define HIST_KEY_MAX (64 + 1 + 64 + 1 + 8)
 
 /* Writes into key the history prefix of field `name` of record id (id 0
@@ -663,43 +712,186 @@ static int hist_put(stxn_t *t, const char *id, const field_t *f)
     return rc;
 }
 
-static int idn_index(stxn_t *t, const char *idn, const char *id, bool add)
+/* ---- the ID-number index ----
+ *
+ * Who holds a number: the byidn entries with its prefix whose record is
+ * not pending, and the pending records (s->pend) that hold it now. A
+ * write puts the record's change in idnp and s->pend; the duplicate flags
+ * are kept right at once; idn_fold moves the pending changes into byidn
+ * when enough have gathered (every commit unless the store was told to
+ * defer, as the node does) or when asked. */
+
+typedef int (*holder_cb)(void *arg, const char *id);
+
+static int holders(stxn_t *t, const idnmap_t *pend, const char *num, holder_cb cb, void *arg)
 {
-    unsigned char key[IDNUM_MAX + 1 + 65];
-    size_t pn = strlen(idn) + 1;
-    if (pn > IDNUM_MAX + 1)
-        return 0; /* not a valid number: not indexed */
-    MDB_val k = {idn_key(key, idn, id), key}, e = {0, ""};
+    size_t pn = strlen(num) + 1;
+    unsigned char pre[IDNUM_MAX + 1];
+    if (pn > sizeof pre)
+        return 0;
+    memcpy(pre, num, pn);
     MDB_cursor *c = t->idn_cursor;
     int rc = 0;
-    bool shared = false;
     if (!c && (rc = mdb_cursor_open(t->txn, t->s->byidn, &c)))
         return rc;
-    t->idn_cursor = c; /* closed by LMDB when the write transaction ends */
-    if (add) {
-        if ((rc = mdb_cursor_put(c, &k, &e, 0)))
-            return rc;
-        rc = mdb_cursor_get(c, &k, &e, MDB_GET_CURRENT);
-        if (!rc)
-            rc = idn_shared(c, key, pn, &shared);
-        return rc ? rc : shared ? dup_flag_all(t, key, pn, true) : 0;
+    if (t->write)
+        t->idn_cursor = c; /* closed by LMDB when the write transaction ends */
+    MDB_val k = {pn, pre}, d;
+    for (rc = mdb_cursor_get(c, &k, &d, MDB_SET_RANGE);
+         !rc && k.mv_size > pn && memcmp(k.mv_data, pre, pn) == 0;
+         rc = mdb_cursor_get(c, &k, &d, MDB_NEXT)) {
+        char id[IDNMAP_ID_MAX + 1];
+        size_t il = k.mv_size - pn;
+        if (il > IDNMAP_ID_MAX)
+            continue;
+        memcpy(id, (const char *)k.mv_data + pn, il);
+        id[il] = 0;
+        if (pend && idnmap_get(pend, id))
+            continue; /* its pending entry says what it holds */
+        if ((rc = cb(arg, id)))
+            break;
     }
-    rc = mdb_del(t->txn, t->s->byidn, &k, NULL);
+    if (!t->write)
+        mdb_cursor_close(c);
     if (rc && rc != MDB_NOTFOUND)
         return rc;
-    rc = mdb_del(t->txn, t->s->dup, &k, NULL);
-    if (rc && rc != MDB_NOTFOUND)
+    return pend ? idnmap_each_holder(pend, num, cb, arg) : 0;
+}
+
+typedef struct {
+    char ids[2][IDNMAP_ID_MAX + 1];
+    unsigned n;
+} two_t;
+
+static int count_two(void *arg, const char *id)
+{
+    two_t *x = arg;
+    if (x->n < 2)
+        strcpy(x->ids[x->n], id);
+    return ++x->n >= 2 ? -1 : 0;
+}
+
+typedef struct {
+    stxn_t *t;
+    const char *num;
+} flag_t;
+
+static int flag_one(void *arg, const char *id)
+{
+    flag_t *x = arg;
+    unsigned char key[IDNUM_MAX + 1 + IDNMAP_ID_MAX];
+    MDB_val k = {idn_key(key, x->num, id), key}, e = {0, ""};
+    return mdb_put(x->t->txn, x->t->s->dup, &k, &e, 0);
+}
+
+/* Record id held `oldi` (or none) and holds `ni` (or none) now: notes it
+ * as pending and keeps every holder's duplicate flag right (flagged when
+ * two or more hold a number). */
+static int idn_move(stxn_t *t, const char *id, const char *oldi, const char *ni)
+{
+    store_t *s = t->s;
+    if (!s->has_idnp || !s->pend)
+        return MDB_INCOMPATIBLE; /* a write transaction always has both */
+    if (strlen(id) > IDNMAP_ID_MAX)
+        return MDB_BAD_VALSIZE;
+    if (oldi && strlen(oldi) > IDNUM_MAX)
+        oldi = NULL; /* not a valid number: never indexed */
+    if (ni && (!ni[0] || strlen(ni) > IDNUM_MAX))
+        ni = NULL;
+    if (!oldi && !ni)
+        return 0;
+    const idnmap_ent_t *pe = idnmap_get(s->pend, id);
+    char base[IDNUM_MAX + 1];
+    snprintf(base, sizeof base, "%s", pe ? pe->old : oldi ? oldi : "");
+    t->idn_touched = true;
+    int rc = idnmap_set(s->pend, id, base, ni);
+    if (rc)
+        return rc == LX_ENOMEM ? ENOMEM : MDB_BAD_VALSIZE;
+    char v[2 * (IDNUM_MAX + 1)];
+    size_t bl = strlen(base), nl = ni ? strlen(ni) : 0;
+    memcpy(v, base, bl + 1);
+    memcpy(v + bl + 1, ni ? ni : "", nl);
+    MDB_val k = {strlen(id), (void *)id}, d = {bl + 1 + nl, v};
+    if ((rc = mdb_put(t->txn, s->idnp, &k, &d, 0)))
         return rc;
-    /* A lone remaining holder is no duplicate any more. */
-    MDB_val p = {pn, key}, d;
-    int n = 0;
-    for (rc = mdb_cursor_get(c, &p, &d, MDB_SET_RANGE);
-         !rc && n < 2 && p.mv_size > pn && memcmp(p.mv_data, key, pn) == 0;
-         rc = mdb_cursor_get(c, &p, &d, MDB_NEXT))
-        n++;
-    if (rc && rc != MDB_NOTFOUND)
-        return rc;
-    return n == 1 ? dup_flag_all(t, key, pn, false) : 0;
+
+    unsigned char key[IDNUM_MAX + 1 + IDNMAP_ID_MAX];
+    if (oldi) {
+        MDB_val dk = {idn_key(key, oldi, id), key};
+        rc = mdb_del(t->txn, s->dup, &dk, NULL);
+        if (rc && rc != MDB_NOTFOUND)
+            return rc;
+        /* A lone remaining holder is no duplicate any more. */
+        two_t two = {.n = 0};
+        rc = holders(t, s->pend, oldi, count_two, &two);
+        if (rc && rc != -1)
+            return rc;
+        if (two.n == 1) {
+            MDB_val lk = {idn_key(key, oldi, two.ids[0]), key};
+            rc = mdb_del(t->txn, s->dup, &lk, NULL);
+            if (rc && rc != MDB_NOTFOUND)
+                return rc;
+        }
+    }
+    if (ni) {
+        two_t two = {.n = 0};
+        rc = holders(t, s->pend, ni, count_two, &two);
+        if (rc && rc != -1)
+            return rc;
+        flag_t f = {t, ni};
+        if (two.n >= 2 && (rc = holders(t, s->pend, ni, flag_one, &f)))
+            return rc;
+    }
+    return 0;
+}
+
+typedef struct {
+    const idnmap_ent_t *e;
+    bool del;
+} fold_t;
+
+static int cmp_fold(const void *a, const void *b)
+{
+    const fold_t *x = a, *y = b;
+    int c = strcmp(x->del ? x->e->old : x->e->now, y->del ? y->e->old : y->e->now);
+    return c ? c : strcmp(x->e->id, y->e->id);
+}
+
+/* Moves every pending change into byidn (in key order, so each page is
+ * visited once) and empties idnp. */
+static int idn_fold(stxn_t *t)
+{
+    store_t *s = t->s;
+    size_t n = idnmap_count(s->pend), m = 0;
+    fold_t *f = malloc((2 * n + 1) * sizeof *f);
+    if (!f)
+        return ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        const idnmap_ent_t *e = idnmap_at(s->pend, i);
+        if (strcmp(e->old, e->now) == 0)
+            continue;
+        if (e->old[0])
+            f[m++] = (fold_t){e, true};
+        if (e->now[0])
+            f[m++] = (fold_t){e, false};
+    }
+    qsort(f, m, sizeof *f, cmp_fold);
+    t->idn_touched = true;
+    int rc = 0;
+    for (size_t i = 0; !rc && i < m; i++) {
+        unsigned char key[IDNUM_MAX + 1 + IDNMAP_ID_MAX];
+        MDB_val k = {idn_key(key, f[i].del ? f[i].e->old : f[i].e->now, f[i].e->id), key},
+                e = {0, ""};
+        rc = f[i].del ? mdb_del(t->txn, s->byidn, &k, NULL) : mdb_put(t->txn, s->byidn, &k, &e, 0);
+        if (rc == MDB_NOTFOUND)
+            rc = 0;
+    }
+    free(f);
+    if (!rc)
+        rc = mdb_drop(t->txn, s->idnp, 0);
+    if (!rc)
+        idnmap_clear(s->pend);
+    return rc;
 }
 
 /* ---- apply ---- */
@@ -1064,12 +1256,9 @@ int store_apply_ex(stxn_t *t, const char *id, const field_t *w, uint32_t n,
     }
     const char *ni = new_live ? record_str(r, "id_number") : NULL;
     const char *oldi = old_live && old_idn[0] ? old_idn : NULL;
-    if (!(oldi && ni && strcmp(oldi, ni) == 0)) {
-        if (oldi && (mrc = idn_index(t, oldi, id, false)))
-            goto lmdb_fail;
-        if (ni && (mrc = idn_index(t, ni, id, true)))
-            goto lmdb_fail;
-    }
+    if (!(oldi && ni && strcmp(oldi, ni) == 0) && (oldi || ni)
+        && (mrc = idn_move(t, id, oldi, ni)))
+        goto lmdb_fail;
 
     /* The change joins the log in the same transaction. */
     t->buf.size = 0;
@@ -2011,33 +2200,59 @@ int store_each_duplicate(stxn_t *t, store_dup_cb cb, void *arg)
     return rc == MDB_NOTFOUND ? LX_OK : rc;
 }
 
+typedef struct {
+    char (*ids)[65];
+    uint32_t max, n;
+} found_t;
+
+static int found_one(void *arg, const char *id)
+{
+    found_t *x = arg;
+    if (x->n < x->max)
+        snprintf(x->ids[x->n], 65, "%s", id);
+    x->n++;
+    return 0;
+}
+
 int store_find_idnum(stxn_t *t, const char *idnum, char ids[][65],
                      uint32_t max, uint32_t *n)
 {
     *n = 0;
-    size_t pn = strlen(idnum);
-    if (pn > IDNUM_MAX)
+    if (strlen(idnum) > IDNUM_MAX || !idnum[0])
         return LX_OK;
-    unsigned char pre[IDNUM_MAX + 1];
-    memcpy(pre, idnum, pn);
-    pre[pn++] = 0;
-    MDB_cursor *c;
-    int rc = mdb_cursor_open(t->txn, t->s->byidn, &c);
-    if (rc)
-        return lmdb_err(rc, NULL, "find");
-    MDB_val k = {pn, pre}, d;
-    for (rc = mdb_cursor_get(c, &k, &d, MDB_SET_RANGE);
-         !rc && k.mv_size > pn && memcmp(k.mv_data, pre, pn) == 0;
-         rc = mdb_cursor_get(c, &k, &d, MDB_NEXT)) {
-        size_t b = k.mv_size - pn;
-        if (*n < max && b <= 64) {
-            memcpy(ids[*n], (char *)k.mv_data + pn, b);
-            ids[*n][b] = 0;
-        }
-        (*n)++;
+    /* A writer's pending map is current; a reader reads idnp. */
+    idnmap_t *own = NULL;
+    const idnmap_t *pend = t->write ? t->s->pend : NULL;
+    int rc = 0;
+    if (!pend && t->s->has_idnp) {
+        if (!(own = idnmap_new()))
+            return LX_ENOMEM;
+        rc = pend_read(t->txn, t->s, own);
+        pend = own;
     }
-    mdb_cursor_close(c);
-    return rc == MDB_NOTFOUND || rc == 0 ? LX_OK : lmdb_err(rc, NULL, "find");
+    found_t f = {ids, max, 0};
+    if (!rc)
+        rc = holders(t, pend, idnum, found_one, &f);
+    idnmap_destroy(&own);
+    *n = f.n;
+    return lmdb_err(rc, NULL, "find");
+}
+
+void store_set_idn_defer(store_t *s, size_t n) { s->idn_defer = n; }
+
+size_t store_idn_pending(const store_t *s) { return s->pend ? idnmap_count(s->pend) : 0; }
+
+int store_idn_fold(store_t *s)
+{
+    stxn_t *t;
+    int rc = store_begin(s, true, &t);
+    if (rc)
+        return rc;
+    size_t defer = s->idn_defer;
+    s->idn_defer = 0;  /* store_commit folds whatever is pending */
+    rc = store_commit(&t);
+    s->idn_defer = defer;
+    return rc;
 }
 
 /* ---- the audit table (its layout is common/audit.c's) ---- */

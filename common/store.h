@@ -237,6 +237,18 @@ int store_each_duplicate(stxn_t *t, store_dup_cb cb, void *arg);
 int store_find_idnum(stxn_t *t, const char *idnum, char ids[][65],
                      uint32_t max, uint32_t *n);
 
+/* The ID-number index takes a write's changes at once in a small table
+ * keyed by record id and folds them into the index proper when at least
+ * n are pending (0, the default: at every commit). A long-running writer
+ * (the node) sets a large n and folds when idle: an index keyed by number
+ * takes a random page per insert, which a fold of many writes once. What
+ * readers see does not depend on it. */
+void store_set_idn_defer(store_t *s, size_t n);
+/* The changes this process knows to be pending (0 before its first write). */
+size_t store_idn_pending(const store_t *s);
+/* Folds every pending change now, in a write transaction of its own. */
+int store_idn_fold(store_t *s);
+
 /* The audit table: raw keys and values, whose form and hash chain are
  * common/audit.c's. Values are borrowed from LMDB: valid until the
  * transaction ends or writes. */

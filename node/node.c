@@ -29,6 +29,11 @@
 #define TICK_MS 50
 #define RESTORE_TIMEOUT_MS 120000
 #define REPORT_PASS_MS 60000
+/* The ID-number index: changes pending before a commit folds them, and
+ * how long the count must stand still before an idle node folds them
+ * (store_set_idn_defer). */
+#define IDN_DEFER 65536
+#define IDN_QUIET_MS 1000
 
 typedef struct {
     uv_loop_t loop;
@@ -56,6 +61,8 @@ typedef struct {
     divs_once_t divs;        /* unit names for reports (frozen, and the API's) */
     struct timespec cfg_mtime;  /* node.ini as last read, for its tokens */
     uint64_t cfg_checked;
+    size_t idn_seen;         /* pending ID-number changes at the last tick */
+    uint64_t idn_since;      /* ... and since when that count stood */
 } node_t;
 
 static uint64_t now_ms(node_t *n)
@@ -186,12 +193,32 @@ static void reload_tokens(node_t *n, uint64_t now)
              n->cfg->ntokens == 1 ? "" : "s");
 }
 
+/* Folds the pending ID-number changes once writing has paused, so that
+ * an idle node holds none in memory. */
+static void idn_fold_idle(node_t *n, uint64_t now)
+{
+    size_t np = store_idn_pending(n->store);
+    if (np != n->idn_seen) {
+        n->idn_seen = np;
+        n->idn_since = now;
+        return;
+    }
+    if (!np || now - n->idn_since < IDN_QUIET_MS || repl_group_open(n->repl))
+        return;
+    int rc = store_idn_fold(n->store);
+    if (rc)
+        log_error("folding the ID-number index: %s (tried again later)", err_str(rc));
+    n->idn_seen = store_idn_pending(n->store);
+    n->idn_since = now;
+}
+
 static void on_tick(uv_timer_t *h)
 {
     node_t *n = h->data;
     uint64_t now = now_ms(n);
     reload_tokens(n, now);
     repl_tick(n->repl, now);
+    idn_fold_idle(n, now);
     daily(n);
     reports(n, now);
     repl_pump(n->repl, now);
@@ -335,6 +362,7 @@ static int node_run(const char *cmd, const char *path, repl_mode_t mode)
         }
     }
     store_set_skew(n.store, n.cfg->skew_ms);
+    store_set_idn_defer(n.store, IDN_DEFER);
     int rc;
     if ((rc = pin_keys(n.store, n.cfg))) {
         store_close(&n.store);

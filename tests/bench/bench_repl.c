@@ -344,6 +344,9 @@ int main(int argc, char **argv)
         gen_child(g, &recs[i]);
     gen_destroy(&g);
     store_reserve(vs, total * 2048);
+    /* Entered as the village node would (its API writes defer the
+     * ID-number index the same way). */
+    store_set_idn_defer(vs, 65536);
 
     /* 1. End to end: n changes entered at the village, until all are at
      * the province (every hop commits durably before acknowledging). */

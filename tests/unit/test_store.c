@@ -12,10 +12,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <lmdb.h>
 
+#include "common/idnmap.h"
 #include "common/merge.h"
 #include "common/store.h"
 
@@ -517,6 +519,13 @@ static int dup_count(void *arg, const char *idn, const char *id)
     return 0;
 }
 
+static int dup_count_holder(void *arg, const char *id)
+{
+    (void)id;
+    (*(int *)arg)++;
+    return 0;
+}
+
 static void test_duplicates(void **state)
 {
     (void)state;
@@ -719,6 +728,216 @@ static void test_asof(void **state)
     free(dir);
 }
 
+
+/* ---- the ID-number index with changes pending ---- */
+
+static void test_idnmap(void **state)
+{
+    (void)state;
+    idnmap_t *m = idnmap_new();
+    assert_non_null(m);
+    char id[16];
+    /* Enough to grow the tables several times. */
+    for (int i = 0; i < 5000; i++) {
+        snprintf(id, sizeof id, "r%d", i);
+        char num[8];
+        snprintf(num, sizeof num, "n%d", i % 7);
+        assert_int_equal(idnmap_set(m, id, i % 2 ? "old" : "", num), LX_OK);
+    }
+    assert_int_equal(idnmap_count(m), 5000);
+    const idnmap_ent_t *e = idnmap_get(m, "r4999");
+    assert_non_null(e);
+    assert_string_equal(e->old, "old");
+    assert_string_equal(e->now, "n1");
+    /* A second set moves the number and keeps the first `old`. */
+    assert_int_equal(idnmap_set(m, "r4999", "other", "n9"), LX_OK);
+    e = idnmap_get(m, "r4999");
+    assert_string_equal(e->old, "old");
+    assert_string_equal(e->now, "n9");
+    assert_null(idnmap_get(m, "r5000"));
+    int n = 0;
+    assert_int_equal(idnmap_each_holder(m, "n1", dup_count_holder, &n), 0);
+    assert_int_equal(n, 714); /* i % 7 == 1 below 5000, less r4999 */
+    n = 0;
+    assert_int_equal(idnmap_each_holder(m, "n9", dup_count_holder, &n), 0);
+    assert_int_equal(n, 1);
+    /* Cleared: nothing held. */
+    assert_int_equal(idnmap_set(m, "r4999", NULL, ""), LX_OK);
+    n = 0;
+    assert_int_equal(idnmap_each_holder(m, "n9", dup_count_holder, &n), 0);
+    assert_int_equal(n, 0);
+    char big[80];
+    memset(big, 'x', sizeof big - 1);
+    big[sizeof big - 1] = 0;
+    assert_int_equal(idnmap_set(m, big, "", "n1"), LX_EINVAL);
+    assert_int_equal(idnmap_set(m, "r1", "", big), LX_EINVAL);
+    idnmap_clear(m);
+    assert_int_equal(idnmap_count(m), 0);
+    assert_null(idnmap_get(m, "r1"));
+    idnmap_destroy(&m);
+    idnmap_destroy(&m);
+}
+
+static const char *const POOL[] = {"510104201001010001", "510104201001010002",
+                                   "510104201001010003", "510104201001010004"};
+#define NPOOL 4
+#define NREC 6
+
+typedef struct {
+    char ids[NPOOL][NREC + 1][16];
+    int n[NPOOL];
+} holders_t;
+
+static int model_cb(void *arg, const record_t *r)
+{
+    holders_t *h = arg;
+    const char *num = record_str(r, "id_number");
+    for (int i = 0; num && i < NPOOL; i++)
+        if (strcmp(num, POOL[i]) == 0 && h->n[i] <= NREC)
+            snprintf(h->ids[i][h->n[i]++], 16, "%s", r->id);
+    return 0;
+}
+
+static int cmp_str16(const void *a, const void *b) { return strcmp(a, b); }
+
+typedef struct {
+    char pairs[NPOOL * (NREC + 1)][48];
+    int n;
+} pairs_t;
+
+static int pair_cb(void *arg, const char *idn, const char *id)
+{
+    pairs_t *p = arg;
+    if (p->n < NPOOL * (NREC + 1))
+        snprintf(p->pairs[p->n], 48, "%s/%s", idn, id);
+    p->n++;
+    return 0;
+}
+
+static int cmp_str48(const void *a, const void *b) { return strcmp(a, b); }
+
+/* Holders and duplicate flags as the store answers them in t, against
+ * what its live records say. */
+static void check_idn(stxn_t *t)
+{
+    holders_t want = {0};
+    assert_int_equal(store_each_record(t, NODE, model_cb, &want), LX_OK);
+    pairs_t wp = {0}, got = {0};
+    for (int i = 0; i < NPOOL; i++) {
+        char ids[NREC + 1][65];
+        uint32_t n = 0;
+        assert_int_equal(store_find_idnum(t, POOL[i], ids, NREC + 1, &n), LX_OK);
+        assert_int_equal((int)n, want.n[i]);
+        char g[NREC + 1][16];
+        for (uint32_t k = 0; k < n; k++)
+            snprintf(g[k], 16, "%s", ids[k]);
+        qsort(g, n, 16, cmp_str16);
+        qsort(want.ids[i], (size_t)want.n[i], 16, cmp_str16);
+        for (uint32_t k = 0; k < n; k++)
+            assert_string_equal(g[k], want.ids[i][k]);
+        for (int k = 0; want.n[i] >= 2 && k < want.n[i]; k++)
+            snprintf(wp.pairs[wp.n++], 48, "%s/%s", POOL[i], want.ids[i][k]);
+    }
+    assert_int_equal(store_each_duplicate(t, pair_cb, &got), LX_OK);
+    assert_int_equal(got.n, wp.n);
+    qsort(got.pairs, (size_t)got.n, 48, cmp_str48);
+    qsort(wp.pairs, (size_t)wp.n, 48, cmp_str48);
+    for (int k = 0; k < got.n; k++)
+        assert_string_equal(got.pairs[k], wp.pairs[k]);
+}
+
+/* One random write: a record's number (or none), or its village, which
+ * may lie outside the node (the record becomes a stub and leaves the
+ * index). */
+static void idn_write(stxn_t *t, hlc_t *h)
+{
+    char id[8], buf[24];
+    snprintf(id, sizeof id, "q%d", (int)(rnd() % NREC));
+    field_t f;
+    if (rnd() % 5 < 3)
+        f = fw("id_number", rnd() % 8 ? POOL[rnd() % NPOOL] : NULL, ++*h, NODE, 0);
+    else
+        f = fw("village_code", code_fmt(VIL[rnd() % 4], buf), ++*h, NODE, 0);
+    apply_t res;
+    why_t why = {""};
+    assert_int_equal(store_apply(t, id, &f, 1, 0, &res, &why), LX_OK);
+    field_free(&f);
+}
+
+/* Random writes in random transactions, some aborted, some folded, some
+ * by another process, with the fold deferred by different amounts: the
+ * holders of every number and the duplicate flags always agree with the
+ * records, inside the writing transaction and outside it. */
+static void test_idn_pending(void **state)
+{
+    (void)state;
+    const size_t defers[] = {0, 2, 1000};
+    for (size_t di = 0; di < 3; di++) {
+        rng_state = 77 + di;
+        char *d = tmpdir();
+        char p[300];
+        snprintf(p, sizeof p, "%s/s", d);
+        store_t *s = open_new(p, NODE);
+        store_set_idn_defer(s, defers[di]);
+        hlc_t h = hlc_make(hlc_wall_ms() - 100000, 0);
+        for (int step = 0; step < 300; step++) {
+            stxn_t *t;
+            assert_int_equal(store_begin(s, true, &t), LX_OK);
+            int k = 1 + (int)(rnd() % 3);
+            for (int i = 0; i < k; i++)
+                idn_write(t, &h);
+            if (rnd() % 3 == 0)
+                check_idn(t);
+            int r = (int)(rnd() % 10);
+            if (r == 0) {
+                store_abort(&t);
+            } else {
+                assert_int_equal(store_commit(&t), LX_OK);
+                if (r == 1)
+                    assert_int_equal(store_idn_fold(s), LX_OK);
+            }
+            if (defers[di] == 0)
+                assert_int_equal(store_idn_pending(s), 0);
+            if (step % 40 == 39) {
+                /* Another process writes (and folds, as a command does). */
+                hlc_t h2 = h + 1000;
+                h += 2000;
+                pid_t pid = fork();
+                assert_true(pid >= 0);
+                if (pid == 0) {
+                    store_t *c = NULL;
+                    why_t why = {""};
+                    if (store_open(p, STORE_NOSYNC, &c, &why))
+                        _exit(2);
+                    stxn_t *ct;
+                    if (store_begin(c, true, &ct))
+                        _exit(3);
+                    for (int i = 0; i < 3; i++)
+                        idn_write(ct, &h2);
+                    _exit(store_commit(&ct) ? 4 : 0);
+                }
+                int st = 0;
+                assert_int_equal(waitpid(pid, &st, 0), pid);
+                assert_true(WIFEXITED(st));
+                assert_int_equal(WEXITSTATUS(st), 0);
+            }
+            assert_int_equal(store_begin(s, false, &t), LX_OK);
+            check_idn(t);
+            store_abort(&t);
+        }
+        /* Folded, the index alone answers. */
+        assert_int_equal(store_idn_fold(s), LX_OK);
+        assert_int_equal(store_idn_pending(s), 0);
+        stxn_t *t;
+        assert_int_equal(store_begin(s, false, &t), LX_OK);
+        check_idn(t);
+        store_abort(&t);
+        store_close(&s);
+        rmrf(d);
+        free(d);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -726,6 +945,8 @@ int main(void)
         cmocka_unit_test(test_log_indexes_moves),
         cmocka_unit_test(test_conflicts),
         cmocka_unit_test(test_duplicates),
+        cmocka_unit_test(test_idnmap),
+        cmocka_unit_test(test_idn_pending),
         cmocka_unit_test(test_clock_persists),
         cmocka_unit_test(test_verify_detects_damage),
         cmocka_unit_test(test_asof),

@@ -1,0 +1,164 @@
+/* idnmap: see idnmap.h. Entries live in one array; two chained hash
+ * tables of 1-based indices find them by record id and by current number. */
+#include "idnmap.h"
+#include "err.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct idnmap {
+    idnmap_ent_t *e;
+    size_t n, cap;
+    unsigned *by_id, *by_now; /* nb buckets each */
+    size_t nb;
+};
+
+static uint64_t hash(const char *s)
+{
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+    for (; *s; s++)
+        h = (h ^ (unsigned char)*s) * 1099511628211ULL;
+    return h ^ (h >> 29);
+}
+
+idnmap_t *idnmap_new(void) { return calloc(1, sizeof(idnmap_t)); }
+
+void idnmap_clear(idnmap_t *m)
+{
+    free(m->e);
+    free(m->by_id);
+    free(m->by_now);
+    *m = (idnmap_t){0};
+}
+
+void idnmap_destroy(idnmap_t **self_p)
+{
+    if (!*self_p)
+        return;
+    idnmap_clear(*self_p);
+    free(*self_p);
+    *self_p = NULL;
+}
+
+size_t idnmap_count(const idnmap_t *m) { return m->n; }
+
+const idnmap_ent_t *idnmap_at(const idnmap_t *m, size_t i)
+{
+    return i < m->n ? &m->e[i] : NULL;
+}
+
+static void link_now(idnmap_t *m, unsigned i)
+{
+    idnmap_ent_t *x = &m->e[i - 1];
+    if (!x->now[0])
+        return;
+    size_t b = hash(x->now) & (m->nb - 1);
+    x->next_now = m->by_now[b];
+    m->by_now[b] = i;
+}
+
+static void unlink_now(idnmap_t *m, unsigned i)
+{
+    idnmap_ent_t *x = &m->e[i - 1];
+    if (!x->now[0])
+        return;
+    unsigned *p = &m->by_now[hash(x->now) & (m->nb - 1)];
+    while (*p && *p != i)
+        p = &m->e[*p - 1].next_now;
+    if (*p)
+        *p = x->next_now;
+}
+
+/* Rebuilds both tables with nb buckets. */
+static int rehash(idnmap_t *m, size_t nb)
+{
+    unsigned *a = calloc(nb, sizeof *a), *b = calloc(nb, sizeof *b);
+    if (!a || !b) {
+        free(a);
+        free(b);
+        return LX_ENOMEM;
+    }
+    free(m->by_id);
+    free(m->by_now);
+    m->by_id = a;
+    m->by_now = b;
+    m->nb = nb;
+    for (unsigned i = 1; i <= m->n; i++) {
+        idnmap_ent_t *x = &m->e[i - 1];
+        size_t h = hash(x->id) & (nb - 1);
+        x->next_id = a[h];
+        a[h] = i;
+        link_now(m, i);
+    }
+    return LX_OK;
+}
+
+static unsigned find(const idnmap_t *m, const char *id)
+{
+    if (!m->nb)
+        return 0;
+    unsigned i = m->by_id[hash(id) & (m->nb - 1)];
+    while (i && strcmp(m->e[i - 1].id, id) != 0)
+        i = m->e[i - 1].next_id;
+    return i;
+}
+
+const idnmap_ent_t *idnmap_get(const idnmap_t *m, const char *id)
+{
+    unsigned i = find(m, id);
+    return i ? &m->e[i - 1] : NULL;
+}
+
+int idnmap_set(idnmap_t *m, const char *id, const char *old, const char *now)
+{
+    if (!old)
+        old = "";
+    if (!now)
+        now = "";
+    if (strlen(id) > IDNMAP_ID_MAX || strlen(old) > IDNMAP_NUM_MAX
+        || strlen(now) > IDNMAP_NUM_MAX)
+        return LX_EINVAL;
+    unsigned i = find(m, id);
+    if (i) {
+        unlink_now(m, i);
+        strcpy(m->e[i - 1].now, now);
+        link_now(m, i);
+        return LX_OK;
+    }
+    if (m->n == m->cap) {
+        size_t cap = m->cap ? m->cap * 2 : 256;
+        idnmap_ent_t *e = realloc(m->e, cap * sizeof *e);
+        if (!e)
+            return LX_ENOMEM;
+        m->e = e;
+        m->cap = cap;
+    }
+    if (m->n + 1 > m->nb / 4 * 3 && rehash(m, m->nb ? m->nb * 2 : 512))
+        return LX_ENOMEM;
+    idnmap_ent_t *x = &m->e[m->n++];
+    memset(x, 0, sizeof *x);
+    strcpy(x->id, id);
+    strcpy(x->old, old);
+    strcpy(x->now, now);
+    i = (unsigned)m->n;
+    size_t h = hash(id) & (m->nb - 1);
+    x->next_id = m->by_id[h];
+    m->by_id[h] = i;
+    link_now(m, i);
+    return LX_OK;
+}
+
+int idnmap_each_holder(const idnmap_t *m, const char *num, idnmap_cb cb, void *arg)
+{
+    if (!m->nb || !num[0])
+        return 0;
+    for (unsigned i = m->by_now[hash(num) & (m->nb - 1)]; i; i = m->e[i - 1].next_now) {
+        if (strcmp(m->e[i - 1].now, num) == 0) {
+            int rc = cb(arg, m->e[i - 1].id);
+            if (rc)
+                return rc;
+        }
+    }
+    return 0;
+}
