@@ -3,7 +3,8 @@
  *
  *   meta     "code" -> u64 node code, "hlc" -> u64 last HLC committed,
  *            "seq" -> u64 last change log sequence, "cseq" -> u64 last
- *            conflict sequence, "layout" -> u64 layout version; and the
+ *            conflict sequence, "layout" -> u64 layout version, "idng" ->
+ *            u64 generation of idnp (one more per change to it); and the
  *            callers' keys, one prefix each: "in/", "ack/", "cfack/" (link
  *            positions), "links" (link state), "pol/", "pola/", "key/",
  *            "polack/" (policies)
@@ -75,8 +76,9 @@ struct store {
     bool has_audit;   /* the same for the audit table */
     MDB_dbi idnp;
     bool has_idnp;    /* the same for the pending ID-number changes */
-    idnmap_t *pend;   /* idnp in memory, as of write transaction pend_txn */
-    uint64_t pend_txn;
+    idnmap_t *pend;   /* idnp in memory, at generation pend_gen */
+    uint64_t pend_gen;
+    bool pend_ok;
     size_t idn_defer; /* fold when this many are pending (0: every commit) */
     code_t code;
     unsigned flags;
@@ -372,18 +374,23 @@ static int pend_read(MDB_txn *txn, store_t *s, idnmap_t *m)
     return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
-/* Makes s->pend what idnp holds in write transaction txn: kept when this
- * process made the last commit, read again otherwise (another process
- * wrote, or a transaction of ours that changed it was aborted). */
+/* Makes s->pend what idnp holds in write transaction txn: kept while the
+ * table's generation (meta "idng", moved by every transaction that
+ * changes it) is the one it was read or left at, read again otherwise
+ * (another process changed it, or a transaction of ours was aborted). */
 static int pend_sync(store_t *s, MDB_txn *txn)
 {
-    uint64_t id = mdb_txn_id(txn);
-    if (s->pend && s->pend_txn + 1 == id)
+    uint64_t gen = 0;
+    int rc = meta_get(txn, s->meta, "idng", &gen);
+    if (rc && rc != MDB_NOTFOUND)
+        return rc;
+    if (s->pend && s->pend_ok && s->pend_gen == gen)
         return 0;
     if (!s->pend && !(s->pend = idnmap_new()))
         return ENOMEM;
-    int rc = pend_read(txn, s, s->pend);
-    s->pend_txn = rc ? 0 : id - 1;
+    rc = pend_read(txn, s, s->pend);
+    s->pend_ok = rc == 0;
+    s->pend_gen = gen;
     return rc;
 }
 
@@ -443,7 +450,7 @@ static void txn_free(stxn_t *t)
 }
 
 static int idn_fold(stxn_t *t);
-static void pend_committed(stxn_t *t, int rc, uint64_t txnid);
+static void pend_ended(store_t *s, bool committed);
 
 int store_commit(stxn_t **txn_p)
 {
@@ -456,6 +463,8 @@ int store_commit(stxn_t **txn_p)
         store_t *s = t->s;
         size_t np = s->pend ? idnmap_count(s->pend) : 0;
         rc = np && np >= s->idn_defer ? idn_fold(t) : 0;
+        if (!rc && t->idn_touched)
+            rc = meta_put(t->txn, s->meta, "idng", s->pend_gen + 1);
         if (!rc)
             rc = vdig_flush(t);
         if (!rc && t->clock.last != t->hlc0)
@@ -469,12 +478,11 @@ int store_commit(stxn_t **txn_p)
             return lmdb_err(rc, NULL, "commit");
         }
     }
-    uint64_t txnid = mdb_txn_id(t->txn);
     rc = mdb_txn_commit(t->txn);
     if (rc == MDB_MAP_FULL)
         t->s->was_full = true;
-    if (t->write)
-        pend_committed(t, rc, txnid);
+    if (t->write && t->idn_touched)
+        pend_ended(t->s, rc == 0);
     if (!rc && t->write && t->seq != t->seq0 && !(t->s->flags & STORE_NOPOKE)) {
         /* Tell a node running on this store that its log grew, so it
          * sends the change at once (it also looks every 50 ms). */
@@ -490,23 +498,16 @@ int store_commit(stxn_t **txn_p)
     return lmdb_err(rc, NULL, "commit");
 }
 
-/* After a write transaction ends: s->pend stays good for the next one
- * if it was ours and committed, or aborted without touching it. */
-static void pend_committed(stxn_t *t, int rc, uint64_t txnid)
+/* A write transaction that changed s->pend ended: committed, the map is
+ * the table at the next generation; otherwise it is read again. */
+static void pend_ended(store_t *s, bool committed)
 {
-    store_t *s = t->s;
-    MDB_envinfo info;
-    if (rc || mdb_env_info(s->env, &info)) {
-        if (t->idn_touched) {
-            s->pend_txn = 0;
-            idnmap_clear(s->pend);
-        }
+    if (committed) {
+        s->pend_gen++;
+    } else {
+        s->pend_ok = false;
+        idnmap_clear(s->pend);
     }
-    else if (info.me_last_txnid == txnid)
-        s->pend_txn = txnid;    /* ours, and nobody wrote since */
-    else if (info.me_last_txnid != txnid - 1)
-        s->pend_txn = 0;        /* another process wrote after us */
-    /* else: the transaction wrote nothing and no txnid was used */
 }
 
 void store_abort(stxn_t **txn_p)
@@ -514,10 +515,8 @@ void store_abort(stxn_t **txn_p)
     stxn_t *t = *txn_p;
     if (!t)
         return;
-    if (t->write && t->idn_touched) {
-        t->s->pend_txn = 0;  /* read again by the next write */
-        idnmap_clear(t->s->pend);
-    }
+    if (t->write && t->idn_touched)
+        pend_ended(t->s, false);
     mdb_txn_abort(t->txn);
     txn_free(t);
     *txn_p = NULL;

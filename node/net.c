@@ -42,6 +42,8 @@ struct net {
     atomic_bool stop;
     atomic_uint_fast64_t denied;
     net_wake_fn wake;
+    net_prep_fn prep;
+    net_unprep_fn unprep;
     void *arg;
     child_t *children;
     size_t nchildren;
@@ -75,6 +77,8 @@ static netmsg_t *msg_new(net_kind_t kind, code_t peer, const void *data, size_t 
         return NULL;
     m->kind = kind;
     m->peer = peer;
+    m->pre = NULL;
+    m->pre_free = NULL;
     m->len = len;
     if (len)
         memcpy(m->data, data, len);
@@ -85,6 +89,10 @@ static void deliver(net_t *n, netmsg_t *m)
 {
     if (!m)
         return;
+    if (m->kind == NET_FRAME && n->prep) {
+        m->pre = n->prep(m->data, m->len);
+        m->pre_free = n->unprep;
+    }
     pthread_mutex_lock(&n->mu);
     q_push(&n->in, m);
     pthread_mutex_unlock(&n->mu);
@@ -326,14 +334,16 @@ static void *net_main(void *arg)
     return NULL;
 }
 
-int net_start(const node_config_t *cfg, net_wake_fn wake, void *arg,
-              net_t **out, why_t *why)
+int net_start(const node_config_t *cfg, net_wake_fn wake, void *arg, net_prep_fn prep,
+              net_unprep_fn unprep, net_t **out, why_t *why)
 {
     net_t *n = calloc(1, sizeof *n);
     if (!n)
         return LX_ENOMEM;
     n->cfg = cfg;
     n->wake = wake;
+    n->prep = prep;
+    n->unprep = unprep;
     n->arg = arg;
     n->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     pthread_mutex_init(&n->mu, NULL);
@@ -379,7 +389,7 @@ int net_start(const node_config_t *cfg, net_wake_fn wake, void *arg,
             || setopt_int(n->dealer, ZMQ_RECONNECT_IVL, 100)
             /* A parent back from a restart is found within a second:
              * a child's log waits no longer than that to catch up. */
-            || setopt_int(n->dealer, ZMQ_RECONNECT_IVL_MAX, 1000))
+            || setopt_int(n->dealer, ZMQ_RECONNECT_IVL_MAX, 250))
             rc = why_set(why, LX_EIO, "net: DEALER options: %s", zmq_strerror(errno));
         if (!rc && zmq_connect(n->dealer, cfg->parent.zmq))
             rc = why_set(why, LX_EIO, "net: cannot connect to %s: %s", cfg->parent.zmq,
@@ -427,7 +437,7 @@ void net_stop(net_t **self_p)
     close(n->efd);
     netmsg_t *m;
     while ((m = q_pop(&n->in)))
-        free(m);
+        netmsg_free(m);
     while ((m = q_pop(&n->out)))
         free(m);
     pthread_mutex_destroy(&n->mu);
@@ -461,4 +471,13 @@ netmsg_t *net_recv(net_t *n)
 uint64_t net_denied(const net_t *n)
 {
     return atomic_load(&n->denied);
+}
+
+void netmsg_free(netmsg_t *m)
+{
+    if (!m)
+        return;
+    if (m->pre && m->pre_free)
+        m->pre_free(m->pre);
+    free(m);
 }

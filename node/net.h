@@ -26,17 +26,26 @@ typedef struct netmsg {
     struct netmsg *next;
     net_kind_t kind;
     code_t peer;        /* the parent's or a child's code */
+    void *pre;          /* what net_start's prep made of a frame, or NULL */
+    void (*pre_free)(void *);
     size_t len;
     unsigned char data[];
 } netmsg_t;
 
 typedef void (*net_wake_fn)(void *arg);
+/* Work on a received frame that needs nothing but its bytes (decoding,
+ * checking), done in the net thread so that the loop thread is left with
+ * what needs the store: a node's two cores share the load of a busy link.
+ * Must be thread-safe; may return NULL. */
+typedef void *(*net_prep_fn)(const void *data, size_t len);
+typedef void (*net_unprep_fn)(void *pre);
 
 /* Starts the thread: binds cfg->bind (when the node has children) and
  * connects to the parent (when it has one). wake is called from the net
- * thread whenever frames are waiting. */
-int net_start(const node_config_t *cfg, net_wake_fn wake, void *arg,
-              net_t **out, why_t *why);
+ * thread whenever frames are waiting; prep (optional) on each frame
+ * before it is queued, its result in netmsg_t.pre. */
+int net_start(const node_config_t *cfg, net_wake_fn wake, void *arg, net_prep_fn prep,
+              net_unprep_fn unprep, net_t **out, why_t *why);
 /* Stops the thread and closes every socket (LINGER 0: unsent frames are
  * dropped; the protocol resends from the last acknowledgement). */
 void net_stop(net_t **self_p);
@@ -44,8 +53,10 @@ void net_stop(net_t **self_p);
 /* Queues a copy of a frame for the parent (peer == its code) or a child. */
 int net_send(net_t *n, code_t peer, const void *data, size_t len);
 
-/* The next received message, or NULL. Free with free(). */
+/* The next received message, or NULL. Free with netmsg_free. */
 netmsg_t *net_recv(net_t *n);
+/* Frees a message and what prep made of it; NULL is fine. */
+void netmsg_free(netmsg_t *m);
 
 /* Connections refused by ZAP, frames dropped as malformed at the socket. */
 uint64_t net_denied(const net_t *n);

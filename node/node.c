@@ -90,7 +90,7 @@ static void on_async(uv_async_t *h)
     for (int i = 0; i < 64 && (m = net_recv(n->net)); i++) {
         uv_update_time(&n->loop);
         repl_on_message(n->repl, m, now_ms(n));
-        free(m);
+        netmsg_free(m);
         if (!repl_group_open(n->repl))
             repl_pump(n->repl, now_ms(n));
     }
@@ -404,7 +404,7 @@ static int node_run(const char *cmd, const char *path, repl_mode_t mode)
      * expects it to answer. */
     rc = mode == REPL_RUN ? http_start(&n.loop, n.cfg, n.store, n.repl, &n.divs, &n.http, &why) : 0;
     if (!rc)
-        rc = net_start(n.cfg, on_wake, &n, &n.net, &why);
+        rc = net_start(n.cfg, on_wake, &n, repl_prepare, repl_prepared_free, &n.net, &why);
     if (rc) {
         close_all(&n);
         uv_run(&n.loop, UV_RUN_DEFAULT);

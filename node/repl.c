@@ -151,6 +151,10 @@ typedef struct {
 } link_t;
 
 struct repl {
+    /* While a message is handled: its changes' schema checks when the
+     * net thread made them (repl_prepare), else NULL. */
+    const int *chk;
+    const why_t *chkwhy;
     const node_config_t *cfg;
     store_t *store;
     net_t *net;
@@ -458,8 +462,53 @@ void repl_pump(repl_t *r, uint64_t now)
 
 /* ---- applying a peer's changes ---- */
 
+/* A frame decoded and its changes checked, by repl_prepare. */
+typedef struct {
+    int rc;
+    why_t why;
+    wmsg_t m;
+    int *chk;        /* per change: schema_check_change's answer */
+    why_t *chkwhy;   /* per change, only when one failed */
+} prep_t;
+
+void *repl_prepare(const void *data, size_t len)
+{
+    prep_t *p = calloc(1, sizeof *p);
+    if (!p)
+        return NULL;
+    p->rc = wire_decode(data, len, &p->m, &p->why);
+    uint32_t n = p->rc ? 0 : p->m.nchanges;
+    if (n && !(p->chk = calloc(n, sizeof *p->chk))) {
+        repl_prepared_free(p);
+        return NULL;  /* the loop thread does it all itself */
+    }
+    for (uint32_t i = 0; i < n; i++) {
+        why_t why = {""};
+        p->chk[i] = schema_check_change(&p->m.changes[i], &why);
+        if (p->chk[i] && !p->chkwhy && !(p->chkwhy = calloc(n, sizeof *p->chkwhy))) {
+            repl_prepared_free(p);
+            return NULL;
+        }
+        if (p->chk[i])
+            p->chkwhy[i] = why;
+    }
+    return p;
+}
+
+void repl_prepared_free(void *pre)
+{
+    prep_t *p = pre;
+    if (!p)
+        return;
+    wmsg_free(&p->m);
+    free(p->chk);
+    free(p->chkwhy);
+    free(p);
+}
+
 /* Applies changes from link l in the open transaction; refusals are
- * counted and logged, never fatal. Returns a store failure only. */
+ * counted and logged, never fatal. Returns a store failure only. The
+ * schema checks come from r->chk when the net thread made them. */
 static int apply_changes(repl_t *r, link_t *l, stxn_t *t, change_t *cs, uint32_t n)
 {
     apply_opts_t o = {.from = l->code,
@@ -469,7 +518,14 @@ static int apply_changes(repl_t *r, link_t *l, stxn_t *t, change_t *cs, uint32_t
         apply_t res;
         why_t why = {""};
         /* A peer's values pass the same field checks as an operator's. */
-        int rc = schema_check_change(&cs[i], &why);
+        int rc;
+        if (r->chk) {
+            rc = r->chk[i];
+            if (rc)
+                why = r->chkwhy[i];
+        } else {
+            rc = schema_check_change(&cs[i], &why);
+        }
         o.packed = cs[i].packed;
         o.packedlen = cs[i].packedlen;
         if (!rc)
@@ -1716,11 +1772,23 @@ void repl_on_message(repl_t *r, const netmsg_t *nm, uint64_t now)
     }
     wmsg_t m;
     why_t why = {""};
-    if (wire_decode(nm->data, nm->len, &m, &why)) {
+    prep_t *pre = nm->pre;
+    int rc;
+    if (pre) {
+        /* Decoded and checked in the net thread: take the message over. */
+        rc = pre->rc;
+        why = pre->why;
+        m = pre->m;
+        memset(&pre->m, 0, sizeof pre->m);
+    } else {
+        rc = wire_decode(nm->data, nm->len, &m, &why);
+    }
+    if (rc) {
         r->malformed++;
         refuse(r, l, "malformed frame: %s", why.msg);
         return;
     }
+
     l->last_heard = now;
     /* Only batches join the open group; anything else sees it committed. */
     if (m.type != WM_BATCH)
@@ -1736,6 +1804,8 @@ void repl_on_message(repl_t *r, const netmsg_t *nm, uint64_t now)
         wmsg_free(&m);
         return;
     }
+    r->chk = pre ? pre->chk : NULL;
+    r->chkwhy = pre ? pre->chkwhy : NULL;
     switch (m.type) {
     case WM_HELLO: ok = from_child; if (ok) on_hello(r, l, &m, now); break;
     case WM_WELCOME: ok = !from_child; if (ok) on_welcome(r, l, &m, now); break;
@@ -1813,6 +1883,8 @@ void repl_on_message(repl_t *r, const netmsg_t *nm, uint64_t now)
         r->malformed++;
         refuse(r, l, "unexpected %s message", wire_type_name(m.type));
     }
+    r->chk = NULL;
+    r->chkwhy = NULL;
     wmsg_free(&m);
 }
 

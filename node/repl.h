@@ -28,6 +28,13 @@ void repl_set_net(repl_t *r, net_t *net);
 /* A message from the net thread. */
 void repl_on_message(repl_t *r, const netmsg_t *m, uint64_t now_ms);
 
+/* The part of handling a frame that needs only its bytes: decoding it and
+ * checking its changes' fields against the schema. Thread-safe: the net
+ * thread runs it (net_start's prep), and repl_on_message takes the result
+ * from netmsg_t.pre instead of doing the work itself. */
+void *repl_prepare(const void *data, size_t len);
+void repl_prepared_free(void *pre);
+
 /* Sends what is waiting on every link (new log entries), after
  * committing and acknowledging the batches applied since the last call
  * (group commit). Cheap when there is nothing new. */
