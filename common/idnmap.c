@@ -104,6 +104,21 @@ static unsigned find(const idnmap_t *m, const char *id)
     return i;
 }
 
+void idnmap_pop(idnmap_t *m)
+{
+    if (!m->n)
+        return;
+    unsigned i = (unsigned)m->n;
+    idnmap_ent_t *x = &m->e[i - 1];
+    unlink_now(m, i);
+    unsigned *p = &m->by_id[hash(x->id) & (m->nb - 1)];
+    while (*p && *p != i)
+        p = &m->e[*p - 1].next_id;
+    if (*p)
+        *p = x->next_id;
+    m->n--;
+}
+
 const idnmap_ent_t *idnmap_get(const idnmap_t *m, const char *id)
 {
     unsigned i = find(m, id);

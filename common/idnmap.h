@@ -46,6 +46,9 @@ const idnmap_ent_t *idnmap_get(const idnmap_t *m, const char *id);
  * (LX_EINVAL) an id or number longer than the limits; LX_ENOMEM. */
 int idnmap_set(idnmap_t *m, const char *id, const char *old, const char *now);
 
+/* Forgets the last entry (idnmap_at(m, count - 1)); nothing when empty. */
+void idnmap_pop(idnmap_t *m);
+
 /* The i-th entry, i < idnmap_count (any order). */
 const idnmap_ent_t *idnmap_at(const idnmap_t *m, size_t i);
 

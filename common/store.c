@@ -449,7 +449,7 @@ static void txn_free(stxn_t *t)
     free(t);
 }
 
-static int idn_fold(stxn_t *t);
+static int idn_fold(stxn_t *t, size_t max);
 static void pend_ended(store_t *s, bool committed);
 
 int store_commit(stxn_t **txn_p)
@@ -462,7 +462,7 @@ int store_commit(stxn_t **txn_p)
     if (t->write) {
         store_t *s = t->s;
         size_t np = s->pend ? idnmap_count(s->pend) : 0;
-        rc = np && np >= s->idn_defer ? idn_fold(t) : 0;
+        rc = np && np >= s->idn_defer ? idn_fold(t, 0) : 0;
         if (!rc && t->idn_touched)
             rc = meta_put(t->txn, s->meta, "idng", s->pend_gen + 1);
         if (!rc)
@@ -783,9 +783,12 @@ static int flag_one(void *arg, const char *id)
     return mdb_put(x->t->txn, x->t->s->dup, &k, &e, 0);
 }
 
+static int idn_flags(stxn_t *t, const char *id, const char *oldi, const char *ni);
+
 /* Record id held `oldi` (or none) and holds `ni` (or none) now: notes it
- * as pending and keeps every holder's duplicate flag right (flagged when
- * two or more hold a number). */
+ * as pending (or, when the store folds at every commit and nothing is
+ * pending, writes the index itself) and keeps every holder's duplicate
+ * flag right. */
 static int idn_move(stxn_t *t, const char *id, const char *oldi, const char *ni)
 {
     store_t *s = t->s;
@@ -799,11 +802,28 @@ static int idn_move(stxn_t *t, const char *id, const char *oldi, const char *ni)
         ni = NULL;
     if (!oldi && !ni)
         return 0;
+    unsigned char key[IDNUM_MAX + 1 + IDNMAP_ID_MAX];
+    int rc;
+    if (s->idn_defer == 0 && idnmap_count(s->pend) == 0) {
+        /* Nothing deferred: the index itself takes the change. */
+        if (oldi) {
+            MDB_val k = {idn_key(key, oldi, id), key};
+            rc = mdb_del(t->txn, s->byidn, &k, NULL);
+            if (rc && rc != MDB_NOTFOUND)
+                return rc;
+        }
+        if (ni) {
+            MDB_val k = {idn_key(key, ni, id), key}, e = {0, ""};
+            if ((rc = mdb_put(t->txn, s->byidn, &k, &e, 0)))
+                return rc;
+        }
+        return idn_flags(t, id, oldi, ni);
+    }
     const idnmap_ent_t *pe = idnmap_get(s->pend, id);
     char base[IDNUM_MAX + 1];
     snprintf(base, sizeof base, "%s", pe ? pe->old : oldi ? oldi : "");
     t->idn_touched = true;
-    int rc = idnmap_set(s->pend, id, base, ni);
+    rc = idnmap_set(s->pend, id, base, ni);
     if (rc)
         return rc == LX_ENOMEM ? ENOMEM : MDB_BAD_VALSIZE;
     char v[2 * (IDNUM_MAX + 1)];
@@ -813,8 +833,17 @@ static int idn_move(stxn_t *t, const char *id, const char *oldi, const char *ni)
     MDB_val k = {strlen(id), (void *)id}, d = {bl + 1 + nl, v};
     if ((rc = mdb_put(t->txn, s->idnp, &k, &d, 0)))
         return rc;
+    return idn_flags(t, id, oldi, ni);
+}
 
+/* Record id moved from number oldi to ni (either may be NULL): every
+ * holder's duplicate flag made right (flagged when two or more hold a
+ * number). */
+static int idn_flags(stxn_t *t, const char *id, const char *oldi, const char *ni)
+{
+    store_t *s = t->s;
     unsigned char key[IDNUM_MAX + 1 + IDNMAP_ID_MAX];
+    int rc;
     if (oldi) {
         MDB_val dk = {idn_key(key, oldi, id), key};
         rc = mdb_del(t->txn, s->dup, &dk, NULL);
@@ -856,16 +885,18 @@ static int cmp_fold(const void *a, const void *b)
     return c ? c : strcmp(x->e->id, y->e->id);
 }
 
-/* Moves every pending change into byidn (in key order, so each page is
- * visited once) and empties idnp. */
-static int idn_fold(stxn_t *t)
+/* Moves pending changes into byidn (in key order, so each page is
+ * visited once) and out of idnp: every one when max is 0, else at most
+ * max (the latest entered), so that an idle node folds in short steps. */
+static int idn_fold(stxn_t *t, size_t max)
 {
     store_t *s = t->s;
     size_t n = idnmap_count(s->pend), m = 0;
-    fold_t *f = malloc((2 * n + 1) * sizeof *f);
+    size_t take = max && max < n ? max : n;
+    fold_t *f = malloc((2 * take + 1) * sizeof *f);
     if (!f)
         return ENOMEM;
-    for (size_t i = 0; i < n; i++) {
+    for (size_t i = n - take; i < n; i++) {
         const idnmap_ent_t *e = idnmap_at(s->pend, i);
         if (strcmp(e->old, e->now) == 0)
             continue;
@@ -886,10 +917,19 @@ static int idn_fold(stxn_t *t)
             rc = 0;
     }
     free(f);
-    if (!rc)
+    if (!rc && take == n) {
         rc = mdb_drop(t->txn, s->idnp, 0);
-    if (!rc)
-        idnmap_clear(s->pend);
+        if (!rc)
+            idnmap_clear(s->pend);
+        return rc;
+    }
+    for (size_t i = n; !rc && i-- > n - take;) {
+        const idnmap_ent_t *e = idnmap_at(s->pend, i);
+        MDB_val k = {strlen(e->id), (void *)e->id};
+        rc = mdb_del(t->txn, s->idnp, &k, NULL);
+        if (!rc)
+            idnmap_pop(s->pend);
+    }
     return rc;
 }
 
@@ -2241,17 +2281,17 @@ void store_set_idn_defer(store_t *s, size_t n) { s->idn_defer = n; }
 
 size_t store_idn_pending(const store_t *s) { return s->pend ? idnmap_count(s->pend) : 0; }
 
-int store_idn_fold(store_t *s)
+int store_idn_fold(store_t *s, size_t max)
 {
     stxn_t *t;
     int rc = store_begin(s, true, &t);
     if (rc)
         return rc;
-    size_t defer = s->idn_defer;
-    s->idn_defer = 0;  /* store_commit folds whatever is pending */
-    rc = store_commit(&t);
-    s->idn_defer = defer;
-    return rc;
+    if (idnmap_count(s->pend) && (rc = idn_fold(t, max))) {
+        store_abort(&t);
+        return lmdb_err(rc, NULL, "fold");
+    }
+    return store_commit(&t);
 }
 
 /* ---- the audit table (its layout is common/audit.c's) ---- */

@@ -246,8 +246,9 @@ int store_find_idnum(stxn_t *t, const char *idnum, char ids[][65],
 void store_set_idn_defer(store_t *s, size_t n);
 /* The changes this process knows to be pending (0 before its first write). */
 size_t store_idn_pending(const store_t *s);
-/* Folds every pending change now, in a write transaction of its own. */
-int store_idn_fold(store_t *s);
+/* Folds pending changes now, in a write transaction of its own: all of
+ * them when max is 0, else at most max. */
+int store_idn_fold(store_t *s, size_t max);
 
 /* The audit table: raw keys and values, whose form and hash chain are
  * common/audit.c's. Values are borrowed from LMDB: valid until the

@@ -34,6 +34,9 @@
  * (store_set_idn_defer). */
 #define IDN_DEFER 65536
 #define IDN_QUIET_MS 1000
+/* ... and how many one tick folds: a step writes a page of the index for
+ * almost each, so a small step keeps the loop (and a commit's fsync) short. */
+#define IDN_FOLD_STEP 128
 
 typedef struct {
     uv_loop_t loop;
@@ -205,11 +208,11 @@ static void idn_fold_idle(node_t *n, uint64_t now)
     }
     if (!np || now - n->idn_since < IDN_QUIET_MS || repl_group_open(n->repl))
         return;
-    int rc = store_idn_fold(n->store);
+    int rc = store_idn_fold(n->store, IDN_FOLD_STEP);
     if (rc)
         log_error("folding the ID-number index: %s (tried again later)", err_str(rc));
+    /* The next step follows at the next tick while writing stays paused. */
     n->idn_seen = store_idn_pending(n->store);
-    n->idn_since = now;
 }
 
 static void on_tick(uv_timer_t *h)

@@ -771,6 +771,17 @@ static void test_idnmap(void **state)
     big[sizeof big - 1] = 0;
     assert_int_equal(idnmap_set(m, big, "", "n1"), LX_EINVAL);
     assert_int_equal(idnmap_set(m, "r1", "", big), LX_EINVAL);
+    /* Popped: the last entry (r4999) is gone from both lookups. */
+    assert_int_equal(idnmap_set(m, "r4999", NULL, "n3"), LX_OK);
+    int n3 = 0;
+    assert_int_equal(idnmap_each_holder(m, "n3", dup_count_holder, &n3), 0);
+    idnmap_pop(m);
+    assert_int_equal(idnmap_count(m), 4999);
+    assert_null(idnmap_get(m, "r4999"));
+    assert_non_null(idnmap_get(m, "r4998"));
+    n = 0;
+    assert_int_equal(idnmap_each_holder(m, "n3", dup_count_holder, &n), 0);
+    assert_int_equal(n, n3 - 1);
     idnmap_clear(m);
     assert_int_equal(idnmap_count(m), 0);
     assert_null(idnmap_get(m, "r1"));
@@ -894,7 +905,9 @@ static void test_idn_pending(void **state)
             } else {
                 assert_int_equal(store_commit(&t), LX_OK);
                 if (r == 1)
-                    assert_int_equal(store_idn_fold(s), LX_OK);
+                    assert_int_equal(store_idn_fold(s, 0), LX_OK);
+                if (r == 2)  /* a step of an idle node's fold */
+                    assert_int_equal(store_idn_fold(s, 1 + rnd() % 3), LX_OK);
             }
             if (defers[di] == 0)
                 assert_int_equal(store_idn_pending(s), 0);
@@ -926,7 +939,7 @@ static void test_idn_pending(void **state)
             store_abort(&t);
         }
         /* Folded, the index alone answers. */
-        assert_int_equal(store_idn_fold(s), LX_OK);
+        assert_int_equal(store_idn_fold(s, 0), LX_OK);
         assert_int_equal(store_idn_pending(s), 0);
         stxn_t *t;
         assert_int_equal(store_begin(s, false, &t), LX_OK);
