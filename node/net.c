@@ -20,6 +20,10 @@
 
 #define ZAP_DOMAIN "lianxin"
 #define MAX_ROUTE 256
+/* Frames prep works on ahead of the loop thread: enough to keep both
+ * cores busy, few enough that decoded batches (several times a frame's
+ * size) do not pile up in memory; beyond it frames wait as they came. */
+#define PREP_AHEAD 4
 
 typedef struct {
     netmsg_t *head, *tail;
@@ -41,6 +45,7 @@ struct net {
     queue_t in, out;
     atomic_bool stop;
     atomic_uint_fast64_t denied;
+    atomic_int prepped;          /* queued messages that carry a pre */
     net_wake_fn wake;
     net_prep_fn prep;
     net_unprep_fn unprep;
@@ -89,9 +94,11 @@ static void deliver(net_t *n, netmsg_t *m)
 {
     if (!m)
         return;
-    if (m->kind == NET_FRAME && n->prep) {
+    if (m->kind == NET_FRAME && n->prep && atomic_load(&n->prepped) < PREP_AHEAD) {
         m->pre = n->prep(m->data, m->len);
         m->pre_free = n->unprep;
+        if (m->pre)
+            atomic_fetch_add(&n->prepped, 1);
     }
     pthread_mutex_lock(&n->mu);
     q_push(&n->in, m);
@@ -465,6 +472,8 @@ netmsg_t *net_recv(net_t *n)
     pthread_mutex_lock(&n->mu);
     netmsg_t *m = q_pop(&n->in);
     pthread_mutex_unlock(&n->mu);
+    if (m && m->pre)
+        atomic_fetch_sub(&n->prepped, 1);
     return m;
 }
 
