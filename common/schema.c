@@ -1,5 +1,6 @@
 #include "schema.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -179,35 +180,45 @@ const char *schema_enum_label(const field_def_t *d, const char *value, bool zh)
 
 /* ---- text primitives ---- */
 
+/* One multi-byte UTF-8 sequence at p (p[0] >= 0x80, at most avail bytes
+ * readable): its length with *cp its code point, or 0 when it is not
+ * valid (a continuation or overlong lead, over U+10FFFF, a surrogate, cut
+ * short). A NUL is no continuation byte, so a NUL-terminated string is
+ * never read past its end whatever avail says. */
+static inline size_t utf8_seq(const unsigned char *p, size_t avail, unsigned *cp)
+{
+    unsigned b = p[0], c, min;
+    size_t len;
+    if (b >= 0xC2 && b <= 0xDF) {
+        len = 2; c = b & 0x1F; min = 0x80;
+    } else if (b >= 0xE0 && b <= 0xEF) {
+        len = 3; c = b & 0x0F; min = 0x800;
+    } else if (b >= 0xF0 && b <= 0xF4) {
+        len = 4; c = b & 0x07; min = 0x10000;
+    } else {
+        return 0;
+    }
+    if (avail < len)
+        return 0;
+    for (size_t k = 1; k < len; k++) {
+        if ((p[k] & 0xC0) != 0x80)
+            return 0;
+        c = (c << 6) | (p[k] & 0x3F);
+    }
+    if (c < min || c > 0x10FFFF || (c >= 0xD800 && c <= 0xDFFF))
+        return 0;
+    *cp = c;
+    return len;
+}
+
 bool utf8_valid(const char *s, size_t n)
 {
     const unsigned char *p = (const unsigned char *)s;
     size_t i = 0;
     while (i < n) {
-        unsigned c = p[i];
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        size_t len;
-        unsigned cp, min;
-        if (c >= 0xC2 && c <= 0xDF) {
-            len = 2; cp = c & 0x1F; min = 0x80;
-        } else if (c >= 0xE0 && c <= 0xEF) {
-            len = 3; cp = c & 0x0F; min = 0x800;
-        } else if (c >= 0xF0 && c <= 0xF4) {
-            len = 4; cp = c & 0x07; min = 0x10000;
-        } else {
-            return false; /* continuation byte, C0/C1 overlong lead, or > F4 */
-        }
-        if (n - i < len)
-            return false;
-        for (size_t k = 1; k < len; k++) {
-            if ((p[i + k] & 0xC0) != 0x80)
-                return false;
-            cp = (cp << 6) | (p[i + k] & 0x3F);
-        }
-        if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+        unsigned cp;
+        size_t len = p[i] < 0x80 ? 1 : utf8_seq(p + i, n - i, &cp);
+        if (!len)
             return false;
         i += len;
     }
@@ -361,24 +372,9 @@ static bool text_scan(const char *s, size_t *len, bool *ctrl)
             p++;
             continue;
         }
-        size_t n;
-        unsigned cp, min;
-        if (b >= 0xC2 && b <= 0xDF) {
-            n = 2; cp = b & 0x1F; min = 0x80;
-        } else if (b >= 0xE0 && b <= 0xEF) {
-            n = 3; cp = b & 0x0F; min = 0x800;
-        } else if (b >= 0xF0 && b <= 0xF4) {
-            n = 4; cp = b & 0x07; min = 0x10000;
-        } else {
-            return false;
-        }
-        /* The terminating NUL is no continuation byte: no read past it. */
-        for (size_t k = 1; k < n; k++) {
-            if ((p[k] & 0xC0) != 0x80)
-                return false;
-            cp = (cp << 6) | (p[k] & 0x3F);
-        }
-        if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+        unsigned cp;
+        size_t n = utf8_seq(p, SIZE_MAX, &cp);  /* stops at the NUL */
+        if (!n)
             return false;
         c |= cp <= 0x9F;
         p += n;
