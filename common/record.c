@@ -1,5 +1,6 @@
 #include "record.h"
 #include "mp.h"
+#include "schema.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -177,7 +178,8 @@ int ver_cmp(const ver_t *a, const ver_t *b)
 
 void field_free(field_t *f)
 {
-    free(f->name);
+    if (!schema_interned(f->name))
+        free(f->name);
     val_free(&f->val);
     free(f->ver.author);
     memset(f, 0, sizeof *f);
@@ -188,7 +190,8 @@ int field_init(field_t *f, const char *name, const val_t *val, const ver_t *ver)
     memset(f, 0, sizeof *f);
     f->ver = *ver;
     f->ver.author = NULL;
-    if (!(f->name = strdup(name))
+    const char *in = schema_intern(name);
+    if (!(f->name = in ? (char *)in : strdup(name))
         || (ver->author && !(f->ver.author = strdup(ver->author)))
         || val_copy(&f->val, val)) {
         field_free(f);
@@ -202,14 +205,56 @@ int field_copy(field_t *dst, const field_t *src)
     return field_init(dst, src->name, &src->val, &src->ver);
 }
 
+/* A field's name as stored and sent: its number in the default schema,
+ * else its text (schema.h, field numbers). */
+static void name_pack(const char *name, msgpack_packer *pk)
+{
+    int num = schema_num(name);
+    if (num >= 0) {
+        msgpack_pack_uint32(pk, (uint32_t)num);
+        return;
+    }
+    size_t n = strlen(name);
+    msgpack_pack_str(pk, n);
+    msgpack_pack_str_body(pk, name, n);
+}
+
+/* The name of a stored or received field: a number gives the schema's
+ * interned name; text is copied, and interned when it names a schema
+ * field (the form written before numbers). */
+static int name_from_obj(const msgpack_object *o, char **out, why_t *why)
+{
+    if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+        const char *in = schema_num_name(o->via.u64);
+        if (!in)
+            return why_set(why, LX_ECORRUPT, "field name: no field number %" PRIu64,
+                           o->via.u64);
+        *out = (char *)in;
+        return LX_OK;
+    }
+    char *s;
+    int rc = mp_str(o, "field name", &s, why);
+    if (rc)
+        return rc;
+    if (s[0] == '\0' || strlen(s) > 64) {
+        free(s);
+        return why_set(why, LX_ECORRUPT, "field name: empty or too long");
+    }
+    const char *in = schema_intern(s);
+    if (in) {
+        free(s);
+        s = (char *)in;
+    }
+    *out = s;
+    return LX_OK;
+}
+
 int field_pack(const field_t *f, msgpack_packer *pk)
 {
-    size_t n = strlen(f->name);
     const char *author = f->ver.author ? f->ver.author : "";
     size_t an = strlen(author);
     msgpack_pack_array(pk, 6);
-    msgpack_pack_str(pk, n);
-    msgpack_pack_str_body(pk, f->name, n);
+    name_pack(f->name, pk);
     val_pack(&f->val, pk);
     msgpack_pack_uint64(pk, f->ver.hlc);
     msgpack_pack_uint64(pk, f->ver.origin);
@@ -225,7 +270,7 @@ int field_from_obj(const msgpack_object *o, field_t *out, why_t *why)
     if (rc)
         return rc;
     const msgpack_object *a = o->via.array.ptr;
-    if ((rc = mp_str(&a[0], "field name", &f.name, why))
+    if ((rc = name_from_obj(&a[0], &f.name, why))
         || (rc = val_from_obj(&a[1], &f.val, why))
         || (rc = mp_u64(&a[2], "field hlc", &f.ver.hlc, why))
         || (rc = mp_u64(&a[3], "field origin", &f.ver.origin, why))
@@ -234,17 +279,14 @@ int field_from_obj(const msgpack_object *o, field_t *out, why_t *why)
         field_free(&f);
         return rc;
     }
-    if (f.name[0] == '\0' || strlen(f.name) > 64) {
-        field_free(&f);
-        return why_set(why, LX_ECORRUPT, "field name: empty or too long");
-    }
     *out = f;
     return LX_OK;
 }
 
 /* The compact form of a set of fields, shared by records and changes:
  * the distinct versions (hlc, origin, author) once each, in order of first
- * use, then per field [name, value, version index, base]. Most records and
+ * use, then per field [name, value, version index, base], the name a
+ * schema field's number or other text (name_pack). Most records and
  * changes carry one or two versions, so this is about half the size of a
  * version per field, and keeps a record under LMDB's overflow size. */
 typedef struct {
@@ -279,10 +321,8 @@ static int fields_pack(const field_t *f, uint32_t n, msgpack_packer *pk)
     }
     msgpack_pack_array(pk, n);
     for (uint32_t i = 0; i < n; i++) {
-        size_t nn = strlen(f[i].name);
         msgpack_pack_array(pk, 4);
-        msgpack_pack_str(pk, nn);
-        msgpack_pack_str_body(pk, f[i].name, nn);
+        name_pack(f[i].name, pk);
         val_pack(&f[i].val, pk);
         msgpack_pack_uint32(pk, idx[i]);
         msgpack_pack_uint64(pk, f[i].ver.base);
@@ -319,7 +359,7 @@ static int fields_unpack(const msgpack_object *vo, const msgpack_object *fo,
         uint64_t vi = 0;
         field_t *f = &fs[i];
         if ((rc = mp_array(o, "field", 4, 4, why))
-            || (rc = mp_str(&o->via.array.ptr[0], "field name", &f->name, why))
+            || (rc = name_from_obj(&o->via.array.ptr[0], &f->name, why))
             || (rc = val_from_obj(&o->via.array.ptr[1], &f->val, why))
             || (rc = mp_u64(&o->via.array.ptr[2], "field version", &vi, why))
             || (rc = mp_u64(&o->via.array.ptr[3], "field base", &f->ver.base, why))) {
@@ -331,11 +371,6 @@ static int fields_unpack(const msgpack_object *vo, const msgpack_object *fo,
             i++;
             break;
         }
-        if (f->name[0] == '\0' || strlen(f->name) > 64) {
-            rc = why_set(why, LX_ECORRUPT, "field name: empty or too long");
-            i++;
-            break;
-        }
         const msgpack_object *v = vo->via.array.ptr[vi].via.array.ptr;
         f->ver.hlc = v[0].via.u64;
         f->ver.origin = v[1].via.u64;
@@ -343,7 +378,7 @@ static int fields_unpack(const msgpack_object *vo, const msgpack_object *fo,
             i++;
             break;
         }
-        if (i > 0 && strcmp(fs[i - 1].name, f->name) >= 0) {
+        if (i > 0 && schema_name_cmp(fs[i - 1].name, f->name) >= 0) {
             rc = why_set(why, LX_ECORRUPT, "fields: duplicate or unordered field name");
             i++;
             break;
@@ -391,7 +426,7 @@ static uint32_t find(const record_t *r, const char *name, bool *found)
     uint32_t lo = 0, hi = r->n;
     while (lo < hi) {
         uint32_t mid = (lo + hi) / 2;
-        int c = strcmp(r->f[mid].name, name);
+        int c = schema_name_cmp(r->f[mid].name, name);
         if (c == 0) {
             *found = true;
             return mid;
@@ -428,7 +463,7 @@ int record_take(record_t *r, field_t *f)
 {
     bool found = false;
     uint32_t i;
-    if (r->n == 0 || strcmp(r->f[r->n - 1].name, f->name) < 0)
+    if (r->n == 0 || schema_name_cmp(r->f[r->n - 1].name, f->name) < 0)
         i = r->n;
     else
         i = find(r, f->name, &found);
@@ -673,6 +708,23 @@ static char *rd_str(mp_rd_t *r, arena_t *a, uint32_t max, bool *canon)
     return c;
 }
 
+/* A field's name: a schema number as its interned name, or text in the
+ * arena (name_from_obj's rules; a schema name as text is not canonical). */
+static char *rd_name(mp_rd_t *r, arena_t *a, bool *canon)
+{
+    unsigned b = !r->bad && r->p < r->end ? *r->p : 0xc1;
+    if (b <= 0x7f || b == 0xcc || b == 0xcd || b == 0xce || b == 0xcf) {
+        const char *in = schema_num_name(rd_uint(r, canon));
+        if (!in)
+            r->bad = true;
+        return (char *)in;
+    }
+    char *s = rd_str(r, a, 64, canon);
+    if (s && schema_num(s) >= 0)
+        *canon = false;
+    return s;
+}
+
 static bool rd_is_array(unsigned b)
 {
     return (b >= 0x90 && b <= 0x9f) || b == 0xdc || b == 0xdd;
@@ -742,12 +794,12 @@ bool change_read(mp_rd_t *r, arena_t *a, change_t *out)
         field_t *f = &w[i];
         if (rd_array(r, &canon) != 4)
             r->bad = true;
-        f->name = rd_str(r, a, 64, &canon);
+        f->name = rd_name(r, a, &canon);
         rd_val(r, a, &f->val, &canon);
         uint64_t vi = rd_uint(r, &canon);
         f->ver.base = rd_uint(r, &canon);
-        if (r->bad || !f->name[0] || vi >= nv
-            || (i > 0 && strcmp(w[i - 1].name, f->name) >= 0)) {
+        if (r->bad || !f->name || !f->name[0] || vi >= nv
+            || (i > 0 && schema_name_cmp(w[i - 1].name, f->name) >= 0)) {
             r->bad = true;
             break;
         }

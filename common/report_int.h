@@ -119,6 +119,9 @@ typedef struct walk walk_t;
 int walk_new(code_t node, const char *quarter, const divs_t *divs, walk_t **out, why_t *why);
 int walk_record(walk_t *w, const record_t *rec);
 int walk_packed(walk_t *w, const void *buf, size_t len);
+/* How many records walk_packed gave to the ordinary decoder (bytes its
+ * reader does not know: none that record_pack wrote). */
+uint64_t walk_decoded(const walk_t *w);
 /* Consumes *w; *out owned by the caller. */
 int walk_finish(walk_t **w, const divs_t *divs, report_t **out);
 void walk_destroy(walk_t **w);

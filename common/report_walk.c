@@ -6,6 +6,7 @@
 #include "report.h"
 #include "report_int.h"
 #include "mp.h"
+#include "schema.h"
 
 #include <endian.h>
 #include <pthread.h>
@@ -66,11 +67,13 @@ struct walk {
     bool village_node;
     int last_y, last_m, last_d;     /* the quarter's last day, ages are taken at */
     signed char names[NAME_SLOTS];  /* READ index + 1; 0 empty */
+    signed char bynum[64];          /* READ index by field number; -1 none */
     struct {
         code_t village, unit;       /* unit 0: outside the node */
     } vil[VIL_SLOTS];               /* villages seen, direct-mapped */
     row_t *last_row;
     code_t last_unit;
+    uint64_t decoded;               /* records the packed reader passed on */
 };
 
 /* Equal bytes, compared as two overlapping words of 8 (or 4) bytes, which
@@ -117,7 +120,11 @@ static unsigned name_hash(sv_t s)
 
 static void names_init(walk_t *w)
 {
+    memset(w->bynum, -1, sizeof w->bynum);
     for (int k = 0; k < NREAD; k++) {
+        int num = schema_num(READ[k].p); /* READ's names are literals */
+        if (num >= 0 && num < (int)sizeof w->bynum)
+            w->bynum[num] = (signed char)k;
         unsigned h = name_hash(READ[k]);
         while (w->names[h])
             h = (h + 1) % NAME_SLOTS;
@@ -181,7 +188,7 @@ static void view_from_record(const walk_t *w, view_t *v, const record_t *rec)
 /* ---- a view of a record's stored bytes ----
  *
  * record_pack writes [id, [[hlc, origin, author]...], [[name, value,
- * version index, base]...]] with values nil, a boolean, a string or an
+ * version index, base]...]], a name a field number or text, with values nil, a boolean, a string or an
  * array of strings. The reader (mp_rd_t, common/mp.h) takes exactly that
  * and gives up on anything else (the caller then decodes the record the
  * ordinary way). */
@@ -240,7 +247,15 @@ static bool view_from_packed(const walk_t *w, view_t *v, const void *buf, size_t
     for (uint32_t i = 0; i < nf && !r.bad; i++) {
         if (mp_rd_array(&r) != 4)
             return false;
-        int k = read_index(w, mp_rd_str(&r));
+        /* A schema field by number, any other by name (schema.h). */
+        unsigned b = r.p < r.end ? *r.p : 0xc1;
+        int k;
+        if (b <= 0x7f) {
+            r.p++;
+            k = b < sizeof w->bynum ? w->bynum[b] : -1;
+        } else {
+            k = read_index(w, mp_rd_str(&r));
+        }
         rd_value(&r, v, k);
         uint64_t vi = mp_rd_uint(&r), base = mp_rd_uint(&r);
         if (r.bad || vi >= nv)
@@ -474,6 +489,7 @@ int walk_packed(walk_t *w, const void *buf, size_t len)
     if (view_from_packed(w, &v, buf, len))
         return count_view(w, &v);
     /* Not the shape the reader knows: decode it the ordinary way. */
+    w->decoded++;
     record_t *rec;
     int rc = record_decode(buf, len, &rec, NULL);
     if (rc)
@@ -482,6 +498,8 @@ int walk_packed(walk_t *w, const void *buf, size_t len)
     record_destroy(&rec);
     return rc;
 }
+
+uint64_t walk_decoded(const walk_t *w) { return w->decoded; }
 
 /* ---- rows and the whole walk ---- */
 

@@ -1,5 +1,6 @@
 #include "schema.h"
 
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
@@ -137,22 +138,89 @@ static const field_def_t fields[] = {
  * test_schema checks the order. */
 static const unsigned char by_name[] = {2, 7, 25, 24, 4, 32, 31, 16, 14, 15, 1, 21, 13, 10, 12, 11, 9, 23, 27, 5, 3, 29, 8, 19, 17, 18, 0, 28, 26, 20, 22, 30, 6};
 
-const field_def_t *schema_field(const char *name)
+/* ---- field numbers ----
+ *
+ * Records and changes name a field of this schema by its number, its place
+ * in fields[] (so a new field is only ever appended), and any other field
+ * (local x_ and journal names) by its text: a third of a record's bytes
+ * were names. In memory such a field's name is the one interned copy
+ * below, so telling a schema name, finding its definition and comparing
+ * two of them are arithmetic; by_name's order is strcmp's, so comparing
+ * ranks agrees with comparing the text. */
+#define NAME_W 32
+static char interned[NFIELDS][NAME_W];
+static unsigned char rank[NFIELDS]; /* place in by_name */
+static pthread_once_t interned_once = PTHREAD_ONCE_INIT;
+
+static void intern_init(void)
+{
+    for (size_t i = 0; i < NFIELDS; i++) {
+        snprintf(interned[i], NAME_W, "%s", fields[i].name);
+        rank[by_name[i]] = (unsigned char)i;
+    }
+}
+
+bool schema_interned(const char *p)
+{
+    uintptr_t a = (uintptr_t)p, lo = (uintptr_t)interned[0];
+    return a >= lo && a < lo + sizeof interned && (a - lo) % NAME_W == 0;
+}
+
+static int num_of_interned(const char *p)
+{
+    return (int)(((uintptr_t)p - (uintptr_t)interned[0]) / NAME_W);
+}
+
+static int num_by_search(const char *name);
+
+int schema_num(const char *name)
 {
     if (!name)
+        return -1;
+    return schema_interned(name) ? num_of_interned(name) : num_by_search(name);
+}
+
+const char *schema_num_name(uint64_t num)
+{
+    if (num >= NFIELDS)
         return NULL;
+    pthread_once(&interned_once, intern_init);
+    return interned[num];
+}
+
+const char *schema_intern(const char *name)
+{
+    int n = schema_num(name);
+    return n < 0 ? NULL : schema_num_name((uint64_t)n);
+}
+
+int schema_name_cmp(const char *a, const char *b)
+{
+    if (schema_interned(a) && schema_interned(b))
+        return (int)rank[num_of_interned(a)] - (int)rank[num_of_interned(b)];
+    return strcmp(a, b);
+}
+
+static int num_by_search(const char *name)
+{
     size_t lo = 0, hi = NFIELDS;
     while (lo < hi) {
         size_t mid = (lo + hi) / 2;
         int c = strcmp(fields[by_name[mid]].name, name);
         if (c == 0)
-            return &fields[by_name[mid]];
+            return by_name[mid];
         if (c < 0)
             lo = mid + 1;
         else
             hi = mid;
     }
-    return NULL;
+    return -1;
+}
+
+const field_def_t *schema_field(const char *name)
+{
+    int n = schema_num(name);
+    return n < 0 ? NULL : &fields[n];
 }
 
 size_t schema_count(void) { return NFIELDS; }
@@ -730,6 +798,8 @@ int schema_check_local(const char *name, const val_t *v, why_t *why)
  * two instead of a binary search; any other name is looked up anew. */
 static const field_def_t *field_after(const char *name, size_t *at)
 {
+    if (schema_interned(name))
+        return &fields[num_of_interned(name)];
     for (size_t i = *at; i < NFIELDS; i++) {
         int c = strcmp(fields[by_name[i]].name, name);
         if (c == 0) {

@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "code.h"
 #include "err.h"
@@ -40,6 +41,20 @@ typedef struct {
 
 /* The definition of a field, or NULL when the schema does not know it. */
 const field_def_t *schema_field(const char *name);
+/* Field numbers: a field of the default schema is stored and sent under
+ * its number (its place in display order: new fields are appended), any
+ * other by name. schema_num gives the number or -1; schema_num_name the
+ * interned name of a number (NULL out of range), the one copy every record
+ * shares; schema_intern the interned copy of a schema name or NULL;
+ * schema_interned whether p is such a copy (a field_t never frees one).
+ * schema_name_cmp orders names as strcmp does, without reading two
+ * interned ones. */
+int schema_num(const char *name);
+const char *schema_num_name(uint64_t num);
+const char *schema_intern(const char *name);
+bool schema_interned(const char *p);
+int schema_name_cmp(const char *a, const char *b);
+
 /* Fields in display order (identity first, as in CONTRACT.md). */
 size_t schema_count(void);
 const field_def_t *schema_at(size_t i);

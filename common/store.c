@@ -43,6 +43,7 @@
  * of hashes of a set) and let a parent compare any unit's digest by
  * hashing the sums of the villages under it. */
 #include "store.h"
+#include "schema.h"
 #include "idnmap.h"
 #include "merge.h"
 #include "mp.h"
@@ -938,7 +939,7 @@ static int idn_fold(stxn_t *t, size_t max)
 static int cmp_field_ptr(const void *a, const void *b)
 {
     const field_t *x = *(const field_t *const *)a, *y = *(const field_t *const *)b;
-    return strcmp(x->name, y->name);
+    return schema_name_cmp(x->name, y->name);
 }
 
 /* Logs a conflict unless this pair is already in the log; *added says
@@ -1101,13 +1102,13 @@ int store_apply_ex(stxn_t *t, const char *id, const field_t *w, uint32_t n,
     bool sorted = true;
     for (uint32_t i = 0; i < n; i++) {
         ws[i] = &w[i];
-        sorted = sorted && (i == 0 || strcmp(w[i - 1].name, w[i].name) < 0);
+        sorted = sorted && (i == 0 || schema_name_cmp(w[i - 1].name, w[i].name) < 0);
     }
     if (!sorted)
         qsort(ws, n, sizeof *ws, cmp_field_ptr);
     int rc = LX_OK;
     for (uint32_t i = 0; i < n && !rc; i++) {
-        if (!sorted && i > 0 && strcmp(ws[i - 1]->name, ws[i]->name) == 0)
+        if (!sorted && i > 0 && schema_name_cmp(ws[i - 1]->name, ws[i]->name) == 0)
             rc = why_set(why, LX_EINVAL, "field %s: written twice in one change", ws[i]->name);
         else if (ws[i]->ver.hlc == 0 || ws[i]->ver.origin == 0)
             rc = why_set(why, LX_EINVAL, "field %s: write without a version", ws[i]->name);

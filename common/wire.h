@@ -12,7 +12,7 @@
 #include "err.h"
 #include "record.h"
 
-#define WIRE_VERSION 1
+#define WIRE_VERSION 2   /* 2: fields of the default schema by number */
 #define WIRE_MAX_FRAME (16u << 20)   /* ZMQ_MAXMSGSIZE on every link */
 #define WIRE_MAX_CHANGES 10000
 #define WIRE_MAX_DIGESTS 4096

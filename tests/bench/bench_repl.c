@@ -100,6 +100,54 @@ static double wait_records(store_t *s, uint64_t want, double t0, double limit)
     return -1;
 }
 
+/* CPU seconds (user, system) a node process has used so far; 0 if gone. */
+static void cpu_of(pid_t p, double *u, double *sy)
+{
+    char path[64], buf[1024];
+    *u = *sy = 0;
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)p);
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return;
+    size_t k = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[k] = 0;
+    char *q = strrchr(buf, ')');
+    unsigned long ut, st;
+    if (q && sscanf(q + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) == 2) {
+        long hz = sysconf(_SC_CLK_TCK);
+        *u = (double)ut / (double)hz;
+        *sy = (double)st / (double)hz;
+    }
+}
+
+typedef struct {
+    double u[6], s[6];  /* the five nodes, then this process */
+} cpu_t;
+
+static void cpu_snap(cpu_t *c)
+{
+    for (int i = 0; i < 5; i++)
+        cpu_of(pids[i], &c->u[i], &c->s[i]);
+    cpu_of(getpid(), &c->u[5], &c->s[5]);
+}
+
+/* Prints each process's CPU per change between two snapshots, so a run
+ * shows where the time goes (user and kernel microseconds per change). */
+static void cpu_report(const char *phase, const cpu_t *a, const cpu_t *b, size_t n)
+{
+    static const char *who[6] = {"village", "township", "county", "city", "province", "bench"};
+    double tot = 0;
+    for (int i = 0; i < 6; i++) {
+        double u = (b->u[i] - a->u[i]) * 1e6 / (double)n, s = (b->s[i] - a->s[i]) * 1e6 / (double)n;
+        if (u < 0 || s < 0)
+            continue;
+        tot += u + s;
+        printf("cpu_%s_%s %.1f us/change (user %.1f, sys %.1f)\n", phase, who[i], u + s, u, s);
+    }
+    printf("cpu_%s_total %.1f us/change\n", phase, tot);
+}
+
 /* ---- raw ZeroMQ over four hops ---- */
 
 typedef struct {
@@ -350,11 +398,15 @@ int main(int argc, char **argv)
 
     /* 1. End to end: n changes entered at the village, until all are at
      * the province (every hop commits durably before acknowledging). */
+    cpu_t c0, c1;
+    cpu_snap(&c0);
     double t0 = now();
     if (ingest(vs, recs, 0, n, 1000))
         return 1;
     double e2e = wait_records(ps, n, t0, 600);
+    cpu_snap(&c1);
     printf("e2e_changes %.0f changes/s\n", e2e > 0 ? (double)n / e2e : 0);
+    cpu_report("e2e", &c0, &c1, n);
 
     /* 2. One change at a time, village -> province. */
     double *lat = calloc((size_t)samples, sizeof *lat);
@@ -414,16 +466,20 @@ int main(int argc, char **argv)
     uint64_t before = records_at(ts);
     t0 = now();
     start_node(1);
+    cpu_snap(&c0);
     /* Also timed from the first batch's commit: the restart, the
      * village's reconnect (its back-off reaches 1 s while the township is
      * down) and the handshake are apart from the transfer. */
     double first = wait_records(ts, before + 1, t0, 600);
     uint64_t at_first = records_at(ts);
     double cu = wait_records(ts, before + n, t0, 600);
+    cpu_snap(&c1);
+    c0.u[1] = c0.s[1] = 0; /* the township started here */
     printf("catchup_changes %.0f changes/s\n", cu > 0 ? (double)n / cu : 0);
     printf("catchup_start %.3f s\n", first);
     printf("catchup_transfer %.0f changes/s\n",
            cu > first && first > 0 ? (double)(before + n - at_first) / (cu - first) : 0);
+    cpu_report("catchup", &c0, &c1, n);
     start_node(2);
     if (wait_records(ps, total, now(), 600) < 0)
         fprintf(stderr, "bench: the province did not converge after the catch-up\n");

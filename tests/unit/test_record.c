@@ -16,6 +16,7 @@
 #include "common/err.h"
 #include "common/mp.h"
 #include "common/record.h"
+#include "common/schema.h"
 
 #define N(a) (sizeof(a) / sizeof *(a))
 
@@ -726,6 +727,189 @@ static void test_change_round_trip(void **state)
     assert_null(ed.id);
 }
 
+
+/* ---- field numbers ---- */
+
+static bool has_bytes(const unsigned char *b, size_t n, const char *s)
+{
+    return memmem(b, n, s, strlen(s)) != NULL;
+}
+
+/* A record [id, versions, fields] with every field name as text: the form
+ * written before field numbers. */
+static unsigned char *encode_text_names(const record_t *r, size_t *len)
+{
+    enc_t e;
+    enc_init(&e);
+    msgpack_pack_array(&e.pk, 3);
+    msgpack_pack_str(&e.pk, strlen(r->id));
+    msgpack_pack_str_body(&e.pk, r->id, strlen(r->id));
+    msgpack_pack_array(&e.pk, 1);
+    msgpack_pack_array(&e.pk, 3);
+    msgpack_pack_uint64(&e.pk, r->f[0].ver.hlc);
+    msgpack_pack_uint64(&e.pk, r->f[0].ver.origin);
+    msgpack_pack_str(&e.pk, strlen(r->f[0].ver.author));
+    msgpack_pack_str_body(&e.pk, r->f[0].ver.author, strlen(r->f[0].ver.author));
+    msgpack_pack_array(&e.pk, r->n);
+    for (uint32_t i = 0; i < r->n; i++) {
+        msgpack_pack_array(&e.pk, 4);
+        msgpack_pack_str(&e.pk, strlen(r->f[i].name));
+        msgpack_pack_str_body(&e.pk, r->f[i].name, strlen(r->f[i].name));
+        msgpack_pack_str(&e.pk, strlen(r->f[i].val.s));
+        msgpack_pack_str_body(&e.pk, r->f[i].val.s, strlen(r->f[i].val.s));
+        msgpack_pack_uint64(&e.pk, 0);
+        msgpack_pack_uint64(&e.pk, 0);
+    }
+    return enc_done(&e, len);
+}
+
+static void test_field_numbers(void **state)
+{
+    (void)state;
+    /* The numbers are part of the stored and wire forms: pinned. */
+    assert_int_equal(schema_num("name"), 0);
+    assert_int_equal(schema_num("village_code"), 6);
+    assert_int_equal(schema_num("risk_level"), 26);
+    assert_int_equal(schema_num("exit_date"), 32);
+    assert_int_equal(schema_num("x_note"), -1);
+    assert_int_equal(schema_num("ev_20261123_1"), -1);
+    assert_null(schema_num_name(schema_count()));
+    assert_null(schema_num_name(UINT64_MAX));
+    for (size_t i = 0; i < schema_count(); i++) {
+        const char *in = schema_num_name(i);
+        assert_string_equal(in, schema_at(i)->name);
+        assert_true(schema_interned(in));
+        assert_ptr_equal(schema_intern(schema_at(i)->name), in);
+        assert_int_equal(schema_num(in), (int)i);
+        assert_false(schema_interned(schema_at(i)->name));
+        /* Comparing interned names agrees with strcmp, also against text. */
+        for (size_t j = 0; j < schema_count(); j++) {
+            const char *jn = schema_num_name(j);
+            int want = strcmp(schema_at(i)->name, schema_at(j)->name);
+            int got = schema_name_cmp(in, jn), mixed = schema_name_cmp(in, schema_at(j)->name);
+            assert_true((want < 0) == (got < 0) && (want > 0) == (got > 0));
+            assert_true((want < 0) == (mixed < 0) && (want > 0) == (mixed > 0));
+        }
+    }
+    assert_false(schema_interned(NULL));
+    assert_false(schema_interned(schema_num_name(1) + 1)); /* inside, not a name */
+
+    /* A record of schema fields and a local one: numbers and text. */
+    record_t *r = record_new(ID);
+    ver_t v = mkver(hlc_make(1700000000000ULL, 0), V1, 0, "510104001001/local/wang");
+    val_t x = {0};
+    val_set_str(&x, "Household address, text long enough to see");
+    put(r, "household_address", &x, &v);
+    val_set_str(&x, "510104001001");
+    put(r, "village_code", &x, &v);
+    val_set_str(&x, "a local note");
+    put(r, "x_note", &x, &v);
+    assert_true(schema_interned(r->f[0].name));
+    assert_false(schema_interned(r->f[2].name));
+    size_t len;
+    unsigned char *buf = encode_record(r, &len);
+    assert_false(has_bytes(buf, len, "household_address"));
+    assert_false(has_bytes(buf, len, "village_code"));
+    assert_true(has_bytes(buf, len, "x_note"));
+    record_t *d = NULL;
+    assert_int_equal(record_decode(buf, len, &d, NULL), LX_OK);
+    assert_int_equal(d->n, 3);
+    assert_ptr_equal(d->f[0].name, schema_num_name(5));
+    assert_string_equal(record_str(d, "village_code"), "510104001001");
+    assert_string_equal(record_str(d, "x_note"), "a local note");
+    assert_false(schema_interned(d->f[2].name));
+    /* A copy shares the interned name and owns the other. */
+    field_t c;
+    assert_int_equal(field_copy(&c, &d->f[0]), LX_OK);
+    assert_ptr_equal(c.name, d->f[0].name);
+    field_free(&c);
+    assert_int_equal(field_copy(&c, &d->f[2]), LX_OK);
+    assert_ptr_not_equal(c.name, d->f[2].name);
+    field_free(&c);
+
+    /* The text form still decodes, to the same record and bytes. */
+    size_t tlen;
+    unsigned char *text = encode_text_names(r, &tlen);
+    assert_true(tlen > len);
+    record_t *t = NULL;
+    assert_int_equal(record_decode(text, tlen, &t, NULL), LX_OK);
+    assert_ptr_equal(t->f[1].name, schema_num_name(6));
+    size_t len2;
+    unsigned char *buf2 = encode_record(t, &len2);
+    assert_int_equal(len2, len);
+    assert_memory_equal(buf2, buf, len);
+
+    /* change_read: numbered names are canonical (their bytes are kept);
+     * a schema name as text decodes but is not. */
+    change_t ch = {.id = (char *)ID, .village = V1, .w = r->f, .n = r->n};
+    size_t clen;
+    unsigned char *cb = encode_change(&ch, &clen);
+    arena_t *a = arena_new(0);
+    mp_rd_t rd = {cb, cb + clen, false};
+    change_t f;
+    assert_true(change_read(&rd, a, &f));
+    assert_non_null(f.packed);
+    assert_ptr_equal(f.w[0].name, schema_num_name(5));
+    assert_string_equal(f.w[2].name, "x_note");
+    arena_destroy(&a);
+    change_t slow = {0};
+    assert_int_equal(change_decode(cb, clen, &slow, NULL), LX_OK);
+    assert_true(fast_agrees(cb, clen, &slow));
+    change_free(&slow);
+    free(cb);
+    enc_t e;
+    enc_init(&e);
+    msgpack_pack_array(&e.pk, 6);
+    msgpack_pack_str(&e.pk, strlen(ID));
+    msgpack_pack_str_body(&e.pk, ID, strlen(ID));
+    msgpack_pack_uint64(&e.pk, V1);
+    msgpack_pack_uint64(&e.pk, 0);
+    msgpack_pack_uint64(&e.pk, 0);
+    /* text's versions and fields arrays, after its id */
+    size_t at = 1 + 1 + strlen(ID);
+    msgpack_sbuffer_write(&e.sb, (const char *)text + at, tlen - at);
+    cb = enc_done(&e, &clen);
+    a = arena_new(0);
+    rd = (mp_rd_t){cb, cb + clen, false};
+    assert_true(change_read(&rd, a, &f));
+    assert_null(f.packed);
+    assert_int_equal(f.n, 3);
+    assert_string_equal(f.w[1].name, "village_code");
+    arena_destroy(&a);
+    /* A number no field has is refused by both decoders. */
+    free(cb);
+    enc_init(&e);
+    msgpack_pack_array(&e.pk, 3);
+    msgpack_pack_str(&e.pk, strlen(ID));
+    msgpack_pack_str_body(&e.pk, ID, strlen(ID));
+    msgpack_pack_array(&e.pk, 1);
+    msgpack_pack_array(&e.pk, 3);
+    msgpack_pack_uint64(&e.pk, 1);
+    msgpack_pack_uint64(&e.pk, V1);
+    msgpack_pack_str(&e.pk, 0);
+    msgpack_pack_array(&e.pk, 1);
+    msgpack_pack_array(&e.pk, 4);
+    msgpack_pack_uint64(&e.pk, schema_count());
+    msgpack_pack_nil(&e.pk);
+    msgpack_pack_uint64(&e.pk, 0);
+    msgpack_pack_uint64(&e.pk, 0);
+    cb = enc_done(&e, &clen);
+    record_t *bad = NULL;
+    why_t why = {{0}};
+    assert_int_equal(record_decode(cb, clen, &bad, &why), LX_ECORRUPT);
+    assert_non_null(strstr(why.msg, "no field number 33"));
+    assert_null(bad);
+
+    free(cb);
+    free(buf);
+    free(buf2);
+    free(text);
+    val_free(&x);
+    record_destroy(&r);
+    record_destroy(&d);
+    record_destroy(&t);
+}
+
 /* ---- the guard ---- */
 
 /* mp_check must not refuse anything well formed that it has room for:
@@ -1218,6 +1402,7 @@ static void pk_rec_id(msgpack_packer *pk, void (*id)(msgpack_packer *))
 static void x_numstr(msgpack_packer *pk) { pk_str(pk, "1795404207123"); }
 static void x_neg(msgpack_packer *pk) { msgpack_pack_int64(pk, -1); }
 static void x_float(msgpack_packer *pk) { msgpack_pack_double(pk, 1.0); }
+static void x_nofield(msgpack_packer *pk) { msgpack_pack_uint64(pk, 999); }
 static void x_nil(msgpack_packer *pk) { msgpack_pack_nil(pk); }
 static void x_empty(msgpack_packer *pk) { pk_str(pk, ""); }
 static void x_nul(msgpack_packer *pk) { pk_strn(pk, "na\0me", 5); }
@@ -1349,7 +1534,8 @@ static void pk_rec_field_bad(msgpack_packer *pk, elem_t which,
     else
         msgpack_pack_uint64(pk, 0);
 }
-static void b_name_int(msgpack_packer *pk) { pk_rec_field_bad(pk, E_NAME, x_int); }
+static void b_name_neg(msgpack_packer *pk) { pk_rec_field_bad(pk, E_NAME, x_neg); }
+static void b_name_nofield(msgpack_packer *pk) { pk_rec_field_bad(pk, E_NAME, x_nofield); }
 static void b_name_nil(msgpack_packer *pk) { pk_rec_field_bad(pk, E_NAME, x_nil); }
 static void b_name_empty(msgpack_packer *pk) { pk_rec_field_bad(pk, E_NAME, x_empty); }
 static void b_name_nul(msgpack_packer *pk) { pk_rec_field_bad(pk, E_NAME, x_nul); }
@@ -1548,7 +1734,8 @@ static const struct {
     {"field of 5 elements", b_field_5, false, "field: 5 elements"},
     {"field of 6 elements", b_field_6, false, "field: 6 elements"},
     {"field of 0 elements", b_field_0, false, "field: 0 elements"},
-    {"field name as an integer", b_name_int, false, "field name: expected a string"},
+    {"field name as a negative integer", b_name_neg, false, "field name: expected a string"},
+    {"field name a number no field has", b_name_nofield, false, "field name: no field number 999"},
     {"field name as nil", b_name_nil, false, "field name: expected a string"},
     {"field name empty", b_name_empty, false, "field name: empty"},
     {"field name of 65 chars", b_name_65, false, "field name: empty or too long"},
@@ -1755,7 +1942,8 @@ static void test_field_wire_form(void **state)
         {"author as an integer", 6, 5, x_int, "field author: expected a string"},
         {"author with a NUL", 6, 5, x_nul, "field author: string holds a NUL"},
         {"name empty", 6, 0, x_empty, "field name: empty"},
-        {"name as an integer", 6, 0, x_int, "field name: expected a string"},
+        {"name as a negative integer", 6, 0, x_neg, "field name: expected a string"},
+        {"name a number no field has", 6, 0, x_nofield, "field name: no field number 999"},
         {"value as a float", 6, 1, x_float, "value: unsupported type"},
         {"value as a map", 6, 1, v_map, "value: unsupported type"},
         {"value with a NUL", 6, 1, v_str_nul, "value: string holds a NUL"},
@@ -1972,6 +2160,7 @@ int main(void)
         cmocka_unit_test(test_record_round_trip_empty),
         cmocka_unit_test(test_record_wide),
         cmocka_unit_test(test_change_round_trip),
+        cmocka_unit_test(test_field_numbers),
         cmocka_unit_test(test_mp_check_accepts),
         cmocka_unit_test(test_mp_check_depth),
         cmocka_unit_test(test_mp_readers),
