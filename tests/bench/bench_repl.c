@@ -133,7 +133,8 @@ static void cpu_snap(cpu_t *c)
 }
 
 /* Prints each process's CPU per change between two snapshots, so a run
- * shows where the time goes (user and kernel microseconds per change). */
+ * shows where the time goes: microseconds per change, and the kernel's
+ * part of them. */
 static void cpu_report(const char *phase, const cpu_t *a, const cpu_t *b, size_t n)
 {
     static const char *who[6] = {"village", "township", "county", "city", "province", "bench"};
@@ -143,7 +144,8 @@ static void cpu_report(const char *phase, const cpu_t *a, const cpu_t *b, size_t
         if (u < 0 || s < 0)
             continue;
         tot += u + s;
-        printf("cpu_%s_%s %.1f us/change (user %.1f, sys %.1f)\n", phase, who[i], u + s, u, s);
+        printf("cpu_%s_%s %.1f us/change\ncpu_%s_%s_sys %.1f us/change\n", phase, who[i], u + s,
+               phase, who[i], s);
     }
     printf("cpu_%s_total %.1f us/change\n", phase, tot);
 }

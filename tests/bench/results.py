@@ -180,6 +180,18 @@ for label, k in [("walk and decode every record (in process)", "walk_decode"),
                  ("PG cluster, peak PSS of the busiest, sync", "pg_sync_loaded_pss_max")]:
     w("| %s | %s |" % (label, cell(k)))
 w("")
+w("### Where row 2's and row 4's time goes: CPU per change of each process (user and kernel)")
+w("")
+w("Two cores: a rate of R changes/s leaves at most 2,000,000 / R microseconds of CPU per change for all the processes together. "
+  "The bench process enters the changes at the village's store, as the village's API would.")
+w("")
+w("| process | row 2, end to end (us/change) | of it in the kernel | row 4, catch-up (us/change) | of it in the kernel |")
+w("| --- | --- | --- | --- | --- |")
+for who in ("village", "township", "county", "city", "province", "bench"):
+    w("| %s | %s | %s | %s | %s |" % (who, cell("cpu_e2e_" + who), cell("cpu_e2e_%s_sys" % who),
+                                    cell("cpu_catchup_" + who), cell("cpu_catchup_%s_sys" % who)))
+w("| all | %s | | %s | |" % (cell("cpu_e2e_total"), cell("cpu_catchup_total")))
+w("")
 w("### The department API (HTTPS, keep-alive; wrk, 2 threads, 16 connections, one node of 10,000 children)")
 w("")
 w("| measure | value | vs `/healthz` on the same server |")
