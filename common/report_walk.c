@@ -67,7 +67,7 @@ struct walk {
     bool village_node;
     int last_y, last_m, last_d;     /* the quarter's last day, ages are taken at */
     signed char names[NAME_SLOTS];  /* READ index + 1; 0 empty */
-    signed char bynum[64];          /* READ index by field number; -1 none */
+    signed char bynum[128];         /* READ index by field number; -1 none */
     struct {
         code_t village, unit;       /* unit 0: outside the node */
     } vil[VIL_SLOTS];               /* villages seen, direct-mapped */
@@ -188,10 +188,11 @@ static void view_from_record(const walk_t *w, view_t *v, const record_t *rec)
 /* ---- a view of a record's stored bytes ----
  *
  * record_pack writes [id, [[hlc, origin, author]...], [[name, value,
- * version index, base]...]], a name a field number or text, with values nil, a boolean, a string or an
- * array of strings. The reader (mp_rd_t, common/mp.h) takes exactly that
- * and gives up on anything else (the caller then decodes the record the
- * ordinary way). */
+ * version index, base]...]], a name a field number or text, with values
+ * nil, a boolean, a string or an array of strings. The reader (mp_rd_t,
+ * common/mp.h) takes exactly that, numbers in one byte (every field of
+ * the schema), and gives up on anything else (the caller then decodes the
+ * record the ordinary way). */
 
 /* One value into the view's slot k (k < 0: skipped). */
 static void rd_value(mp_rd_t *r, view_t *v, int k)
@@ -252,7 +253,7 @@ static bool view_from_packed(const walk_t *w, view_t *v, const void *buf, size_t
         int k;
         if (b <= 0x7f) {
             r.p++;
-            k = b < sizeof w->bynum ? w->bynum[b] : -1;
+            k = w->bynum[b];
         } else {
             k = read_index(w, mp_rd_str(&r));
         }
