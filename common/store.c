@@ -786,6 +786,16 @@ static int flag_one(void *arg, const char *id)
 
 static int idn_flags(stxn_t *t, const char *id, const char *oldi, const char *ni);
 
+/* Puts byidn's entry for record id under number num, or with del removes
+ * it (one that is not there is no error). */
+static int byidn_set(stxn_t *t, const char *num, const char *id, bool del)
+{
+    unsigned char key[IDNUM_MAX + 1 + IDNMAP_ID_MAX];
+    MDB_val k = {idn_key(key, num, id), key}, e = {0, ""};
+    int rc = del ? mdb_del(t->txn, t->s->byidn, &k, NULL) : mdb_put(t->txn, t->s->byidn, &k, &e, 0);
+    return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
 /* Record id held `oldi` (or none) and holds `ni` (or none) now: notes it
  * as pending (or, when the store folds at every commit and nothing is
  * pending, writes the index itself) and keeps every holder's duplicate
@@ -803,21 +813,12 @@ static int idn_move(stxn_t *t, const char *id, const char *oldi, const char *ni)
         ni = NULL;
     if (!oldi && !ni)
         return 0;
-    unsigned char key[IDNUM_MAX + 1 + IDNMAP_ID_MAX];
     int rc;
     if (s->idn_defer == 0 && idnmap_count(s->pend) == 0) {
         /* Nothing deferred: the index itself takes the change. */
-        if (oldi) {
-            MDB_val k = {idn_key(key, oldi, id), key};
-            rc = mdb_del(t->txn, s->byidn, &k, NULL);
-            if (rc && rc != MDB_NOTFOUND)
-                return rc;
-        }
-        if (ni) {
-            MDB_val k = {idn_key(key, ni, id), key}, e = {0, ""};
-            if ((rc = mdb_put(t->txn, s->byidn, &k, &e, 0)))
-                return rc;
-        }
+        if ((oldi && (rc = byidn_set(t, oldi, id, true)))
+            || (ni && (rc = byidn_set(t, ni, id, false))))
+            return rc;
         return idn_flags(t, id, oldi, ni);
     }
     const idnmap_ent_t *pe = idnmap_get(s->pend, id);
@@ -909,14 +910,8 @@ static int idn_fold(stxn_t *t, size_t max)
     qsort(f, m, sizeof *f, cmp_fold);
     t->idn_touched = true;
     int rc = 0;
-    for (size_t i = 0; !rc && i < m; i++) {
-        unsigned char key[IDNUM_MAX + 1 + IDNMAP_ID_MAX];
-        MDB_val k = {idn_key(key, f[i].del ? f[i].e->old : f[i].e->now, f[i].e->id), key},
-                e = {0, ""};
-        rc = f[i].del ? mdb_del(t->txn, s->byidn, &k, NULL) : mdb_put(t->txn, s->byidn, &k, &e, 0);
-        if (rc == MDB_NOTFOUND)
-            rc = 0;
-    }
+    for (size_t i = 0; !rc && i < m; i++)
+        rc = byidn_set(t, f[i].del ? f[i].e->old : f[i].e->now, f[i].e->id, f[i].del);
     free(f);
     if (!rc && take == n) {
         rc = mdb_drop(t->txn, s->idnp, 0);
