@@ -58,16 +58,26 @@ static void link_now(idnmap_t *m, unsigned i)
     m->by_now[b] = i;
 }
 
+/* The link after entry i in one of the two chains. */
+static unsigned *next_of(idnmap_t *m, unsigned i, bool by_now)
+{
+    return by_now ? &m->e[i - 1].next_now : &m->e[i - 1].next_id;
+}
+
+/* Takes entry i out of the chain that starts at *p. */
+static void unlink_from(idnmap_t *m, unsigned *p, unsigned i, bool by_now)
+{
+    while (*p && *p != i)
+        p = next_of(m, *p, by_now);
+    if (*p)
+        *p = *next_of(m, i, by_now);
+}
+
 static void unlink_now(idnmap_t *m, unsigned i)
 {
     idnmap_ent_t *x = &m->e[i - 1];
-    if (!x->now[0])
-        return;
-    unsigned *p = &m->by_now[hash(x->now) & (m->nb - 1)];
-    while (*p && *p != i)
-        p = &m->e[*p - 1].next_now;
-    if (*p)
-        *p = x->next_now;
+    if (x->now[0])
+        unlink_from(m, &m->by_now[hash(x->now) & (m->nb - 1)], i, true);
 }
 
 /* Rebuilds both tables with nb buckets. */
@@ -111,11 +121,7 @@ void idnmap_pop(idnmap_t *m)
     unsigned i = (unsigned)m->n;
     idnmap_ent_t *x = &m->e[i - 1];
     unlink_now(m, i);
-    unsigned *p = &m->by_id[hash(x->id) & (m->nb - 1)];
-    while (*p && *p != i)
-        p = &m->e[*p - 1].next_id;
-    if (*p)
-        *p = x->next_id;
+    unlink_from(m, &m->by_id[hash(x->id) & (m->nb - 1)], i, false);
     m->n--;
 }
 
