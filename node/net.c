@@ -394,8 +394,8 @@ int net_start(const node_config_t *cfg, net_wake_fn wake, void *arg, net_prep_fn
             || zmq_setsockopt(n->dealer, ZMQ_CURVE_SECRETKEY, cfg->curve_sec, Z85_KEYLEN)
             || setopt_int(n->dealer, ZMQ_IMMEDIATE, 1)
             || setopt_int(n->dealer, ZMQ_RECONNECT_IVL, 100)
-            /* A parent back from a restart is found within a second:
-             * a child's log waits no longer than that to catch up. */
+            /* A parent back from a restart is found within 250 ms: a
+             * child's log waits no longer than that to catch up. */
             || setopt_int(n->dealer, ZMQ_RECONNECT_IVL_MAX, 250))
             rc = why_set(why, LX_EIO, "net: DEALER options: %s", zmq_strerror(errno));
         if (!rc && zmq_connect(n->dealer, cfg->parent.zmq))
