@@ -1,5 +1,7 @@
 #include "arena.h"
 
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdalign.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -7,6 +9,14 @@
 
 #define ALIGN alignof(max_align_t)
 #define MIN_BLOCK 4096
+/* Blocks of destroyed arenas kept for the next ones: a node decodes every
+ * frame into an arena of a megabyte or two, and fresh memory of that size
+ * comes from mmap, so each frame paid a page fault per 4 KiB (most of a
+ * relay's kernel time) and the zeroing of every page twice. At most this
+ * many blocks and bytes are kept, shared by the threads (a frame is
+ * decoded in the net thread and freed in the loop thread). */
+#define POOL_BLOCKS 16
+#define POOL_BYTES (32u << 20)
 
 typedef struct block {
     struct block *next;
@@ -19,12 +29,52 @@ struct arena {
     size_t next;    /* size of the next block */
 };
 
+static struct {
+    pthread_mutex_t mu;
+    block_t *b[POOL_BLOCKS];
+    unsigned n;
+    size_t bytes;
+} pool = {.mu = PTHREAD_MUTEX_INITIALIZER};
+
+/* The smallest kept block of at least size bytes, or NULL. */
+static block_t *pool_take(size_t size)
+{
+    block_t *b = NULL;
+    pthread_mutex_lock(&pool.mu);
+    unsigned best = pool.n;
+    for (unsigned i = 0; i < pool.n; i++)
+        if (pool.b[i]->size >= size && (best == pool.n || pool.b[i]->size < pool.b[best]->size))
+            best = i;
+    if (best < pool.n) {
+        b = pool.b[best];
+        pool.b[best] = pool.b[--pool.n];
+        pool.bytes -= b->size;
+    }
+    pthread_mutex_unlock(&pool.mu);
+    return b;
+}
+
+/* Keeps b for a later arena when there is room, else frees it. */
+static void pool_give(block_t *b)
+{
+    pthread_mutex_lock(&pool.mu);
+    bool kept = pool.n < POOL_BLOCKS && b->size <= POOL_BYTES - pool.bytes;
+    if (kept) {
+        pool.b[pool.n++] = b;
+        pool.bytes += b->size;
+    }
+    pthread_mutex_unlock(&pool.mu);
+    if (!kept)
+        free(b);
+}
+
 static block_t *block_new(size_t size)
 {
-    block_t *b = size <= SIZE_MAX - sizeof *b ? malloc(sizeof *b + size) : NULL;
+    block_t *b = pool_take(size);
+    if (!b && size <= SIZE_MAX - sizeof *b && (b = malloc(sizeof *b + size)))
+        b->size = size;
     if (b) {
         b->next = NULL;
-        b->size = size;
         b->used = 0;
     }
     return b;
@@ -46,7 +96,7 @@ void arena_destroy(arena_t **self_p)
         return;
     for (block_t *b = a->head, *n; b; b = n) {
         n = b->next;
-        free(b);
+        pool_give(b);
     }
     free(a);
     *self_p = NULL;

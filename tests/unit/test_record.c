@@ -2148,6 +2148,36 @@ static void test_mutations(void **state)
     free(base[1]);
 }
 
+/* Arenas: a destroyed arena's block serves the next arena of that size
+ * (no fresh pages per frame), yet what arena_alloc hands out is zeroed
+ * however the block was used before, and blocks are not shared between
+ * live arenas. */
+static void test_arena_reuse(void **state)
+{
+    (void)state;
+    const size_t size = (3u << 20) + 17;
+    arena_t *a = arena_new(size);
+    assert_non_null(a);
+    unsigned char *p = arena_alloc(a, 4096);
+    assert_non_null(p);
+    memset(p, 0xa5, 4096);
+    arena_destroy(&a);
+    arena_t *b = arena_new(size), *c = arena_new(size);
+    unsigned char *q = arena_alloc(b, 4096), *r = arena_alloc(c, 4096);
+    assert_non_null(q);
+    assert_non_null(r);
+    assert_ptr_equal(q, p);      /* the block was kept and taken again */
+    assert_ptr_not_equal(r, q);  /* a second live arena gets its own */
+    for (size_t i = 0; i < 4096; i++)
+        assert_int_equal(q[i], 0);
+    /* Pieces larger than any kept block still come (from malloc). */
+    char *big = arena_bytes(c, 40u << 20);
+    assert_non_null(big);
+    memset(big, 1, 40u << 20);
+    arena_destroy(&b);
+    arena_destroy(&c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -2164,6 +2194,7 @@ int main(void)
         cmocka_unit_test(test_mp_check_accepts),
         cmocka_unit_test(test_mp_check_depth),
         cmocka_unit_test(test_mp_readers),
+        cmocka_unit_test(test_arena_reuse),
         cmocka_unit_test(test_corrupt_truncated),
         cmocka_unit_test(test_corrupt_trailing),
         cmocka_unit_test(test_corrupt_lying_headers),
