@@ -6,6 +6,7 @@
  *   bench_repl LIANXIN DIR N SAMPLES
  *
  * Ports 26000-26200 and 31000-31004, moved by env LX_PORT_OFFSET. */
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -346,6 +347,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: bench_repl LIANXIN DIR N SAMPLES\n");
         return 2;
     }
+    /* As a node does (node.c): the entering here stands for the
+     * village's API, which runs in the node's process. */
+    mallopt(M_MMAP_THRESHOLD, 16 << 20);
+    mallopt(M_TRIM_THRESHOLD, 64 << 20);
+    mallopt(M_TOP_PAD, 4 << 20);
     LX = argv[1];
     snprintf(DIR_, sizeof DIR_, "%s", argv[2]);
     size_t n = strtoull(argv[3], NULL, 10);
