@@ -14,7 +14,7 @@ struct idnmap {
     size_t nb;
 };
 
-static uint64_t hash(const char *s)
+uint64_t idnmap_hash(const char *s)
 {
     uint64_t h = 1469598103934665603ULL; /* FNV-1a */
     for (; *s; s++)
@@ -22,9 +22,20 @@ static uint64_t hash(const char *s)
     return h ^ (h >> 29);
 }
 
+#define hash idnmap_hash
+
 idnmap_t *idnmap_new(void) { return calloc(1, sizeof(idnmap_t)); }
 
 void idnmap_clear(idnmap_t *m)
+{
+    if (m->nb) {
+        memset(m->by_id, 0, m->nb * sizeof *m->by_id);
+        memset(m->by_now, 0, m->nb * sizeof *m->by_now);
+    }
+    m->n = 0;
+}
+
+void idnmap_release(idnmap_t *m)
 {
     free(m->e);
     free(m->by_id);
@@ -36,7 +47,7 @@ void idnmap_destroy(idnmap_t **self_p)
 {
     if (!*self_p)
         return;
-    idnmap_clear(*self_p);
+    idnmap_release(*self_p);
     free(*self_p);
     *self_p = NULL;
 }
@@ -53,7 +64,7 @@ static void link_now(idnmap_t *m, unsigned i)
     idnmap_ent_t *x = &m->e[i - 1];
     if (!x->now[0])
         return;
-    size_t b = hash(x->now) & (m->nb - 1);
+    size_t b = x->hnow & (m->nb - 1);
     x->next_now = m->by_now[b];
     m->by_now[b] = i;
 }
@@ -77,7 +88,7 @@ static void unlink_now(idnmap_t *m, unsigned i)
 {
     idnmap_ent_t *x = &m->e[i - 1];
     if (x->now[0])
-        unlink_from(m, &m->by_now[hash(x->now) & (m->nb - 1)], i, true);
+        unlink_from(m, &m->by_now[x->hnow & (m->nb - 1)], i, true);
 }
 
 /* Rebuilds both tables with nb buckets. */
@@ -96,7 +107,7 @@ static int rehash(idnmap_t *m, size_t nb)
     m->nb = nb;
     for (unsigned i = 1; i <= m->n; i++) {
         idnmap_ent_t *x = &m->e[i - 1];
-        size_t h = hash(x->id) & (nb - 1);
+        size_t h = x->hid & (nb - 1);
         x->next_id = a[h];
         a[h] = i;
         link_now(m, i);
@@ -104,12 +115,12 @@ static int rehash(idnmap_t *m, size_t nb)
     return LX_OK;
 }
 
-static unsigned find(const idnmap_t *m, const char *id)
+static unsigned find(const idnmap_t *m, const char *id, uint64_t h)
 {
     if (!m->nb)
         return 0;
-    unsigned i = m->by_id[hash(id) & (m->nb - 1)];
-    while (i && strcmp(m->e[i - 1].id, id) != 0)
+    unsigned i = m->by_id[h & (m->nb - 1)];
+    while (i && (m->e[i - 1].hid != h || strcmp(m->e[i - 1].id, id) != 0))
         i = m->e[i - 1].next_id;
     return i;
 }
@@ -121,30 +132,40 @@ void idnmap_pop(idnmap_t *m)
     unsigned i = (unsigned)m->n;
     idnmap_ent_t *x = &m->e[i - 1];
     unlink_now(m, i);
-    unlink_from(m, &m->by_id[hash(x->id) & (m->nb - 1)], i, false);
+    unlink_from(m, &m->by_id[x->hid & (m->nb - 1)], i, false);
     m->n--;
 }
 
 const idnmap_ent_t *idnmap_get(const idnmap_t *m, const char *id)
 {
-    unsigned i = find(m, id);
+    unsigned i = find(m, id, hash(id));
     return i ? &m->e[i - 1] : NULL;
 }
 
 int idnmap_set(idnmap_t *m, const char *id, const char *old, const char *now)
 {
+    return idnmap_set_ent(m, id, old, now, NULL);
+}
+
+int idnmap_set_ent(idnmap_t *m, const char *id, const char *old, const char *now,
+                   const idnmap_ent_t **ent)
+{
     if (!old)
         old = "";
     if (!now)
         now = "";
-    if (strlen(id) > IDNMAP_ID_MAX || strlen(old) > IDNMAP_NUM_MAX
-        || strlen(now) > IDNMAP_NUM_MAX)
+    size_t nl = strlen(now);
+    if (strlen(id) > IDNMAP_ID_MAX || strlen(old) > IDNMAP_NUM_MAX || nl > IDNMAP_NUM_MAX)
         return LX_EINVAL;
-    unsigned i = find(m, id);
+    uint64_t hid = hash(id), hnow = hash(now);
+    unsigned i = find(m, id, hid);
     if (i) {
         unlink_now(m, i);
-        strcpy(m->e[i - 1].now, now);
+        memcpy(m->e[i - 1].now, now, nl + 1);
+        m->e[i - 1].hnow = hnow;
         link_now(m, i);
+        if (ent)
+            *ent = &m->e[i - 1];
         return LX_OK;
     }
     if (m->n == m->cap) {
@@ -161,12 +182,16 @@ int idnmap_set(idnmap_t *m, const char *id, const char *old, const char *now)
     memset(x, 0, sizeof *x);
     strcpy(x->id, id);
     strcpy(x->old, old);
-    strcpy(x->now, now);
+    memcpy(x->now, now, nl + 1);
+    x->hid = hid;
+    x->hnow = hnow;
     i = (unsigned)m->n;
-    size_t h = hash(id) & (m->nb - 1);
+    size_t h = hid & (m->nb - 1);
     x->next_id = m->by_id[h];
     m->by_id[h] = i;
     link_now(m, i);
+    if (ent)
+        *ent = x;
     return LX_OK;
 }
 
@@ -174,8 +199,9 @@ int idnmap_each_holder(const idnmap_t *m, const char *num, idnmap_cb cb, void *a
 {
     if (!m->nb || !num[0])
         return 0;
-    for (unsigned i = m->by_now[hash(num) & (m->nb - 1)]; i; i = m->e[i - 1].next_now) {
-        if (strcmp(m->e[i - 1].now, num) == 0) {
+    uint64_t h = hash(num);
+    for (unsigned i = m->by_now[h & (m->nb - 1)]; i; i = m->e[i - 1].next_now) {
+        if (m->e[i - 1].hnow == h && strcmp(m->e[i - 1].now, num) == 0) {
             int rc = cb(arg, m->e[i - 1].id);
             if (rc)
                 return rc;

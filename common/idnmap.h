@@ -17,6 +17,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #define IDNMAP_ID_MAX 64
 #define IDNMAP_NUM_MAX 32
@@ -26,7 +27,11 @@ typedef struct {
     char old[IDNMAP_NUM_MAX + 1];
     char now[IDNMAP_NUM_MAX + 1];
     unsigned next_id, next_now; /* chains, 1-based; 0 ends */
+    uint64_t hid, hnow;         /* idnmap_hash of id and of now */
 } idnmap_ent_t;
+
+/* The hash the map files strings under (also the store's number filter). */
+uint64_t idnmap_hash(const char *s);
 
 typedef struct idnmap idnmap_t;
 
@@ -34,8 +39,11 @@ typedef struct idnmap idnmap_t;
 idnmap_t *idnmap_new(void);
 /* Frees the map; nulls the caller's pointer; safe to call twice. */
 void idnmap_destroy(idnmap_t **self_p);
-/* Forgets every entry and gives the memory back. */
+/* Forgets every entry, keeping the memory for the next ones (a writer
+ * fills and empties its map over and over). */
 void idnmap_clear(idnmap_t *m);
+/* Forgets every entry and gives the memory back. */
+void idnmap_release(idnmap_t *m);
 size_t idnmap_count(const idnmap_t *m);
 
 /* The entry of record id, or NULL. Valid until the next change. */
@@ -45,6 +53,9 @@ const idnmap_ent_t *idnmap_get(const idnmap_t *m, const char *id);
  * already in the map `old` is ignored (the index has not moved). Refuses
  * (LX_EINVAL) an id or number longer than the limits; LX_ENOMEM. */
 int idnmap_set(idnmap_t *m, const char *id, const char *old, const char *now);
+/* The same, pointing *ent at the entry (valid until the next change). */
+int idnmap_set_ent(idnmap_t *m, const char *id, const char *old, const char *now,
+                   const idnmap_ent_t **ent);
 
 /* Forgets the last entry (idnmap_at(m, count - 1)); nothing when empty. */
 void idnmap_pop(idnmap_t *m);

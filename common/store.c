@@ -43,6 +43,7 @@
  * of hashes of a set) and let a parent compare any unit's digest by
  * hashing the sums of the villages under it. */
 #include "store.h"
+#include "bloom.h"
 #include "schema.h"
 #include "idnmap.h"
 #include "merge.h"
@@ -80,6 +81,10 @@ struct store {
     idnmap_t *pend;   /* idnp in memory, at generation pend_gen */
     uint64_t pend_gen;
     bool pend_ok;
+    /* Every number byidn or s->pend holds, and maybe some no longer
+     * held (a writer's, rebuilt when another process changed either). */
+    bloom_t nf;
+    bool nf_ok;
     size_t idn_defer; /* fold when this many are pending (0: every commit) */
     code_t code;
     unsigned flags;
@@ -301,6 +306,7 @@ void store_close(store_t **self_p)
         return;
     mdb_env_close(s->env);
     idnmap_destroy(&s->pend);
+    bloom_free(&s->nf);
     free(s);
     *self_p = NULL;
 }
@@ -387,6 +393,8 @@ static int pend_sync(store_t *s, MDB_txn *txn)
         return rc;
     if (s->pend && s->pend_ok && s->pend_gen == gen)
         return 0;
+    if (s->pend_gen != gen)
+        s->nf_ok = false; /* another process changed the index */
     if (!s->pend && !(s->pend = idnmap_new()))
         return ENOMEM;
     rc = pend_read(txn, s, s->pend);
@@ -796,6 +804,59 @@ static int byidn_set(stxn_t *t, const char *num, const char *id, bool del)
     return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
+/* The number filter (s->nf) made ready for write transaction t: built
+ * from byidn and the pending map when it is not. False when it cannot be
+ * had (no memory): callers search instead. */
+static bool nf_ready(stxn_t *t)
+{
+    store_t *s = t->s;
+    if (s->nf_ok)
+        return true;
+    MDB_stat st;
+    MDB_cursor *c;
+    if (!t->write || mdb_stat(t->txn, s->byidn, &st)
+        || !bloom_init(&s->nf, 2 * (st.ms_entries + idnmap_count(s->pend)) + 1024))
+        return false;
+    if (mdb_cursor_open(t->txn, s->byidn, &c))
+        return false;
+    MDB_val k, d;
+    int rc;
+    char num[IDNUM_MAX + 1];
+    for (rc = mdb_cursor_get(c, &k, &d, MDB_FIRST); !rc; rc = mdb_cursor_get(c, &k, &d, MDB_NEXT)) {
+        const char *z = memchr(k.mv_data, 0, k.mv_size);
+        size_t nl = z ? (size_t)(z - (const char *)k.mv_data) : 0;
+        if (nl && nl <= IDNUM_MAX) {
+            memcpy(num, k.mv_data, nl);
+            num[nl] = 0;
+            bloom_add(&s->nf, idnmap_hash(num));
+        }
+    }
+    mdb_cursor_close(c);
+    if (rc != MDB_NOTFOUND)
+        return false;
+    for (size_t i = 0; i < idnmap_count(s->pend); i++) {
+        const idnmap_ent_t *e = idnmap_at(s->pend, i);
+        if (e->now[0])
+            bloom_add(&s->nf, e->hnow);
+    }
+    return s->nf_ok = true;
+}
+
+/* Whether no record held number ni before this write (the filter says
+ * so); and the filter takes ni, so that it knows it from now on. */
+static bool nf_fresh(stxn_t *t, const char *ni)
+{
+    store_t *s = t->s;
+    if (!nf_ready(t))
+        return false;
+    uint64_t h = idnmap_hash(ni);
+    bool fresh = !bloom_maybe(&s->nf, h);
+    bloom_add(&s->nf, h);
+    if (s->nf.n > s->nf.cap)
+        s->nf_ok = false; /* full: built again, twice the size, when next needed */
+    return fresh;
+}
+
 /* Record id held `oldi` (or none) and holds `ni` (or none) now: notes it
  * as pending (or, when the store folds at every commit and nothing is
  * pending, writes the index itself) and keeps every holder's duplicate
@@ -813,29 +874,31 @@ static int idn_move(stxn_t *t, const char *id, const char *oldi, const char *ni)
         ni = NULL;
     if (!oldi && !ni)
         return 0;
+    /* Other processes notice the change by idng (pend_sync). */
+    t->idn_touched = true;
+    bool fresh = ni && nf_fresh(t, ni);
     int rc;
     if (s->idn_defer == 0 && idnmap_count(s->pend) == 0) {
         /* Nothing deferred: the index itself takes the change. */
         if ((oldi && (rc = byidn_set(t, oldi, id, true)))
             || (ni && (rc = byidn_set(t, ni, id, false))))
             return rc;
-        return idn_flags(t, id, oldi, ni);
+        return idn_flags(t, id, oldi, fresh ? NULL : ni);
     }
-    const idnmap_ent_t *pe = idnmap_get(s->pend, id);
-    char base[IDNUM_MAX + 1];
-    snprintf(base, sizeof base, "%s", pe ? pe->old : oldi ? oldi : "");
-    t->idn_touched = true;
-    rc = idnmap_set(s->pend, id, base, ni);
+    const idnmap_ent_t *pe;
+    rc = idnmap_set_ent(s->pend, id, oldi, ni, &pe);
     if (rc)
         return rc == LX_ENOMEM ? ENOMEM : MDB_BAD_VALSIZE;
+    /* What byidn holds for the record: oldi when it was not pending. */
     char v[2 * (IDNUM_MAX + 1)];
-    size_t bl = strlen(base), nl = ni ? strlen(ni) : 0;
-    memcpy(v, base, bl + 1);
+    size_t bl = strlen(pe->old), nl = ni ? strlen(ni) : 0;
+    memcpy(v, pe->old, bl + 1);
     memcpy(v + bl + 1, ni ? ni : "", nl);
     MDB_val k = {strlen(id), (void *)id}, d = {bl + 1 + nl, v};
     if ((rc = mdb_put(t->txn, s->idnp, &k, &d, 0)))
         return rc;
-    return idn_flags(t, id, oldi, ni);
+    /* A number no record held before has no other holder to flag. */
+    return idn_flags(t, id, oldi, fresh ? NULL : ni);
 }
 
 /* Record id moved from number oldi to ni (either may be NULL): every
@@ -876,20 +939,47 @@ static int idn_flags(stxn_t *t, const char *id, const char *oldi, const char *ni
 }
 
 typedef struct {
+    uint64_t key;  /* the number as an integer when it is one (numkey) */
     const idnmap_ent_t *e;
     bool del;
 } fold_t;
 
+/* An 18-character number of 17 digits and a check character (0-9 or X)
+ * as an integer that orders as the text does (X after 9); 0 for any
+ * other text, which is compared as text. */
+static uint64_t numkey(const char *n)
+{
+    uint64_t v = 0;
+    int i;
+    for (i = 0; i < 17; i++) {
+        if (n[i] < '0' || n[i] > '9')
+            return 0;
+        v = v * 10 + (uint64_t)(n[i] - '0');
+    }
+    if (n[17] == 'X')
+        v = v * 11 + 10;
+    else if (n[17] >= '0' && n[17] <= '9')
+        v = v * 11 + (uint64_t)(n[17] - '0');
+    else
+        return 0;
+    return n[18] ? 0 : v + 1;
+}
+
+static const char *fold_num(const fold_t *f) { return f->del ? f->e->old : f->e->now; }
+
+/* byidn's key order: number, then record id. */
 static int cmp_fold(const void *a, const void *b)
 {
     const fold_t *x = a, *y = b;
-    int c = strcmp(x->del ? x->e->old : x->e->now, y->del ? y->e->old : y->e->now);
+    int c = x->key && y->key ? (x->key > y->key) - (x->key < y->key)
+                             : strcmp(fold_num(x), fold_num(y));
     return c ? c : strcmp(x->e->id, y->e->id);
 }
 
 /* Moves pending changes into byidn (in key order, so each page is
  * visited once) and out of idnp: every one when max is 0, else at most
- * max (the latest entered), so that an idle node folds in short steps. */
+ * max (the latest entered), so that an idle node folds in short steps
+ * and gives the map's memory back after the last. */
 static int idn_fold(stxn_t *t, size_t max)
 {
     store_t *s = t->s;
@@ -903,19 +993,21 @@ static int idn_fold(stxn_t *t, size_t max)
         if (strcmp(e->old, e->now) == 0)
             continue;
         if (e->old[0])
-            f[m++] = (fold_t){e, true};
+            f[m++] = (fold_t){numkey(e->old), e, true};
         if (e->now[0])
-            f[m++] = (fold_t){e, false};
+            f[m++] = (fold_t){numkey(e->now), e, false};
     }
     qsort(f, m, sizeof *f, cmp_fold);
     t->idn_touched = true;
     int rc = 0;
     for (size_t i = 0; !rc && i < m; i++)
-        rc = byidn_set(t, f[i].del ? f[i].e->old : f[i].e->now, f[i].e->id, f[i].del);
+        rc = byidn_set(t, fold_num(&f[i]), f[i].e->id, f[i].del);
     free(f);
     if (!rc && take == n) {
         rc = mdb_drop(t->txn, s->idnp, 0);
-        if (!rc)
+        if (!rc && max)
+            idnmap_release(s->pend);
+        else if (!rc)
             idnmap_clear(s->pend);
         return rc;
     }

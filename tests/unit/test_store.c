@@ -951,6 +951,104 @@ static void test_idn_pending(void **state)
     }
 }
 
+/* The number filter that spares a writer the index search for a number
+ * no record holds: numbers another process entered meanwhile (directly
+ * into the index, or pending) still make duplicates, as do numbers
+ * entered in the same transaction, across the filter's rebuilds when it
+ * fills. */
+static int count_pairs(stxn_t *t)
+{
+    pairs_t got = {0};
+    assert_int_equal(store_each_duplicate(t, pair_cb, &got), LX_OK);
+    return got.n;
+}
+
+static void put_num(stxn_t *t, const char *id, const char *num, hlc_t *h)
+{
+    char vil[24];
+    ++*h;
+    field_t f[2] = {fw("id_number", num, *h, NODE, 0), fw("village_code", code_fmt(VIL[0], vil), *h, NODE, 0)};
+    apply_t res;
+    why_t why = {""};
+    assert_int_equal(store_apply(t, id, f, 2, 0, &res, &why), LX_OK);
+    field_free(&f[0]);
+    field_free(&f[1]);
+}
+
+static void test_idn_filter(void **state)
+{
+    (void)state;
+    for (int defer = 0; defer < 2; defer++) {
+        char *d = tmpdir();
+        char p[300], id[32], num[32];
+        snprintf(p, sizeof p, "%s/s", d);
+        store_t *s = open_new(p, NODE);
+        store_set_idn_defer(s, defer ? 100000 : 0);
+        hlc_t h = hlc_make(hlc_wall_ms() - 100000, 0);
+        stxn_t *t;
+        /* 3,000 distinct numbers (the filter fills and is built again
+         * twice), then one of them again, within one transaction. */
+        for (int i = 0; i < 3000; i += 500) {
+            assert_int_equal(store_begin(s, true, &t), LX_OK);
+            for (int k = i; k < i + 500; k++) {
+                snprintf(id, sizeof id, "a%d", k);
+                snprintf(num, sizeof num, "5101042010%08d", k);
+                put_num(t, id, num, &h);
+            }
+            assert_int_equal(count_pairs(t), 0);
+            assert_int_equal(store_commit(&t), LX_OK);
+        }
+        assert_int_equal(store_begin(s, true, &t), LX_OK);
+        put_num(t, "b1", "510104201000002999", &h);
+        put_num(t, "b2", "510104201099999999", &h);
+        put_num(t, "b3", "510104201099999999", &h);
+        assert_int_equal(count_pairs(t), 4);
+        assert_int_equal(store_commit(&t), LX_OK);
+        /* Another process enters numbers this one's filter never saw,
+         * directly into the index (nothing pending there) or pending. */
+        for (int other = 0; other < 2; other++) {
+            pid_t pid = fork();
+            assert_true(pid >= 0);
+            if (pid == 0) {
+                store_t *c = NULL;
+                why_t why = {""};
+                if (store_open(p, STORE_NOSYNC, &c, &why))
+                    _exit(2);
+                store_set_idn_defer(c, other ? 100000 : 0);
+                stxn_t *ct;
+                hlc_t h2 = h + 1000;
+                if (store_begin(c, true, &ct))
+                    _exit(3);
+                snprintf(num, sizeof num, "51010420107777777%d", other);
+                snprintf(id, sizeof id, "c%d", other);
+                put_num(ct, id, num, &h2);
+                _exit(store_commit(&ct) ? 4 : 0);
+            }
+            int st = 0;
+            assert_int_equal(waitpid(pid, &st, 0), pid);
+            assert_true(WIFEXITED(st));
+            assert_int_equal(WEXITSTATUS(st), 0);
+            h += 2000;
+            assert_int_equal(store_begin(s, true, &t), LX_OK);
+            snprintf(num, sizeof num, "51010420107777777%d", other);
+            snprintf(id, sizeof id, "p%d", other);
+            put_num(t, id, num, &h);
+            assert_int_equal(count_pairs(t), 6 + 2 * other);
+            assert_int_equal(store_commit(&t), LX_OK);
+        }
+        assert_int_equal(store_begin(s, false, &t), LX_OK);
+        assert_int_equal(count_pairs(t), 8);
+        char ids[4][65];
+        uint32_t n = 0;
+        assert_int_equal(store_find_idnum(t, "510104201077777771", ids, 4, &n), LX_OK);
+        assert_int_equal(n, 2);
+        store_abort(&t);
+        store_close(&s);
+        rmrf(d);
+        free(d);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -960,6 +1058,7 @@ int main(void)
         cmocka_unit_test(test_duplicates),
         cmocka_unit_test(test_idnmap),
         cmocka_unit_test(test_idn_pending),
+        cmocka_unit_test(test_idn_filter),
         cmocka_unit_test(test_clock_persists),
         cmocka_unit_test(test_verify_detects_damage),
         cmocka_unit_test(test_asof),
