@@ -12,6 +12,7 @@ struct idnmap {
     size_t n, cap;
     unsigned *by_id, *by_now; /* nb buckets each */
     size_t nb;
+    size_t hint;              /* entries to make room for at once */
 };
 
 uint64_t idnmap_hash(const char *s)
@@ -37,11 +38,14 @@ void idnmap_clear(idnmap_t *m)
 
 void idnmap_release(idnmap_t *m)
 {
+    size_t hint = m->hint;
     free(m->e);
     free(m->by_id);
     free(m->by_now);
-    *m = (idnmap_t){0};
+    *m = (idnmap_t){.hint = hint};
 }
+
+void idnmap_reserve(idnmap_t *m, size_t n) { m->hint = n; }
 
 void idnmap_destroy(idnmap_t **self_p)
 {
@@ -170,14 +174,21 @@ int idnmap_set_ent(idnmap_t *m, const char *id, const char *old, const char *now
     }
     if (m->n == m->cap) {
         size_t cap = m->cap ? m->cap * 2 : 256;
+        if (cap < m->hint)
+            cap = m->hint; /* one allocation: no copies, no pages touched twice */
         idnmap_ent_t *e = realloc(m->e, cap * sizeof *e);
         if (!e)
             return LX_ENOMEM;
         m->e = e;
         m->cap = cap;
     }
-    if (m->n + 1 > m->nb / 4 * 3 && rehash(m, m->nb ? m->nb * 2 : 512))
-        return LX_ENOMEM;
+    if (m->n + 1 > m->nb / 4 * 3) {
+        size_t nb = m->nb ? m->nb * 2 : 512;
+        while (nb / 4 * 3 < m->hint)
+            nb *= 2;
+        if (rehash(m, nb))
+            return LX_ENOMEM;
+    }
     idnmap_ent_t *x = &m->e[m->n++];
     memset(x, 0, sizeof *x);
     strcpy(x->id, id);

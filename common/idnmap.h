@@ -44,6 +44,9 @@ void idnmap_destroy(idnmap_t **self_p);
 void idnmap_clear(idnmap_t *m);
 /* Forgets every entry and gives the memory back. */
 void idnmap_release(idnmap_t *m);
+/* Makes room for n entries at once when the map next grows (a writer
+ * that folds at n pending), instead of doubling its way there. */
+void idnmap_reserve(idnmap_t *m, size_t n);
 size_t idnmap_count(const idnmap_t *m);
 
 /* The entry of record id, or NULL. Valid until the next change. */

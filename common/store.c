@@ -397,6 +397,9 @@ static int pend_sync(store_t *s, MDB_txn *txn)
         s->nf_ok = false; /* another process changed the index */
     if (!s->pend && !(s->pend = idnmap_new()))
         return ENOMEM;
+    /* A store that defers takes up to idn_defer before it folds (capped:
+     * the room is only address space until used). */
+    idnmap_reserve(s->pend, s->idn_defer < 65536 ? s->idn_defer : 65536);
     rc = pend_read(txn, s, s->pend);
     s->pend_ok = rc == 0;
     s->pend_gen = gen;
@@ -1167,6 +1170,26 @@ static bool edit_crossed_move(stxn_t *t, const char *id, const record_t *r,
     return true;
 }
 
+/* Work arrays of store_apply_ex up to this many writes live on its stack. */
+#define APPLY_STACK 64
+
+/* What store_apply_ex allocated: the record (a view of the writes, or
+ * decoded) and, beyond APPLY_STACK writes, its arrays. */
+static void apply_free(record_t *r, bool view, bool small, const field_t **ws,
+                       const field_t **won)
+{
+    if (view) {
+        if (!small)
+            free(r->f);
+    } else {
+        record_destroy(&r);
+    }
+    if (!small) {
+        free(ws);
+        free(won);
+    }
+}
+
 int store_apply_ex(stxn_t *t, const char *id, const field_t *w, uint32_t n,
                    const apply_opts_t *o, apply_t *res, why_t *why)
 {
@@ -1181,8 +1204,14 @@ int store_apply_ex(stxn_t *t, const char *id, const field_t *w, uint32_t n,
     store_t *s = t->s;
     uint64_t wall = s->wall();
 
-    /* Refuse the whole change before touching anything. */
-    const field_t **ws = malloc(n * sizeof *ws);
+    /* Refuse the whole change before touching anything. Work arrays on
+     * the stack for the usual sizes: a malloc per change here took fresh
+     * heap pages (a fault each) whenever callers' own allocations had
+     * split the chunks freed by the last call. */
+    const field_t *ws_s[APPLY_STACK], *won_s[APPLY_STACK];
+    field_t view_s[APPLY_STACK];
+    bool small = n <= APPLY_STACK;
+    const field_t **ws = small ? ws_s : malloc(n * sizeof *ws);
     if (!ws)
         return LX_ENOMEM;
     /* Writes from the wire come sorted and unique already. */
@@ -1206,30 +1235,28 @@ int store_apply_ex(stxn_t *t, const char *id, const field_t *w, uint32_t n,
                          ws[i]->name, (unsigned long long)(hlc_ms(ws[i]->ver.hlc) - wall));
     }
     if (rc) {
-        free(ws);
+        if (!small)
+            free(ws);
         return rc;
     }
 
     MDB_val k = {strlen(id), (void *)id}, d;
-    record_t *r = NULL;
+    record_t *r = NULL, view_r = {0};
     bool view = false;
     unsigned char old_hash[32];
     int mrc = mdb_get(t->txn, s->rec, &k, &d);
     if (mrc == 0) {
         crypto_generichash(old_hash, 32, d.mv_data, d.mv_size, NULL, 0);
         if ((rc = record_decode(d.mv_data, d.mv_size, &r, why))) {
-            free(ws);
+            if (!small)
+                free(ws);
             return why_prefix(why, LX_ECORRUPT, "stored record");
         }
     } else if (mrc == MDB_NOTFOUND) {
         /* A new record is a view of the writes themselves, which are
          * sorted and unique: no copies (the import path). */
-        r = calloc(1, sizeof *r);
-        if (r && !(r->f = malloc(n * sizeof *r->f))) {
-            free(r);
-            r = NULL;
-        }
-        if (!r) {
+        r = &view_r;
+        if (!(r->f = small ? view_s : malloc(n * sizeof *r->f))) {
             free(ws);
             return LX_ENOMEM;
         }
@@ -1237,7 +1264,8 @@ int store_apply_ex(stxn_t *t, const char *id, const field_t *w, uint32_t n,
         view = true;
         res->created = true;
     } else {
-        free(ws);
+        if (!small)
+            free(ws);
         return lmdb_err(mrc, why, "get");
     }
     code_t old_vil = record_village(r);
@@ -1262,27 +1290,15 @@ int store_apply_ex(stxn_t *t, const char *id, const field_t *w, uint32_t n,
             rc = why_set(why, LX_ESCOPE, "record in village %s (to %s) is outside %s",
                          res->created ? "-" : code_fmt(old_vil, a),
                          nv ? code_fmt(nv, b) : "-", o->either ? "this node" : "the sender");
-            if (view) {
-                free(r->f);
-                free(r);
-            } else {
-                record_destroy(&r);
-            }
-            free(ws);
+            apply_free(r, view, small, ws, NULL);
             return rc;
         }
     }
 
     uint32_t nwon = 0;
-    const field_t **won = malloc(n * sizeof *won); /* the writes that won */
+    const field_t **won = small ? won_s : malloc(n * sizeof *won); /* the writes that won */
     if (!won) {
-        if (view) {
-            free(r->f);
-            free(r);
-        } else {
-            record_destroy(&r);
-        }
-        free(ws);
+        apply_free(r, view, small, ws, NULL);
         return LX_ENOMEM;
     }
     for (uint32_t i = 0; i < n && !rc; i++) {
@@ -1311,7 +1327,9 @@ int store_apply_ex(stxn_t *t, const char *id, const field_t *w, uint32_t n,
         else if (!rc && ws[i]->ver.hlc > t->clock.last)
             t->clock.last = ws[i]->ver.hlc;
     }
-    free(ws);
+    if (!small)
+        free(ws);
+    ws = NULL;
     if (rc || nwon == 0)
         goto done;
 
@@ -1434,13 +1452,7 @@ lmdb_fail:
         s->was_full = true;
     rc = lmdb_err(mrc, why, "apply");
 done:
-    free(won);
-    if (view) {
-        free(r->f);
-        free(r);
-    } else {
-        record_destroy(&r);
-    }
+    apply_free(r, view, small, ws, won);
     return rc;
 }
 
