@@ -397,9 +397,10 @@ static int pend_sync(store_t *s, MDB_txn *txn)
         s->nf_ok = false; /* another process changed the index */
     if (!s->pend && !(s->pend = idnmap_new()))
         return ENOMEM;
-    /* A store that defers takes up to idn_defer before it folds (capped:
+    /* A store that defers takes up to idn_defer before it folds, and what
+     * the transaction that crosses it adds (capped:
      * the room is only address space until used). */
-    idnmap_reserve(s->pend, s->idn_defer < 65536 ? s->idn_defer : 65536);
+    idnmap_reserve(s->pend, (s->idn_defer < 65536 ? s->idn_defer : 65536) * 5 / 4);
     rc = pend_read(txn, s, s->pend);
     s->pend_ok = rc == 0;
     s->pend_gen = gen;
@@ -464,7 +465,13 @@ static void txn_free(stxn_t *t)
 static int idn_fold(stxn_t *t, size_t max);
 static void pend_ended(store_t *s, bool committed);
 
-int store_commit(stxn_t **txn_p)
+static int commit(stxn_t **txn_p, bool lazy);
+
+int store_commit(stxn_t **txn_p) { return commit(txn_p, false); }
+
+int store_commit_lazy(stxn_t **txn_p) { return commit(txn_p, true); }
+
+static int commit(stxn_t **txn_p, bool lazy)
 {
     stxn_t *t = *txn_p;
     if (!t)
@@ -490,7 +497,14 @@ int store_commit(stxn_t **txn_p)
             return lmdb_err(rc, NULL, "commit");
         }
     }
+    /* Lazy: LMDB flushes the pages but writes the root without waiting for
+     * it, which the next commit's flush covers. */
+    bool meta_async = lazy && t->write && !(t->s->flags & STORE_NOSYNC);
+    if (meta_async)
+        mdb_env_set_flags(t->s->env, MDB_NOMETASYNC, 1);
     rc = mdb_txn_commit(t->txn);
+    if (meta_async)
+        mdb_env_set_flags(t->s->env, MDB_NOMETASYNC, 0);
     if (rc == MDB_MAP_FULL)
         t->s->was_full = true;
     if (t->write && t->idn_touched)
@@ -2391,7 +2405,9 @@ int store_idn_fold(store_t *s, size_t max)
         store_abort(&t);
         return lmdb_err(rc, NULL, "fold");
     }
-    return store_commit(&t);
+    /* Index upkeep: a fold undone by a crash leaves the changes pending,
+     * which is as right. */
+    return store_commit_lazy(&t);
 }
 
 /* ---- the audit table (its layout is common/audit.c's) ---- */

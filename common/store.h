@@ -51,6 +51,11 @@ void store_reserve(store_t *s, size_t bytes);
  * HLC continues from the last one committed by any process. */
 int store_begin(store_t *s, bool write, stxn_t **out);
 int store_commit(stxn_t **txn_p);  /* durable unless STORE_NOSYNC */
+/* A commit for what may be lost in a system crash but must not damage
+ * the store (link state, index upkeep): one flush instead of two, the
+ * transaction made durable by the next ordinary commit; a crash before
+ * that may undo it, never more. */
+int store_commit_lazy(stxn_t **txn_p);
 void store_abort(stxn_t **txn_p);
 
 /* A fresh timestamp for a local write (write transactions only). */
@@ -246,8 +251,8 @@ int store_find_idnum(stxn_t *t, const char *idnum, char ids[][65],
 void store_set_idn_defer(store_t *s, size_t n);
 /* The changes this process knows to be pending (0 before its first write). */
 size_t store_idn_pending(const store_t *s);
-/* Folds pending changes now, in a write transaction of its own: all of
- * them when max is 0, else at most max. */
+/* Folds pending changes now, in a write transaction of its own (a lazy
+ * commit): all of them when max is 0, else at most max. */
 int store_idn_fold(store_t *s, size_t max);
 
 /* The audit table: raw keys and values, whose form and hash chain are

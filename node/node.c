@@ -38,6 +38,10 @@
 /* ... and how many one tick folds: a step writes a page of the index for
  * almost each, so a small step keeps the loop (and a commit's fsync) short. */
 #define IDN_FOLD_STEP 128
+/* ... and only once no message has come for this long: a step writes
+ * and flushes a few hundred pages, which a change arriving meanwhile
+ * would wait for. */
+#define IDN_IDLE_MS 200
 
 typedef struct {
     uv_loop_t loop;
@@ -67,6 +71,7 @@ typedef struct {
     uint64_t cfg_checked;
     size_t idn_seen;         /* pending ID-number changes at the last tick */
     uint64_t idn_since;      /* ... and since when that count stood */
+    uint64_t last_msg;       /* when a message last came */
 } node_t;
 
 static uint64_t now_ms(node_t *n)
@@ -93,6 +98,7 @@ static void on_async(uv_async_t *h)
      * then so timers and signals are not starved by a busy link. */
     for (int i = 0; i < 64 && (m = net_recv(n->net)); i++) {
         uv_update_time(&n->loop);
+        n->last_msg = now_ms(n);
         repl_on_message(n->repl, m, now_ms(n));
         netmsg_free(m);
         if (!repl_group_open(n->repl))
@@ -207,7 +213,8 @@ static void idn_fold_idle(node_t *n, uint64_t now)
         n->idn_since = now;
         return;
     }
-    if (!np || now - n->idn_since < IDN_QUIET_MS || repl_group_open(n->repl))
+    if (!np || now - n->idn_since < IDN_QUIET_MS || now - n->last_msg < IDN_IDLE_MS
+        || repl_group_open(n->repl))
         return;
     int rc = store_idn_fold(n->store, IDN_FOLD_STEP);
     if (rc)

@@ -98,6 +98,7 @@
 #include <unistd.h>
 
 #include "common/audit.h"
+#include "common/fault.h"
 #include "common/linkstate.h"
 #include "common/policy.h"
 #include "common/log.h"
@@ -176,6 +177,7 @@ struct repl {
     uint64_t rgen;          /* the report workflow's counter when last pumped */
     /* The open group transaction and the ACKs that wait for its commit. */
     stxn_t *gtx;
+    uint64_t now;           /* the loop's clock at the last message or tick */
     struct { link_t *l; uint64_t upto, before; } gack[GROUP_BATCHES];
     uint32_t ngack, gchanges;
     /* Audit up: the chains of the AUDIT in flight (first and last seq
@@ -187,6 +189,8 @@ struct repl {
 };
 
 static void group_flush(repl_t *r);
+static int links_write(repl_t *r, stxn_t *t);
+static bool links_due(const repl_t *r, uint64_t now);
 static void pump_policies(repl_t *r, stxn_t *t);
 static void pump_polacks(repl_t *r, stxn_t *t);
 static void polup_clear(repl_t *r);
@@ -435,6 +439,7 @@ static void on_conflicts(repl_t *r, link_t *l, wmsg_t *m)
 
 void repl_pump(repl_t *r, uint64_t now)
 {
+    r->now = now;
     group_flush(r);
     bool any = false;
     for (size_t i = 0; i < r->nlinks; i++)
@@ -543,26 +548,77 @@ static int apply_changes(repl_t *r, link_t *l, stxn_t *t, change_t *cs, uint32_t
     return LX_OK;
 }
 
+/* After a group commit failed, our log ends before entries we already
+ * sent on (group_flush sends before it commits): number on after the
+ * last sent, so no peer takes a new entry for one it has. */
+static void skip_sent(repl_t *r)
+{
+    uint64_t sent = 0;
+    for (size_t i = 0; i < r->nlinks; i++)
+        if (r->links[i].pos > sent + 1)
+            sent = r->links[i].pos - 1;
+    stxn_t *t;
+    int rc = store_begin(r->store, true, &t);
+    if (!rc && store_last_seq(t) < sent) {
+        store_bump_seq(t, sent);
+        rc = store_meta_put(t, "seq", sent);
+    }
+    if (!rc)
+        rc = store_commit(&t);
+    store_abort(&t);
+    if (rc) {
+        /* Not even that: start every link again, the handshakes move our
+         * numbering past what the peers applied. */
+        log_error("after a failed commit, our log could not be moved past what was sent (%s): "
+                  "every link starts again", err_str(rc));
+        for (size_t i = 0; i < r->nlinks; i++)
+            if (r->links[i].up)
+                link_down(r, &r->links[i], "a commit failed");
+    }
+}
+
 /* Commits the group transaction, then acknowledges its batches (one ACK
  * per link, the last position). On failure nothing is acknowledged and the
- * links fall back to what was durable: the senders resend. */
+ * links fall back to what was durable: the senders resend.
+ *
+ * What the group logged is sent on to the other links before the commit,
+ * from the transaction itself: the next hop works while this one waits
+ * for its disk, so a change crosses the tree in about one flush, not one
+ * per level. A peer may so hold entries we lose in a crash before the
+ * commit; that is the case of a node restored from an older copy (our
+ * numbering moves past what peers saw, and the senders resend what we did
+ * not acknowledge), and acknowledgements still wait for the commit. */
 static void group_flush(repl_t *r)
 {
     if (!r->gtx)
         return;
-    int rc = store_commit(&r->gtx);  /* durable before we acknowledge */
+    uint64_t last = store_last_seq(r->gtx);
+    if (last > r->last_seq_seen)
+        for (size_t i = 0; i < r->nlinks; i++)
+            pump_link(r, &r->links[i], r->gtx, last, r->now);
+    bool saved = r->dirty && links_due(r, r->now) && links_write(r, r->gtx) == LX_OK;
+    /* Durable before we acknowledge. */
+    int rc = fault_hit("group_commit") ? LX_EIO : store_commit(&r->gtx);
     store_abort(&r->gtx);
     if (rc) {
         log_error("applying %u batches failed: %s (they will be resent)", r->ngack, err_str(rc));
         for (uint32_t i = r->ngack; i-- > 0;)
             r->gack[i].l->applied = r->gack[i].before;
+        skip_sent(r);
+    } else {
+        if (last > r->last_seq_seen)
+            r->last_seq_seen = last;
+        if (saved) {
+            r->last_save = r->now;
+            r->dirty = false;
+        }
     }
     for (uint32_t i = 0; !rc && i < r->ngack; i++) {
         link_t *l = r->gack[i].l;
-        bool last = true;
+        bool last_of_link = true;
         for (uint32_t j = i + 1; j < r->ngack; j++)
-            last &= r->gack[j].l != l;
-        if (last) {
+            last_of_link &= r->gack[j].l != l;
+        if (last_of_link) {
             wire_ack(&r->sb, WM_ACK, r->gack[i].upto);
             send_frame(r, l);
         }
@@ -1750,6 +1806,7 @@ static void on_audit(repl_t *r, link_t *l, wmsg_t *m)
 void repl_on_message(repl_t *r, const netmsg_t *nm, uint64_t now)
 {
     char lc[CODE_STRLEN + 1];
+    r->now = now;
     if (nm->kind == NET_DENIED) {
         r->denied++;
         r->dirty = true;
@@ -1890,6 +1947,7 @@ void repl_on_message(repl_t *r, const netmsg_t *nm, uint64_t now)
 
 void repl_tick(repl_t *r, uint64_t now)
 {
+    r->now = now;
     group_flush(r);
     pol_refresh(r, now);
     for (size_t i = 0; i < r->nlinks; i++) {
@@ -1936,14 +1994,12 @@ void repl_tick(repl_t *r, uint64_t now)
         repl_save_links(r, now);
 }
 
-void repl_save_links(repl_t *r, uint64_t now)
+/* Writes the links' state (positions, counts, the last refusal) into t. */
+static int links_write(repl_t *r, stxn_t *t)
 {
-    group_flush(r);
-    if (now - r->last_save < 500 && !(r->dirty && now - r->last_save >= 200))
-        return;
     linkstate_t *ls = calloc(r->nlinks ? r->nlinks : 1, sizeof *ls);
     if (!ls)
-        return;
+        return LX_ENOMEM;
     for (size_t i = 0; i < r->nlinks; i++) {
         link_t *l = &r->links[i];
         ls[i] = (linkstate_t){.code = l->code, .is_parent = l->is_parent, .up = l->up,
@@ -1956,25 +2012,45 @@ void repl_save_links(repl_t *r, uint64_t now)
                    .n = (uint32_t)r->nlinks, .refusals = r->refusals, .skew = r->skew,
                    .malformed = r->malformed, .denied = r->denied,
                    .heartbeat_ms = r->cfg->heartbeat_ms};
-    stxn_t *t;
-    if (store_begin(r->store, true, &t) == LX_OK) {
-        int rc = links_save(t, &all);
-        for (size_t i = 0; !rc && i < r->nlinks; i++) {
-            char key[32];
-            uint64_t in = 0;
-            meta_key(key, sizeof key, "ack", r->links[i].code);
-            rc = store_meta_put(t, key, r->links[i].acked);
-            meta_key(key, sizeof key, "in", r->links[i].code);
-            if (!rc && (store_meta_get(t, key, &in) != LX_OK || in < r->links[i].applied))
-                rc = store_meta_put(t, key, r->links[i].applied);
-            meta_key(key, sizeof key, "cfack", r->links[i].code);
-            if (!rc && r->links[i].is_parent)
-                rc = store_meta_put(t, key, r->links[i].cf_acked);
-        }
-        if (rc || store_commit(&t))
-            store_abort(&t);
+    int rc = links_save(t, &all);
+    for (size_t i = 0; !rc && i < r->nlinks; i++) {
+        char key[32];
+        uint64_t in = 0;
+        meta_key(key, sizeof key, "ack", r->links[i].code);
+        rc = store_meta_put(t, key, r->links[i].acked);
+        meta_key(key, sizeof key, "in", r->links[i].code);
+        if (!rc && (store_meta_get(t, key, &in) != LX_OK || in < r->links[i].applied))
+            rc = store_meta_put(t, key, r->links[i].applied);
+        meta_key(key, sizeof key, "cfack", r->links[i].code);
+        if (!rc && r->links[i].is_parent)
+            rc = store_meta_put(t, key, r->links[i].cf_acked);
     }
     free(ls);
+    return rc;
+}
+
+/* Whether the links' state is due to be saved (at most five times a
+ * second while it changes, and twice a second at most otherwise). */
+static bool links_due(const repl_t *r, uint64_t now)
+{
+    return !(now - r->last_save < 500 && !(r->dirty && now - r->last_save >= 200));
+}
+
+/* The links' state is saved for `lianxin status` and the positions for
+ * the next start: inside a group transaction when one commits (nothing
+ * more to flush), else in a commit of its own that need not wait for the
+ * disk twice (a crash may lose it; the handshake tells the positions
+ * again). */
+void repl_save_links(repl_t *r, uint64_t now)
+{
+    group_flush(r);
+    if (!links_due(r, now))
+        return;
+    stxn_t *t;
+    if (store_begin(r->store, true, &t) == LX_OK) {
+        if (links_write(r, t) || store_commit_lazy(&t))
+            store_abort(&t);
+    }
     r->last_save = now;
     r->dirty = false;
 }

@@ -366,6 +366,7 @@ int main(int argc, char **argv)
     mallopt(M_MMAP_THRESHOLD, 16 << 20);
     mallopt(M_TRIM_THRESHOLD, 64 << 20);
     mallopt(M_TOP_PAD, 4 << 20);
+    setvbuf(stdout, NULL, _IOLBF, 0); /* each figure as soon as it is known */
     LX = argv[1];
     snprintf(DIR_, sizeof DIR_, "%s", argv[2]);
     size_t n = strtoull(argv[3], NULL, 10);
@@ -467,6 +468,8 @@ int main(int argc, char **argv)
             usleep(100);
         }
         lat[sidx] = (now() - s0) * 1000;
+        if (getenv("BENCH_LAT_TRACE"))
+            fprintf(stderr, "lat %d %.3f\n", sidx, lat[sidx]);
         field_free(&fw);
         val_free(&v);
     }
