@@ -1049,6 +1049,83 @@ static void test_idn_filter(void **state)
     }
 }
 
+/* A store of layout 1 (whose digest sums hashed records with BLAKE2b)
+ * is refused by a reader, and a writer brings it to layout 2 with every
+ * village's sum made anew: the digest is what a store written by this
+ * version holds. */
+static void test_layout_upgrade(void **state)
+{
+    (void)state;
+    char *d = tmpdir();
+    char p[300];
+    snprintf(p, sizeof p, "%s/s", d);
+    store_t *s = open_new(p, NODE);
+    hlc_t h = hlc_make(hlc_wall_ms() - 1000, 0);
+    for (int i = 0; i < 3; i++) {
+        char id[8], vil[24];
+        snprintf(id, sizeof id, "u%d", i);
+        field_t f[2] = {fw("name", id, h + (hlc_t)i, VIL[0], 0),
+                        fw("village_code", code_fmt(VIL[i % 2], vil), h + (hlc_t)i, VIL[0], 0)};
+        apply1(s, id, f, 2, 0, LX_OK);
+    }
+    stxn_t *t;
+    why_t why = {""};
+    unsigned char want[STORE_DIGEST_LEN], got[STORE_DIGEST_LEN];
+    assert_int_equal(store_begin(s, false, &t), LX_OK);
+    assert_int_equal(store_digest(t, 0, want), LX_OK);
+    store_abort(&t);
+    store_close(&s);
+    /* Make it what version 1 left: layout 1, sums of other hashes. */
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi meta, vdig;
+    MDB_cursor *c;
+    MDB_val k, v;
+    assert_int_equal(mdb_env_create(&env), 0);
+    assert_int_equal(mdb_env_set_maxdbs(env, 16), 0);
+    assert_int_equal(mdb_env_open(env, p, 0, 0600), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    assert_int_equal(mdb_dbi_open(txn, "meta", 0, &meta), 0);
+    assert_int_equal(mdb_dbi_open(txn, "vdig", 0, &vdig), 0);
+    unsigned char one[8] = {0, 0, 0, 0, 0, 0, 0, 1};
+    k = (MDB_val){6, "layout"};
+    v = (MDB_val){8, one};
+    assert_int_equal(mdb_put(txn, meta, &k, &v, 0), 0);
+    assert_int_equal(mdb_cursor_open(txn, vdig, &c), 0);
+    int n = 0;
+    for (int rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT), n++) {
+        unsigned char val[40];
+        memcpy(val, v.mv_data, 40);
+        memset(val + 8, 0x5a, 32);
+        v.mv_data = val;
+        assert_int_equal(mdb_cursor_put(c, &k, &v, MDB_CURRENT), 0);
+    }
+    assert_int_equal(n, 2);
+    mdb_cursor_close(c);
+    assert_int_equal(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+    /* A reader cannot use it and says how it is brought up to date. */
+    assert_int_equal(store_open(p, STORE_RDONLY, &s, &why), LX_ECORRUPT);
+    assert_non_null(strstr(why.msg, "layout 1"));
+    assert_non_null(strstr(why.msg, "brings it to layout 2"));
+    /* A writer brings it up to date. */
+    assert_int_equal(store_open(p, 0, &s, &why), LX_OK);
+    uint64_t layout = 0;
+    assert_int_equal(store_begin(s, false, &t), LX_OK);
+    assert_int_equal(store_meta_get(t, "layout", &layout), LX_OK);
+    assert_int_equal(layout, 2);
+    assert_int_equal(store_verify(t, &why), LX_OK);
+    assert_int_equal(store_digest(t, 0, got), LX_OK);
+    assert_memory_equal(got, want, STORE_DIGEST_LEN);
+    store_abort(&t);
+    store_close(&s);
+    assert_int_equal(store_open(p, STORE_RDONLY, &s, &why), LX_OK);
+    store_close(&s);
+    rmrf(d);
+    free(d);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1061,6 +1138,7 @@ int main(void)
         cmocka_unit_test(test_idn_filter),
         cmocka_unit_test(test_clock_persists),
         cmocka_unit_test(test_verify_detects_damage),
+        cmocka_unit_test(test_layout_upgrade),
         cmocka_unit_test(test_asof),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
