@@ -119,6 +119,13 @@
 /* A chain the parent refused is offered again after this long. */
 #define AUDIT_RETRY_MS 30000
 
+/* A range of our log known to hold only changes that came from a link's
+ * peer: never sent back to it, so its stream passes over it unread. */
+#define OWN_RANGES 32
+typedef struct {
+    uint64_t a, b;
+} range_t;
+
 typedef struct {
     code_t code;
     bool is_parent;
@@ -149,6 +156,8 @@ typedef struct {
     uint64_t aud_since;
     uint64_t aud_count;     /* the audit table's size when last walked */
     uint64_t aud_due;       /* walk again at this time even if it did not grow */
+    range_t own[OWN_RANGES];/* ascending; what came from this peer */
+    uint32_t nown;
 } link_t;
 
 struct repl {
@@ -321,12 +330,62 @@ void repl_set_net(repl_t *r, net_t *net) { r->net = net; }
 
 /* ---- sending our log ---- */
 
+/* Notes that our log's entries a..b came from l's peer. */
+static void own_note(link_t *l, uint64_t a, uint64_t b)
+{
+    if (a > b)
+        return;
+    if (l->nown && l->own[l->nown - 1].b + 1 == a) {
+        l->own[l->nown - 1].b = b;
+        return;
+    }
+    if (l->nown == OWN_RANGES)
+        memmove(l->own, l->own + 1, --l->nown * sizeof l->own[0]);
+    l->own[l->nown++] = (range_t){a, b};
+}
+
+/* A transaction that noted own ranges did not commit: its numbers may
+ * be used again for others' changes. */
+static void own_forget(repl_t *r)
+{
+    for (size_t i = 0; i < r->nlinks; i++)
+        r->links[i].nown = 0;
+}
+
+/* The end of the own range holding seq, or 0; ranges behind the link's
+ * position are let go. */
+static uint64_t own_end(link_t *l, uint64_t seq)
+{
+    uint32_t k = 0;
+    while (k < l->nown && l->own[k].b < l->pos)
+        k++;
+    if (k) {
+        memmove(l->own, l->own + k, (l->nown - k) * sizeof l->own[0]);
+        l->nown -= k;
+    }
+    for (uint32_t i = 0; i < l->nown && l->own[i].a <= seq; i++)
+        if (seq <= l->own[i].b)
+            return l->own[i].b;
+    return 0;
+}
+
+/* The start of the first own range after seq, or UINT64_MAX. */
+static uint64_t own_next(const link_t *l, uint64_t seq)
+{
+    for (uint32_t i = 0; i < l->nown; i++)
+        if (l->own[i].a > seq)
+            return l->own[i].a;
+    return UINT64_MAX;
+}
+
 typedef struct {
     repl_t *r;
     link_t *l;
     stxn_t *t;
     wire_batch_t b;
     uint64_t upto;
+    uint64_t stop;      /* an own range starts here: the walk ends before it */
+    bool stopped;
     uint32_t max;
     int rc;
 } fill_t;
@@ -335,6 +394,10 @@ static int fill_cb(void *arg, const loghdr_t *h)
 {
     fill_t *f = arg;
     bool full;
+    if (h->seq >= f->stop) {
+        f->stopped = true;
+        return 1;
+    }
     if (f->b.n >= f->max || f->b.sb->size >= BATCH_BYTES)
         return 1;
     if (wire_routes(f->l->code, f->l->is_parent, h->village, h->prev, h->from, &full)) {
@@ -352,14 +415,29 @@ static int fill_cb(void *arg, const loghdr_t *h)
     return 0;
 }
 
-/* Sends batches on one link while it has credit and there is log left. */
+/* Sends batches on one link while it has credit and there is log left.
+ * What came from the peer is passed over without reading it (a relay's
+ * log is mostly its children's changes, which go up, not back). */
 static void pump_link(repl_t *r, link_t *l, stxn_t *t, uint64_t last, uint64_t now)
 {
     uint32_t window = r->cfg->window < MAX_WINDOW ? r->cfg->window : MAX_WINDOW;
     while (l->up && l->ninflight < window && l->pos <= last) {
         fill_t f = {.r = r, .l = l, .t = t, .upto = 0, .max = r->cfg->batch};
         wire_batch_begin(&f.b, &r->sb, WM_BATCH, l->pos);
-        store_each_log_hdr(t, l->pos, fill_cb, &f);
+        for (uint64_t at = l->pos; at <= last && !f.rc;) {
+            uint64_t e = own_end(l, at);
+            if (e) {
+                f.upto = e < last ? e : last;
+                at = f.upto + 1;
+                continue;
+            }
+            f.stop = own_next(l, at);
+            f.stopped = false;
+            store_each_log_hdr(t, at, fill_cb, &f);
+            if (!f.stopped)
+                break;  /* the batch is full, or the log ends */
+            at = f.stop;
+        }
         if (f.rc || f.upto < l->pos)
             return;
         wire_batch_end(&f.b, f.upto);
@@ -604,6 +682,7 @@ static void group_flush(repl_t *r)
         log_error("applying %u batches failed: %s (they will be resent)", r->ngack, err_str(rc));
         for (uint32_t i = r->ngack; i-- > 0;)
             r->gack[i].l->applied = r->gack[i].before;
+        own_forget(r);
         skip_sent(r);
     } else {
         if (last > r->last_seq_seen)
@@ -653,6 +732,7 @@ static void on_batch(repl_t *r, link_t *l, wmsg_t *m)
     int rc = r->gtx ? LX_OK : store_begin(r->store, true, &r->gtx);
     char key[32];
     meta_key(key, sizeof key, "in", l->code);
+    uint64_t seq0 = rc ? 0 : store_last_seq(r->gtx);
     if (!rc)
         rc = apply_changes(r, l, r->gtx, m->changes, m->nchanges);
     if (!rc)
@@ -665,8 +745,10 @@ static void on_batch(repl_t *r, link_t *l, wmsg_t *m)
         for (uint32_t i = r->ngack; i-- > 0;)
             r->gack[i].l->applied = r->gack[i].before;
         r->ngack = r->gchanges = 0;
+        own_forget(r);
         return;
     }
+    own_note(l, seq0 + 1, store_last_seq(r->gtx));
     r->gack[r->ngack].l = l;
     r->gack[r->ngack].before = l->applied;
     r->gack[r->ngack++].upto = m->last_seq;
@@ -682,11 +764,16 @@ static void on_repair(repl_t *r, link_t *l, wmsg_t *m)
 {
     stxn_t *t;
     int rc = store_begin(r->store, true, &t);
+    uint64_t seq0 = rc ? 0 : store_last_seq(t), seq1 = 0;
     if (!rc)
         rc = apply_changes(r, l, t, m->changes, m->nchanges);
-    if (!rc)
+    if (!rc) {
+        seq1 = store_last_seq(t);
         rc = store_commit(&t);
+    }
     store_abort(&t);
+    if (!rc)
+        own_note(l, seq0 + 1, seq1);
     if (rc) {
         char lc[CODE_STRLEN + 1];
         log_error("applying a repair from %s failed: %s", code_fmt(l->code, lc), err_str(rc));
