@@ -22,7 +22,10 @@
 #define MAX_ROUTE 256
 /* Frames prep works on ahead of the loop thread: enough to keep both
  * cores busy, few enough that decoded batches (several times a frame's
- * size) do not pile up in memory; beyond it frames wait as they came. */
+ * size) do not pile up in memory. Beyond it frames wait in the net
+ * thread, as they came, and are prepared there as the loop thread takes
+ * the ones before: a link that brings more than the loop thread can
+ * store (a catch-up) never has it decode them itself. */
 #define PREP_AHEAD 4
 
 typedef struct {
@@ -43,6 +46,7 @@ struct net {
     pthread_t th;
     pthread_mutex_t mu;
     queue_t in, out;
+    queue_t held;                /* net thread only: frames waiting for prep */
     atomic_bool stop;
     atomic_uint_fast64_t denied;
     atomic_int prepped;          /* queued messages that carry a pre */
@@ -90,11 +94,10 @@ static netmsg_t *msg_new(net_kind_t kind, code_t peer, const void *data, size_t 
     return m;
 }
 
-static void deliver(net_t *n, netmsg_t *m)
+/* Prepares m (a frame) and hands it to the loop thread. */
+static void hand_over(net_t *n, netmsg_t *m)
 {
-    if (!m)
-        return;
-    if (m->kind == NET_FRAME && n->prep && atomic_load(&n->prepped) < PREP_AHEAD) {
+    if (m->kind == NET_FRAME && n->prep) {
         m->pre = n->prep(m->data, m->len);
         m->pre_free = n->unprep;
         if (m->pre)
@@ -104,6 +107,22 @@ static void deliver(net_t *n, netmsg_t *m)
     q_push(&n->in, m);
     pthread_mutex_unlock(&n->mu);
     n->wake(n->arg);
+}
+
+/* Hands over held messages, in order, while the loop thread has fewer
+ * than PREP_AHEAD prepared ones waiting. */
+static void release_held(net_t *n)
+{
+    while (n->held.head && (!n->prep || atomic_load(&n->prepped) < PREP_AHEAD))
+        hand_over(n, q_pop(&n->held));
+}
+
+static void deliver(net_t *n, netmsg_t *m)
+{
+    if (!m)
+        return;
+    q_push(&n->held, m);
+    release_held(n);
 }
 
 /* ---- ZAP: admit only the children's keys, and name them by code ---- */
@@ -331,6 +350,7 @@ static void *net_main(void *arg)
         }
         if (items[0].revents & ZMQ_POLLIN)
             send_out(n);
+        release_held(n);
         if (izap >= 0 && (items[izap].revents & ZMQ_POLLIN))
             zap_handle(n);
         if (irouter >= 0 && (items[irouter].revents & ZMQ_POLLIN))
@@ -445,6 +465,8 @@ void net_stop(net_t **self_p)
     netmsg_t *m;
     while ((m = q_pop(&n->in)))
         netmsg_free(m);
+    while ((m = q_pop(&n->held)))
+        netmsg_free(m);
     while ((m = q_pop(&n->out)))
         free(m);
     pthread_mutex_destroy(&n->mu);
@@ -472,8 +494,12 @@ netmsg_t *net_recv(net_t *n)
     pthread_mutex_lock(&n->mu);
     netmsg_t *m = q_pop(&n->in);
     pthread_mutex_unlock(&n->mu);
-    if (m && m->pre)
-        atomic_fetch_sub(&n->prepped, 1);
+    if (m && m->pre && atomic_fetch_sub(&n->prepped, 1) == PREP_AHEAD) {
+        /* The net thread may hold frames for want of room: wake it. */
+        uint64_t one = 1;
+        if (write(n->efd, &one, sizeof one) < 0 && errno != EAGAIN)
+            log_warn("net: eventfd write: %s", strerror(errno));
+    }
     return m;
 }
 
