@@ -22,12 +22,11 @@
 #define IDNMAP_ID_MAX 64
 #define IDNMAP_NUM_MAX 32
 
+/* An entry as the map hands it out: its strings are valid until the map
+ * next changes. */
 typedef struct {
-    char id[IDNMAP_ID_MAX + 1];
-    char old[IDNMAP_NUM_MAX + 1];
-    char now[IDNMAP_NUM_MAX + 1];
-    unsigned next_id, next_now; /* chains, 1-based; 0 ends */
-    uint64_t hid, hnow;         /* idnmap_hash of id and of now */
+    const char *id, *old, *now;
+    uint64_t hnow;              /* idnmap_hash(now) */
 } idnmap_ent_t;
 
 /* The hash the map files strings under (also the store's number filter). */
@@ -49,22 +48,22 @@ void idnmap_release(idnmap_t *m);
 void idnmap_reserve(idnmap_t *m, size_t n);
 size_t idnmap_count(const idnmap_t *m);
 
-/* The entry of record id, or NULL. Valid until the next change. */
-const idnmap_ent_t *idnmap_get(const idnmap_t *m, const char *id);
+/* Whether record id has an entry, and (out may be NULL) what it is. */
+bool idnmap_get(const idnmap_t *m, const char *id, idnmap_ent_t *out);
 /* Records that id now holds `now` ("" for none). A record not yet in the
  * map is entered with `old` as the number the index holds for it; for one
  * already in the map `old` is ignored (the index has not moved). Refuses
  * (LX_EINVAL) an id or number longer than the limits; LX_ENOMEM. */
 int idnmap_set(idnmap_t *m, const char *id, const char *old, const char *now);
-/* The same, pointing *ent at the entry (valid until the next change). */
+/* The same, and (out may be NULL) the entry as it now is. */
 int idnmap_set_ent(idnmap_t *m, const char *id, const char *old, const char *now,
-                   const idnmap_ent_t **ent);
+                   idnmap_ent_t *out);
 
 /* Forgets the last entry (idnmap_at(m, count - 1)); nothing when empty. */
 void idnmap_pop(idnmap_t *m);
 
-/* The i-th entry, i < idnmap_count (any order). */
-const idnmap_ent_t *idnmap_at(const idnmap_t *m, size_t i);
+/* The i-th entry, i < idnmap_count, in the order they were entered. */
+void idnmap_at(const idnmap_t *m, size_t i, idnmap_ent_t *out);
 
 /* Calls cb for each record whose number is now `num`; stops and returns
  * the first nonzero cb result. */

@@ -202,12 +202,13 @@ json_t *nodestate_json(const nodestate_t *ns, code_t code, bool alive)
         }
     }
     const store_stats_t *st = &ns->st;
-    return json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:s, s:I, s:b, s:o, s:o, s:I, "
+    return json_pack("{s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:s, s:I, s:b, s:o, s:o, s:I, "
                      "s:{s:I, s:I, s:I}}",
         "code", code_fmt(code, c), "level", level_name(code_level(code)),
         "records", (json_int_t)st->records, "villages", (json_int_t)st->villages,
         "last_seq", (json_int_t)st->last_seq, "conflicts", (json_int_t)st->conflicts,
         "duplicates", (json_int_t)st->duplicates,
+        "id_numbers_pending", (json_int_t)st->idn_pending,
         "hlc", hlc_fmt(st->hlc, when, sizeof when), "store_bytes", (json_int_t)st->bytes,
         "running", alive, "parent", parent, "children", children,
         "refused", (json_int_t)lk->refusals,

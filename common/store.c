@@ -413,7 +413,7 @@ static int pend_sync(store_t *s, MDB_txn *txn)
     /* A store that defers takes up to idn_defer before it folds, and what
      * the transaction that crosses it adds (capped:
      * the room is only address space until used). */
-    idnmap_reserve(s->pend, (s->idn_defer < 65536 ? s->idn_defer : 65536) * 5 / 4);
+    idnmap_reserve(s->pend, (s->idn_defer < 131072 ? s->idn_defer : 131072) * 5 / 4);
     rc = pend_read(txn, s, s->pend);
     s->pend_ok = rc == 0;
     s->pend_gen = gen;
@@ -831,7 +831,7 @@ static int holders(stxn_t *t, const idnmap_t *pend, const char *num, holder_cb c
             continue;
         memcpy(id, (const char *)k.mv_data + pn, il);
         id[il] = 0;
-        if (pend && idnmap_get(pend, id))
+        if (pend && idnmap_get(pend, id, NULL))
             continue; /* its pending entry says what it holds */
         if ((rc = cb(arg, id)))
             break;
@@ -912,9 +912,10 @@ static bool nf_ready(stxn_t *t)
     if (rc != MDB_NOTFOUND)
         return false;
     for (size_t i = 0; i < idnmap_count(s->pend); i++) {
-        const idnmap_ent_t *e = idnmap_at(s->pend, i);
-        if (e->now[0])
-            bloom_add(&s->nf, e->hnow);
+        idnmap_ent_t e;
+        idnmap_at(s->pend, i, &e);
+        if (e.now[0])
+            bloom_add(&s->nf, e.hnow);
     }
     return s->nf_ok = true;
 }
@@ -962,14 +963,14 @@ static int idn_move(stxn_t *t, const char *id, const char *oldi, const char *ni)
             return rc;
         return idn_flags(t, id, oldi, fresh ? NULL : ni);
     }
-    const idnmap_ent_t *pe;
+    idnmap_ent_t pe;
     rc = idnmap_set_ent(s->pend, id, oldi, ni, &pe);
     if (rc)
         return rc == LX_ENOMEM ? ENOMEM : MDB_BAD_VALSIZE;
     /* What byidn holds for the record: oldi when it was not pending. */
     char v[2 * (IDNUM_MAX + 1)];
-    size_t bl = strlen(pe->old), nl = ni ? strlen(ni) : 0;
-    memcpy(v, pe->old, bl + 1);
+    size_t bl = strlen(pe.old), nl = ni ? strlen(ni) : 0;
+    memcpy(v, pe.old, bl + 1);
     memcpy(v + bl + 1, ni ? ni : "", nl);
     MDB_val k = {strlen(id), (void *)id}, d = {bl + 1 + nl, v};
     if ((rc = mdb_put(t->txn, s->idnp, &k, &d, 0)))
@@ -1017,7 +1018,7 @@ static int idn_flags(stxn_t *t, const char *id, const char *oldi, const char *ni
 
 typedef struct {
     uint64_t key;  /* the number as an integer when it is one (numkey) */
-    const idnmap_ent_t *e;
+    const char *num, *id;
     bool del;
 } fold_t;
 
@@ -1042,15 +1043,12 @@ static uint64_t numkey(const char *n)
     return n[18] ? 0 : v + 1;
 }
 
-static const char *fold_num(const fold_t *f) { return f->del ? f->e->old : f->e->now; }
-
 /* byidn's key order: number, then record id. */
 static int cmp_fold(const void *a, const void *b)
 {
     const fold_t *x = a, *y = b;
-    int c = x->key && y->key ? (x->key > y->key) - (x->key < y->key)
-                             : strcmp(fold_num(x), fold_num(y));
-    return c ? c : strcmp(x->e->id, y->e->id);
+    int c = x->key && y->key ? (x->key > y->key) - (x->key < y->key) : strcmp(x->num, y->num);
+    return c ? c : strcmp(x->id, y->id);
 }
 
 /* Moves pending changes into byidn (in key order, so each page is
@@ -1066,19 +1064,20 @@ static int idn_fold(stxn_t *t, size_t max)
     if (!f)
         return ENOMEM;
     for (size_t i = n - take; i < n; i++) {
-        const idnmap_ent_t *e = idnmap_at(s->pend, i);
-        if (strcmp(e->old, e->now) == 0)
+        idnmap_ent_t e;
+        idnmap_at(s->pend, i, &e);
+        if (strcmp(e.old, e.now) == 0)
             continue;
-        if (e->old[0])
-            f[m++] = (fold_t){numkey(e->old), e, true};
-        if (e->now[0])
-            f[m++] = (fold_t){numkey(e->now), e, false};
+        if (e.old[0])
+            f[m++] = (fold_t){numkey(e.old), e.old, e.id, true};
+        if (e.now[0])
+            f[m++] = (fold_t){numkey(e.now), e.now, e.id, false};
     }
     qsort(f, m, sizeof *f, cmp_fold);
     t->idn_touched = true;
     int rc = 0;
     for (size_t i = 0; !rc && i < m; i++)
-        rc = byidn_set(t, fold_num(&f[i]), f[i].e->id, f[i].del);
+        rc = byidn_set(t, f[i].num, f[i].id, f[i].del);
     free(f);
     if (!rc && take == n) {
         rc = mdb_drop(t->txn, s->idnp, 0);
@@ -1089,8 +1088,9 @@ static int idn_fold(stxn_t *t, size_t max)
         return rc;
     }
     for (size_t i = n; !rc && i-- > n - take;) {
-        const idnmap_ent_t *e = idnmap_at(s->pend, i);
-        MDB_val k = {strlen(e->id), (void *)e->id};
+        idnmap_ent_t e;
+        idnmap_at(s->pend, i, &e);
+        MDB_val k = {strlen(e.id), (void *)e.id};
         rc = mdb_del(t->txn, s->idnp, &k, NULL);
         if (!rc)
             idnmap_pop(s->pend);
@@ -2327,6 +2327,11 @@ int store_stats(stxn_t *t, store_stats_t *st)
     if ((rc = mdb_stat(t->txn, t->s->dup, &ms)))
         return lmdb_err(rc, NULL, "stats");
     st->duplicates = ms.ms_entries;
+    if (t->s->has_idnp) {
+        if ((rc = mdb_stat(t->txn, t->s->idnp, &ms)))
+            return lmdb_err(rc, NULL, "stats");
+        st->idn_pending = ms.ms_entries;
+    }
     st->last_seq = t->seq;
     st->hlc = t->clock.last;
     MDB_envinfo info;

@@ -210,6 +210,7 @@ typedef struct {
     uint64_t last_seq;   /* the last log sequence */
     uint64_t conflicts;  /* conflict log entries */
     uint64_t duplicates; /* records sharing an ID number with another */
+    uint64_t idn_pending;/* ID-number changes not yet folded into the index */
     hlc_t hlc;           /* the last timestamp committed */
     uint64_t bytes;      /* store file size */
 } store_stats_t;

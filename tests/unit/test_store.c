@@ -737,7 +737,7 @@ static void test_idnmap(void **state)
     idnmap_t *m = idnmap_new();
     assert_non_null(m);
     char id[16];
-    /* Enough to grow the tables several times. */
+    /* Enough to grow the tables and the string pool several times. */
     for (int i = 0; i < 5000; i++) {
         snprintf(id, sizeof id, "r%d", i);
         char num[8];
@@ -745,22 +745,38 @@ static void test_idnmap(void **state)
         assert_int_equal(idnmap_set(m, id, i % 2 ? "old" : "", num), LX_OK);
     }
     assert_int_equal(idnmap_count(m), 5000);
-    const idnmap_ent_t *e = idnmap_get(m, "r4999");
-    assert_non_null(e);
-    assert_string_equal(e->old, "old");
-    assert_string_equal(e->now, "n1");
-    /* A second set moves the number and keeps the first `old`. */
-    assert_int_equal(idnmap_set(m, "r4999", "other", "n9"), LX_OK);
-    e = idnmap_get(m, "r4999");
-    assert_string_equal(e->old, "old");
-    assert_string_equal(e->now, "n9");
-    assert_null(idnmap_get(m, "r5000"));
+    idnmap_ent_t e;
+    assert_true(idnmap_get(m, "r4999", &e));
+    assert_string_equal(e.id, "r4999");
+    assert_string_equal(e.old, "old");
+    assert_string_equal(e.now, "n1");
+    idnmap_at(m, 17, &e);  /* in the order entered */
+    assert_string_equal(e.id, "r17");
+    assert_string_equal(e.old, "old");
+    assert_string_equal(e.now, "n3");
+    /* A second set moves the number and keeps the first `old`, whether
+     * the new number is as long as the last or longer. */
+    assert_int_equal(idnmap_set_ent(m, "r4999", "other", "n9", &e), LX_OK);
+    assert_string_equal(e.old, "old");
+    assert_string_equal(e.now, "n9");
+    assert_int_equal(idnmap_set(m, "r4998", "other", "n1234567890"), LX_OK);
+    assert_true(idnmap_get(m, "r4998", &e));
+    assert_string_equal(e.id, "r4998");
+    assert_string_equal(e.old, "");
+    assert_string_equal(e.now, "n1234567890");
+    assert_false(idnmap_get(m, "r5000", NULL));
     int n = 0;
     assert_int_equal(idnmap_each_holder(m, "n1", dup_count_holder, &n), 0);
     assert_int_equal(n, 714); /* i % 7 == 1 below 5000, less r4999 */
     n = 0;
     assert_int_equal(idnmap_each_holder(m, "n9", dup_count_holder, &n), 0);
     assert_int_equal(n, 1);
+    n = 0;
+    assert_int_equal(idnmap_each_holder(m, "n1234567890", dup_count_holder, &n), 0);
+    assert_int_equal(n, 1);
+    n = 0;
+    assert_int_equal(idnmap_each_holder(m, "n0", dup_count_holder, &n), 0);
+    assert_int_equal(n, 714); /* i % 7 == 0 below 5000, less r4998 */
     /* Cleared: nothing held. */
     assert_int_equal(idnmap_set(m, "r4999", NULL, ""), LX_OK);
     n = 0;
@@ -777,14 +793,29 @@ static void test_idnmap(void **state)
     assert_int_equal(idnmap_each_holder(m, "n3", dup_count_holder, &n3), 0);
     idnmap_pop(m);
     assert_int_equal(idnmap_count(m), 4999);
-    assert_null(idnmap_get(m, "r4999"));
-    assert_non_null(idnmap_get(m, "r4998"));
+    assert_false(idnmap_get(m, "r4999", NULL));
+    assert_true(idnmap_get(m, "r4998", &e));
+    assert_string_equal(e.now, "n1234567890");
     n = 0;
     assert_int_equal(idnmap_each_holder(m, "n3", dup_count_holder, &n), 0);
     assert_int_equal(n, n3 - 1);
+    /* Entries made after a pop are whole. */
+    assert_int_equal(idnmap_set(m, "r9000", "a", "b"), LX_OK);
+    assert_true(idnmap_get(m, "r9000", &e));
+    assert_string_equal(e.old, "a");
+    assert_string_equal(e.now, "b");
+    assert_true(idnmap_get(m, "r4998", &e));
+    assert_string_equal(e.now, "n1234567890");
     idnmap_clear(m);
     assert_int_equal(idnmap_count(m), 0);
-    assert_null(idnmap_get(m, "r1"));
+    assert_false(idnmap_get(m, "r1", NULL));
+    /* Kept memory serves again. */
+    assert_int_equal(idnmap_set(m, "r1", "", "n1"), LX_OK);
+    assert_true(idnmap_get(m, "r1", &e));
+    assert_string_equal(e.now, "n1");
+    idnmap_release(m);
+    assert_int_equal(idnmap_count(m), 0);
+    assert_false(idnmap_get(m, "r1", NULL));
     idnmap_destroy(&m);
     idnmap_destroy(&m);
 }
