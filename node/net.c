@@ -19,6 +19,7 @@
 #endif
 
 #define ZAP_DOMAIN "lianxin"
+#define MONITOR "inproc://lianxin.parent.monitor"
 #define MAX_ROUTE 256
 /* Frames prep works on ahead of the loop thread: enough to keep both
  * cores busy, few enough that decoded batches (several times a frame's
@@ -42,6 +43,7 @@ typedef struct {
 struct net {
     const node_config_t *cfg;
     void *ctx, *router, *dealer, *zap;
+    void *mon;                   /* the DEALER's connection events */
     int efd;
     pthread_t th;
     pthread_mutex_t mu;
@@ -321,12 +323,42 @@ static void send_out(net_t *n)
     }
 }
 
+/* The DEALER's connection to the parent was made (its CURVE handshake
+ * done) or dropped: the loop thread says hello at once, or takes the link
+ * down at once, instead of learning it from a timeout; whatever was in
+ * flight on a dropped connection is lost, and the handshake resends it. */
+static void monitor_recv(net_t *n)
+{
+    for (;;) {
+        zmq_msg_t ev, ep;
+        zmq_msg_init(&ev);
+        if (zmq_msg_recv(&ev, n->mon, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&ev);
+            return;
+        }
+        uint16_t what = 0;
+        if (zmq_msg_size(&ev) >= 2)
+            memcpy(&what, zmq_msg_data(&ev), 2);
+        bool more = zmq_msg_more(&ev);
+        zmq_msg_close(&ev);
+        if (more) {
+            zmq_msg_init(&ep);
+            zmq_msg_recv(&ep, n->mon, ZMQ_DONTWAIT);
+            zmq_msg_close(&ep);
+        }
+        if (what == ZMQ_EVENT_HANDSHAKE_SUCCEEDED)
+            deliver(n, msg_new(NET_CONNECTED, n->cfg->parent.code, NULL, 0));
+        else if (what == ZMQ_EVENT_DISCONNECTED)
+            deliver(n, msg_new(NET_DISCONNECTED, n->cfg->parent.code, NULL, 0));
+    }
+}
+
 static void *net_main(void *arg)
 {
     net_t *n = arg;
     while (!atomic_load(&n->stop)) {
-        zmq_pollitem_t items[4];
-        int ni = 0, izap = -1, irouter = -1, idealer = -1;
+        zmq_pollitem_t items[5];
+        int ni = 0, izap = -1, irouter = -1, idealer = -1, imon = -1;
         items[ni++] = (zmq_pollitem_t){.fd = n->efd, .events = ZMQ_POLLIN};
         if (n->zap) {
             izap = ni;
@@ -339,6 +371,10 @@ static void *net_main(void *arg)
         if (n->dealer) {
             idealer = ni;
             items[ni++] = (zmq_pollitem_t){.socket = n->dealer, .events = ZMQ_POLLIN};
+        }
+        if (n->mon) {
+            imon = ni;
+            items[ni++] = (zmq_pollitem_t){.socket = n->mon, .events = ZMQ_POLLIN};
         }
         /* zmq_poll handles ZMQ_FD's edge triggering for us: it checks
          * ZMQ_EVENTS after every wake-up. */
@@ -357,6 +393,8 @@ static void *net_main(void *arg)
             router_recv(n);
         if (idealer >= 0 && (items[idealer].revents & ZMQ_POLLIN))
             dealer_recv(n);
+        if (imon >= 0 && (items[imon].revents & ZMQ_POLLIN))
+            monitor_recv(n);
     }
     return NULL;
 }
@@ -413,11 +451,20 @@ int net_start(const node_config_t *cfg, net_wake_fn wake, void *arg, net_prep_fn
             || zmq_setsockopt(n->dealer, ZMQ_CURVE_PUBLICKEY, cfg->curve_pub, Z85_KEYLEN)
             || zmq_setsockopt(n->dealer, ZMQ_CURVE_SECRETKEY, cfg->curve_sec, Z85_KEYLEN)
             || setopt_int(n->dealer, ZMQ_IMMEDIATE, 1)
-            || setopt_int(n->dealer, ZMQ_RECONNECT_IVL, 100)
-            /* A parent back from a restart is found within 250 ms: a
-             * child's log waits no longer than that to catch up. */
-            || setopt_int(n->dealer, ZMQ_RECONNECT_IVL_MAX, 250))
+            || setopt_int(n->dealer, ZMQ_RECONNECT_IVL, 50)
+            /* A parent back from a restart is found within 100 ms (a
+             * child's log waits no longer than that to catch up); a
+             * parent that is down costs a refused connection ten times
+             * a second. */
+            || setopt_int(n->dealer, ZMQ_RECONNECT_IVL_MAX, 100))
             rc = why_set(why, LX_EIO, "net: DEALER options: %s", zmq_strerror(errno));
+        /* Watched before it connects, so the first connection counts. */
+        if (!rc && (zmq_socket_monitor(n->dealer, MONITOR,
+                                       ZMQ_EVENT_HANDSHAKE_SUCCEEDED | ZMQ_EVENT_DISCONNECTED)
+                    || !(n->mon = zmq_socket(n->ctx, ZMQ_PAIR))
+                    || setopt_int(n->mon, ZMQ_LINGER, 0) || zmq_connect(n->mon, MONITOR)))
+            rc = why_set(why, LX_EIO, "net: watching the parent connection: %s",
+                         zmq_strerror(errno));
         if (!rc && zmq_connect(n->dealer, cfg->parent.zmq))
             rc = why_set(why, LX_EIO, "net: cannot connect to %s: %s", cfg->parent.zmq,
                          zmq_strerror(errno));
@@ -425,6 +472,8 @@ int net_start(const node_config_t *cfg, net_wake_fn wake, void *arg, net_prep_fn
     if (!rc && pthread_create(&n->th, NULL, net_main, n))
         rc = why_set(why, LX_EIO, "net: cannot start the thread");
     if (rc) {
+        if (n->mon)
+            zmq_close(n->mon);
         if (n->zap)
             zmq_close(n->zap);
         if (n->router)
@@ -454,6 +503,8 @@ void net_stop(net_t **self_p)
     if (write(n->efd, &one, sizeof one) < 0)
         log_warn("net: eventfd write: %s", strerror(errno));
     pthread_join(n->th, NULL);
+    if (n->mon)
+        zmq_close(n->mon);
     if (n->zap)
         zmq_close(n->zap);
     if (n->router)

@@ -20,6 +20,8 @@ typedef enum {
     NET_FRAME = 0,      /* a frame from peer */
     NET_UNREACHABLE,    /* a frame to peer could not be sent */
     NET_DENIED,         /* a connection with an unknown key was refused */
+    NET_CONNECTED,      /* the connection to the parent was (re)made */
+    NET_DISCONNECTED,   /* the connection to the parent dropped */
 } net_kind_t;
 
 typedef struct netmsg {

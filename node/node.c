@@ -30,6 +30,10 @@
 #define TICK_MS 50
 #define RESTORE_TIMEOUT_MS 120000
 #define REPORT_PASS_MS 60000
+/* The daily pass and the report pass wait this long after a start: a
+ * node that restarts has its links to catch up first (a report pass walks
+ * every record, a tenth of a second per 100,000). */
+#define HOUSEKEEPING_AFTER_MS 5000
 /* The ID-number index: changes pending before a commit folds them, and
  * how long the count must stand still before an idle node folds them
  * (store_set_idn_defer). */
@@ -109,13 +113,14 @@ static void on_async(uv_async_t *h)
         uv_async_send(&n->wake);
 }
 
-/* Once a day (and at start): classification and retention over the
- * records this node is responsible for, as ordinary local writes. */
+/* Once a day (and soon after a start): classification and retention over
+ * the records this node is responsible for, as ordinary local writes. */
 static void daily(node_t *n)
 {
     char today[11];
     policy_today(hlc_wall_ms(), today);
-    if (n->mode != REPL_RUN || strcmp(today, n->daily_done) == 0)
+    if (n->mode != REPL_RUN || strcmp(today, n->daily_done) == 0
+        || uv_now(&n->loop) - n->started < HOUSEKEEPING_AFTER_MS)
         return;
     policy_stats_t st = {0};
     why_t why = {""};
@@ -442,6 +447,7 @@ static int node_run(const char *cmd, const char *path, repl_mode_t mode)
         n.cfg_mtime = cst.st_mtim;
     uv_update_time(&n.loop);
     n.started = now_ms(&n);
+    n.report_next = n.started + HOUSEKEEPING_AFTER_MS;
     uv_timer_start(&n.tick, on_tick, 0, TICK_MS);
     char pc[CODE_STRLEN + 1] = "";
     if (n.cfg->has_parent)

@@ -243,6 +243,13 @@ static void refuse(repl_t *r, link_t *l, const char *fmt, ...)
              code_fmt(l->code, c), l->reason);
 }
 
+static void send_hello(repl_t *r, link_t *l, uint64_t now)
+{
+    wire_handshake(&r->sb, WM_HELLO, r->cfg->code, l->applied, r->last_seq_seen);
+    send_frame(r, l);
+    l->last_hello = now;
+}
+
 static void link_down(repl_t *r, link_t *l, const char *why)
 {
     char c[CODE_STRLEN + 1];
@@ -1902,6 +1909,16 @@ void repl_on_message(repl_t *r, const netmsg_t *nm, uint64_t now)
     link_t *l = link_of(r, nm->peer);
     if (!l)
         return;
+    if (nm->kind == NET_DISCONNECTED || nm->kind == NET_CONNECTED) {
+        /* The connection to the parent dropped, or was made: what was in
+         * flight on an old one is lost, so the link starts again, with a
+         * hello at once when there is a connection to carry it. */
+        if (l->up)
+            link_down(r, l, nm->kind == NET_CONNECTED ? "connected anew" : "connection lost");
+        if (nm->kind == NET_CONNECTED && l->is_parent && !l->refused)
+            send_hello(r, l, now);
+        return;
+    }
     if (nm->kind == NET_UNREACHABLE) {
         if (l->up) {
             link_down(r, l, "peer unreachable");
@@ -2044,11 +2061,8 @@ void repl_tick(repl_t *r, uint64_t now)
         if (l->is_parent) {
             if (!l->up) {
                 uint64_t retry = l->refused ? REFUSED_RETRY_MS : HELLO_RETRY_MS;
-                if (now - l->last_hello >= retry) {
-                    wire_handshake(&r->sb, WM_HELLO, r->cfg->code, l->applied, r->last_seq_seen);
-                    send_frame(r, l);
-                    l->last_hello = now;
-                }
+                if (now - l->last_hello >= retry)
+                    send_hello(r, l, now);
             } else if (now - l->last_sent >= r->cfg->heartbeat_ms) {
                 wire_simple(&r->sb, WM_PING);
                 send_frame(r, l);

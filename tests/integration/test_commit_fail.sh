@@ -13,7 +13,8 @@
 # the loss within this test; everything must be at C within seconds.
 #
 # Then: a clean stop of T folds the ID-number changes it holds pending,
-# and a child entered twice is still flagged at T.
+# and a child entered twice is still flagged at T; the villages notice
+# the stop at once and T's return as soon as it is back.
 . "$(dirname "$0")/lib.sh"
 trap 'exit 143' TERM INT HUP
 TREE=$TMP/t
@@ -89,4 +90,16 @@ import json, sys
 ids = {d["id"] for d in json.load(sys.stdin)["duplicates"]}
 sys.exit(0 if {sys.argv[1], sys.argv[2]} <= ids else 1)' "$(cat $TMP/first)" "$nid" \
     || fail "the child entered twice is not listed as a duplicate at T"
+
+# The villages saw the connection to T drop as it stopped (not a timeout
+# later), and when T is back they say hello as soon as the new connection
+# is made: what A enters then reaches T.
+for v in $A $B; do
+    grep -q "link to parent $T: down (connection lost)" $TREE/$v/node.log \
+        || fail "village $v did not see its parent's connection drop: $(tail -3 $TREE/$v/node.log)"
+done
+start_node $T
+lx gen --subtree $A --count 5 --seed 8 --out $TMP/d.csv
+lx import --data "$(D $A)" --csv $TMP/d.csv --quiet >/dev/null || fail "import at A"
+wait_until 20 at_least $T 86
 echo ok
