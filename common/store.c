@@ -109,6 +109,7 @@ struct stxn {
     msgpack_sbuffer buf;
     MDB_cursor *idn_cursor; /* write transactions: reused across applies */
     bool idn_touched;       /* s->pend changed: an abort must reload it */
+    bool pend_synced;       /* s->pend is idnp as this transaction sees it */
     vdelta_t *vd;           /* pending per-village sum changes */
     size_t nvd, capvd;
 };
@@ -394,6 +395,20 @@ static int pend_read(MDB_txn *txn, store_t *s, idnmap_t *m)
     return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
+static int pend_sync(store_t *s, MDB_txn *txn);
+
+/* s->pend made current for write transaction t, the first time one of its
+ * writes needs it: a transaction that touches no ID number (link state, a
+ * report) does not read the map back after another process wrote. */
+static int pend_ready(stxn_t *t)
+{
+    if (!t->write || t->pend_synced)
+        return 0;
+    int rc = pend_sync(t->s, t->txn);
+    t->pend_synced = rc == 0;
+    return rc;
+}
+
 /* Makes s->pend what idnp holds in write transaction txn: kept while the
  * table's generation (meta "idng", moved by every transaction that
  * changes it) is the one it was read or left at, read again otherwise
@@ -448,8 +463,6 @@ int store_begin(store_t *s, bool write, stxn_t **out)
            : (r2 && r2 != MDB_NOTFOUND) ? r2
            : (r3 && r3 != MDB_NOTFOUND) ? r3 : 0;
     }
-    if (!rc && write)
-        rc = pend_sync(s, t->txn);
     if (rc) {
         if (t->txn) {
             mdb_txn_abort(t->txn);
@@ -493,7 +506,7 @@ static int commit(stxn_t **txn_p, bool lazy)
     int rc = 0;
     if (t->write) {
         store_t *s = t->s;
-        size_t np = s->pend ? idnmap_count(s->pend) : 0;
+        size_t np = t->pend_synced && s->pend ? idnmap_count(s->pend) : 0;
         rc = np && np >= s->idn_defer ? idn_fold(t, 0) : 0;
         if (!rc && t->idn_touched)
             rc = meta_put(t->txn, s->meta, "idng", s->pend_gen + 1);
@@ -942,6 +955,9 @@ static bool nf_fresh(stxn_t *t, const char *ni)
 static int idn_move(stxn_t *t, const char *id, const char *oldi, const char *ni)
 {
     store_t *s = t->s;
+    int prc = pend_ready(t);
+    if (prc)
+        return prc;
     if (!s->has_idnp || !s->pend)
         return MDB_INCOMPATIBLE; /* a write transaction always has both */
     if (strlen(id) > IDNMAP_ID_MAX)
@@ -2440,8 +2456,10 @@ int store_find_idnum(stxn_t *t, const char *idnum, char ids[][65],
         return LX_OK;
     /* A writer's pending map is current; a reader reads idnp. */
     idnmap_t *own = NULL;
+    int rc = pend_ready(t);
+    if (rc)
+        return lmdb_err(rc, NULL, "find");
     const idnmap_t *pend = t->write ? t->s->pend : NULL;
-    int rc = 0;
     if (!pend && t->s->has_idnp) {
         if (!(own = idnmap_new()))
             return LX_ENOMEM;
@@ -2466,6 +2484,10 @@ int store_idn_fold(store_t *s, size_t max)
     int rc = store_begin(s, true, &t);
     if (rc)
         return rc;
+    if ((rc = pend_ready(t))) {
+        store_abort(&t);
+        return lmdb_err(rc, NULL, "fold");
+    }
     if (idnmap_count(s->pend) && (rc = idn_fold(t, max))) {
         store_abort(&t);
         return lmdb_err(rc, NULL, "fold");

@@ -86,13 +86,30 @@ static netmsg_t *msg_new(net_kind_t kind, code_t peer, const void *data, size_t 
     netmsg_t *m = malloc(sizeof *m + len);
     if (!m)
         return NULL;
+    memset(m, 0, sizeof *m);
     m->kind = kind;
     m->peer = peer;
-    m->pre = NULL;
-    m->pre_free = NULL;
+    m->data = (unsigned char *)(m + 1);
     m->len = len;
     if (len)
-        memcpy(m->data, data, len);
+        memcpy(m + 1, data, len);
+    return m;
+}
+
+/* A received frame, kept in the message ZeroMQ gave it in (moved from
+ * body, which is left empty): a frame of a megabyte is not copied. */
+static netmsg_t *msg_take(code_t peer, zmq_msg_t *body)
+{
+    netmsg_t *m = calloc(1, sizeof *m);
+    if (!m)
+        return NULL;
+    m->kind = NET_FRAME;
+    m->peer = peer;
+    zmq_msg_init(&m->zm);
+    zmq_msg_move(&m->zm, body);
+    m->has_zm = true;
+    m->data = zmq_msg_data(&m->zm);
+    m->len = zmq_msg_size(&m->zm);
     return m;
 }
 
@@ -269,7 +286,7 @@ static void router_recv(net_t *n)
         if (c && !extra && zmq_msg_size(&id) <= MAX_ROUTE) {
             memcpy(c->route, zmq_msg_data(&id), zmq_msg_size(&id));
             c->route_len = zmq_msg_size(&id);
-            deliver(n, msg_new(NET_FRAME, code, zmq_msg_data(&body), zmq_msg_size(&body)));
+            deliver(n, msg_take(code, &body));
         } else if (c) {
             /* A multi-part message: report it as a malformed frame. */
             deliver(n, msg_new(NET_FRAME, code, "\xc1", 1));
@@ -287,10 +304,16 @@ static void dealer_recv(net_t *n)
         if (recv_body(n->dealer, &body, &extra) < 0)
             return;
         deliver(n, extra ? msg_new(NET_FRAME, n->cfg->parent.code, "\xc1", 1)
-                         : msg_new(NET_FRAME, n->cfg->parent.code, zmq_msg_data(&body),
-                                   zmq_msg_size(&body)));
+                         : msg_take(n->cfg->parent.code, &body));
         zmq_msg_close(&body);
     }
+}
+
+/* ZeroMQ is done with a frame we gave it without copying. */
+static void sent_free(void *data, void *hint)
+{
+    (void)data;
+    netmsg_free(hint);
 }
 
 static void send_out(net_t *n)
@@ -304,22 +327,32 @@ static void send_out(net_t *n)
         pthread_mutex_unlock(&n->mu);
         if (!m)
             return;
+        code_t peer = m->peer;
+        void *sock = NULL;
         int rc = -1;
-        if (n->dealer && n->cfg->has_parent && m->peer == n->cfg->parent.code) {
-            rc = zmq_send(n->dealer, m->data, m->len, ZMQ_DONTWAIT);
+        if (n->dealer && n->cfg->has_parent && peer == n->cfg->parent.code) {
+            sock = n->dealer;
         } else {
-            child_t *c = child_by_code(n, m->peer);
-            if (c && c->route_len && n->router) {
-                rc = zmq_send(n->router, c->route, c->route_len, ZMQ_SNDMORE | ZMQ_DONTWAIT);
-                if (rc >= 0)
-                    rc = zmq_send(n->router, m->data, m->len, ZMQ_DONTWAIT);
+            child_t *c = child_by_code(n, peer);
+            if (c && c->route_len && n->router
+                && zmq_send(n->router, c->route, c->route_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0)
+                sock = n->router;
+        }
+        if (sock) {
+            /* The frame goes as it is; ZeroMQ frees it once sent. */
+            zmq_msg_t zm;
+            if (zmq_msg_init_data(&zm, (void *)m->data, m->len, sent_free, m) == 0) {
+                rc = zmq_msg_send(&zm, sock, ZMQ_DONTWAIT);
+                if (rc < 0)
+                    zmq_msg_close(&zm);
+                m = NULL;
             }
         }
+        netmsg_free(m);
         if (rc < 0)
             /* Not sent (no route, not connected, queue full): the loop
              * marks the link down and resends after the next hello. */
-            deliver(n, msg_new(NET_UNREACHABLE, m->peer, NULL, 0));
-        free(m);
+            deliver(n, msg_new(NET_UNREACHABLE, peer, NULL, 0));
     }
 }
 
@@ -519,18 +552,15 @@ void net_stop(net_t **self_p)
     while ((m = q_pop(&n->held)))
         netmsg_free(m);
     while ((m = q_pop(&n->out)))
-        free(m);
+        netmsg_free(m);
     pthread_mutex_destroy(&n->mu);
     free(n->children);
     free(n);
     *self_p = NULL;
 }
 
-int net_send(net_t *n, code_t peer, const void *data, size_t len)
+static int queue_out(net_t *n, netmsg_t *m)
 {
-    netmsg_t *m = msg_new(NET_FRAME, peer, data, len);
-    if (!m)
-        return LX_ENOMEM;
     pthread_mutex_lock(&n->mu);
     q_push(&n->out, m);
     pthread_mutex_unlock(&n->mu);
@@ -538,6 +568,27 @@ int net_send(net_t *n, code_t peer, const void *data, size_t len)
     if (write(n->efd, &one, sizeof one) < 0 && errno != EAGAIN)
         return LX_EIO;
     return LX_OK;
+}
+
+int net_send(net_t *n, code_t peer, const void *data, size_t len)
+{
+    netmsg_t *m = msg_new(NET_FRAME, peer, data, len);
+    return m ? queue_out(n, m) : LX_ENOMEM;
+}
+
+int net_send_owned(net_t *n, code_t peer, void *buf, size_t len)
+{
+    netmsg_t *m = calloc(1, sizeof *m);
+    if (!m) {
+        free(buf);
+        return LX_ENOMEM;
+    }
+    m->kind = NET_FRAME;
+    m->peer = peer;
+    m->data = buf;
+    m->len = len;
+    m->own = buf;
+    return queue_out(n, m);
 }
 
 netmsg_t *net_recv(net_t *n)
@@ -565,5 +616,8 @@ void netmsg_free(netmsg_t *m)
         return;
     if (m->pre && m->pre_free)
         m->pre_free(m->pre);
+    if (m->has_zm)
+        zmq_msg_close(&m->zm);
+    free(m->own);
     free(m);
 }

@@ -7,8 +7,10 @@
 #ifndef LX_NET_H
 #define LX_NET_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <zmq.h>
 
 #include "common/code.h"
 #include "common/err.h"
@@ -30,8 +32,11 @@ typedef struct netmsg {
     code_t peer;        /* the parent's or a child's code */
     void *pre;          /* what net_start's prep made of a frame, or NULL */
     void (*pre_free)(void *);
+    const unsigned char *data;  /* the frame: in zm, in own, or after this */
     size_t len;
-    unsigned char data[];
+    void *own;          /* a buffer freed with the message, or NULL */
+    bool has_zm;
+    zmq_msg_t zm;       /* a frame as ZeroMQ received it (no copy made) */
 } netmsg_t;
 
 typedef void (*net_wake_fn)(void *arg);
@@ -54,6 +59,9 @@ void net_stop(net_t **self_p);
 
 /* Queues a copy of a frame for the parent (peer == its code) or a child. */
 int net_send(net_t *n, code_t peer, const void *data, size_t len);
+/* The same, taking buf (from malloc) over instead of copying it: freed
+ * once sent, or not (LX_ENOMEM also frees it). */
+int net_send_owned(net_t *n, code_t peer, void *buf, size_t len);
 
 /* The next received message, or NULL. Free with netmsg_free. */
 netmsg_t *net_recv(net_t *n);

@@ -225,6 +225,19 @@ static void send_frame(repl_t *r, link_t *l)
     net_send(r->net, l->code, r->sb.data, r->sb.size);
 }
 
+/* Sends what r->sb holds; a large frame (a batch) is handed over without
+ * a copy, and the buffer starts again at the size it had. */
+static int send_sb(repl_t *r, link_t *l)
+{
+    if (r->sb.size < (64u << 10))
+        return net_send(r->net, l->code, r->sb.data, r->sb.size);
+    size_t len = r->sb.size, cap = r->sb.alloc;
+    void *buf = msgpack_sbuffer_release(&r->sb);
+    if ((r->sb.data = malloc(cap)))
+        r->sb.alloc = cap;
+    return net_send_owned(r->net, l->code, buf, len);
+}
+
 /* Counts a refusal of something l sent, remembers why for `status`, and
  * logs it (by record id, code and reason: never personal values). */
 static void refuse(repl_t *r, link_t *l, const char *fmt, ...)
@@ -448,7 +461,7 @@ static void pump_link(repl_t *r, link_t *l, stxn_t *t, uint64_t last, uint64_t n
         if (f.rc || f.upto < l->pos)
             return;
         wire_batch_end(&f.b, f.upto);
-        if (net_send(r->net, l->code, r->sb.data, r->sb.size))
+        if (send_sb(r, l))
             return;
         if (l->ninflight == 0)
             l->inflight_since = now;
