@@ -416,9 +416,9 @@ int main(int argc, char **argv)
     gen_destroy(&g);
     prepare(recs, total);
     store_reserve(vs, total * 2048);
-    /* Entered as the village node would (its API writes defer the
-     * ID-number index the same way). */
-    store_set_idn_defer(vs, 65536);
+    /* Entered as the village node would: its API writes defer the
+     * ID-number index the same way (node.c, IDN_DEFER). */
+    store_set_idn_defer(vs, 131072);
 
     /* 1. End to end: n changes entered at the village, until all are at
      * the province (every hop commits durably before acknowledging). */
