@@ -295,6 +295,123 @@ typedef struct {
     const char *author;
 } vent_t;
 
+/* msgpack written straight into a buffer, in the canonical form msgpack-c
+ * writes (the smallest header for each integer, string and array), and
+ * handed to the packer's writer in large pieces: a record is a hundred
+ * or so items, each of which through msgpack-c's packer was a call of its
+ * writer (a capacity check and a copy of a few bytes). */
+typedef struct {
+    msgpack_packer *pk;
+    size_t n;
+    unsigned char buf[2048];
+} fastpk_t;
+
+static void fp_flush(fastpk_t *w)
+{
+    if (w->n)
+        w->pk->callback(w->pk->data, (const char *)w->buf, w->n);
+    w->n = 0;
+}
+
+/* Room for `need` more bytes (at most sizeof buf). */
+static unsigned char *fp_room(fastpk_t *w, size_t need)
+{
+    if (w->n + need > sizeof w->buf)
+        fp_flush(w);
+    return w->buf + w->n;
+}
+
+static void fp_be(unsigned char *p, uint64_t v, int bytes)
+{
+    for (int i = bytes - 1; i >= 0; i--, v >>= 8)
+        p[i] = (unsigned char)v;
+}
+
+static void fp_uint(fastpk_t *w, uint64_t v)
+{
+    unsigned char *p = fp_room(w, 9);
+    if (v < 128) {
+        p[0] = (unsigned char)v;
+        w->n += 1;
+    } else if (v < 256) {
+        p[0] = 0xcc;
+        p[1] = (unsigned char)v;
+        w->n += 2;
+    } else if (v < 65536) {
+        p[0] = 0xcd;
+        fp_be(p + 1, v, 2);
+        w->n += 3;
+    } else if (v <= UINT32_MAX) {
+        p[0] = 0xce;
+        fp_be(p + 1, v, 4);
+        w->n += 5;
+    } else {
+        p[0] = 0xcf;
+        fp_be(p + 1, v, 8);
+        w->n += 9;
+    }
+}
+
+/* An array header, or with str a string's. */
+static void fp_head(fastpk_t *w, uint64_t n, bool str)
+{
+    unsigned char *p = fp_room(w, 5);
+    if (str && n < 32) {
+        p[0] = (unsigned char)(0xa0 | n);
+        w->n += 1;
+    } else if (!str && n < 16) {
+        p[0] = (unsigned char)(0x90 | n);
+        w->n += 1;
+    } else if (str && n < 256) {
+        p[0] = 0xd9;
+        p[1] = (unsigned char)n;
+        w->n += 2;
+    } else if (n < 65536) {
+        p[0] = str ? 0xda : 0xdc;
+        fp_be(p + 1, n, 2);
+        w->n += 3;
+    } else {
+        p[0] = str ? 0xdb : 0xdd;
+        fp_be(p + 1, n, 4);
+        w->n += 5;
+    }
+}
+
+static void fp_str(fastpk_t *w, const char *s)
+{
+    size_t n = strlen(s);
+    fp_head(w, n, true);
+    if (n > sizeof w->buf) {
+        fp_flush(w);
+        w->pk->callback(w->pk->data, s, n);
+        return;
+    }
+    memcpy(fp_room(w, n), s, n);
+    w->n += n;
+}
+
+static void fp_val(fastpk_t *w, const val_t *v)
+{
+    switch (v->kind) {
+    case VAL_NIL:
+        *fp_room(w, 1) = 0xc0;
+        w->n++;
+        break;
+    case VAL_BOOL:
+        *fp_room(w, 1) = v->b ? 0xc3 : 0xc2;
+        w->n++;
+        break;
+    case VAL_STR:
+        fp_str(w, v->s);
+        break;
+    case VAL_LIST:
+        fp_head(w, v->n, false);
+        for (uint32_t i = 0; i < v->n; i++)
+            fp_str(w, v->items[i]);
+        break;
+    }
+}
+
 static int fields_pack(const field_t *f, uint32_t n, msgpack_packer *pk)
 {
     vent_t vt[MAX_FIELDS];
@@ -304,29 +421,33 @@ static int fields_pack(const field_t *f, uint32_t n, msgpack_packer *pk)
         uint32_t j;
         for (j = 0; j < nv; j++)
             if (vt[j].hlc == f[i].ver.hlc && vt[j].origin == f[i].ver.origin
-                && strcmp(vt[j].author, a) == 0)
+                && (vt[j].author == a || strcmp(vt[j].author, a) == 0))
                 break;
         if (j == nv)
             vt[nv++] = (vent_t){f[i].ver.hlc, f[i].ver.origin, a};
         idx[i] = j;
     }
-    msgpack_pack_array(pk, nv);
+    fastpk_t w = {.pk = pk};
+    fp_head(&w, nv, false);
     for (uint32_t j = 0; j < nv; j++) {
-        size_t an = strlen(vt[j].author);
-        msgpack_pack_array(pk, 3);
-        msgpack_pack_uint64(pk, vt[j].hlc);
-        msgpack_pack_uint64(pk, vt[j].origin);
-        msgpack_pack_str(pk, an);
-        msgpack_pack_str_body(pk, vt[j].author, an);
+        fp_head(&w, 3, false);
+        fp_uint(&w, vt[j].hlc);
+        fp_uint(&w, vt[j].origin);
+        fp_str(&w, vt[j].author);
     }
-    msgpack_pack_array(pk, n);
+    fp_head(&w, n, false);
     for (uint32_t i = 0; i < n; i++) {
-        msgpack_pack_array(pk, 4);
-        name_pack(f[i].name, pk);
-        val_pack(&f[i].val, pk);
-        msgpack_pack_uint32(pk, idx[i]);
-        msgpack_pack_uint64(pk, f[i].ver.base);
+        fp_head(&w, 4, false);
+        int num = schema_num(f[i].name);
+        if (num >= 0)
+            fp_uint(&w, (uint64_t)num);
+        else
+            fp_str(&w, f[i].name);
+        fp_val(&w, &f[i].val);
+        fp_uint(&w, idx[i]);
+        fp_uint(&w, f[i].ver.base);
     }
+    fp_flush(&w);
     return 0;
 }
 

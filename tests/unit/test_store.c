@@ -1098,6 +1098,8 @@ static void test_layout_upgrade(void **state)
         field_t f[2] = {fw("name", id, h + (hlc_t)i, VIL[0], 0),
                         fw("village_code", code_fmt(VIL[i % 2], vil), h + (hlc_t)i, VIL[0], 0)};
         apply1(s, id, f, 2, 0, LX_OK);
+        field_free(&f[0]);
+        field_free(&f[1]);
     }
     stxn_t *t;
     why_t why = {""};
