@@ -161,7 +161,7 @@ w("Targets: ingest ≥ 100,000 children/s durable; end to end ≥ 50,000 changes
   "catch-up ≥ 100,000/s; report ≤ 1 s; idle RSS per node ≤ 8 MiB.")
 w("")
 w("Row 4 starts the stopped township process and counts until its store holds the backlog: the restart, "
-  "the village's reconnect (it looks for a parent at most every 250 ms) and the handshake are inside it; "
+  "the village's reconnect (it looks for a parent at most every 100 ms) and the handshake are inside it; "
   "PostgreSQL's figure enables a subscription on a running server. Row 4b is the transfer alone.")
 w("")
 w("### The same store, more figures")
