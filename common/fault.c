@@ -17,8 +17,10 @@ bool fault_hit(const char *place)
         const char *c = e ? strrchr(e, ':') : NULL;
         if (c && (size_t)(c - e) < sizeof f.place) {
             memcpy(f.place, e, (size_t)(c - e));
-            f.at = strtol(c + 1, NULL, 10);
+            f.at = strcmp(c + 1, "*") == 0 ? -1 : strtol(c + 1, NULL, 10);
         }
     }
-    return f.at > 0 && strcmp(place, f.place) == 0 && ++f.seen == f.at;
+    if (!f.at || strcmp(place, f.place) != 0)
+        return false;
+    return f.at < 0 || ++f.seen == f.at;
 }

@@ -1,8 +1,8 @@
 /* fault: failures the tests inject at named places. The environment
  * variable LIANXIN_FAULT="place:n" makes the n-th time `place` is reached
- * fail, once; unset (as it always is outside the tests), every place
- * passes at the cost of one comparison. Paths that only a broken disk
- * takes are tested this way. */
+ * fail, once, and "place:*" every time; unset (as it always is outside
+ * the tests), every place passes at the cost of one comparison. Paths
+ * that only a broken disk takes, or a busy node, are tested this way. */
 #ifndef LX_FAULT_H
 #define LX_FAULT_H
 

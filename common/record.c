@@ -302,14 +302,15 @@ typedef struct {
  * writer (a capacity check and a copy of a few bytes). */
 typedef struct {
     msgpack_packer *pk;
+    int err;        /* the writer failed (out of memory) */
     size_t n;
     unsigned char buf[2048];
 } fastpk_t;
 
 static void fp_flush(fastpk_t *w)
 {
-    if (w->n)
-        w->pk->callback(w->pk->data, (const char *)w->buf, w->n);
+    if (w->n && w->pk->callback(w->pk->data, (const char *)w->buf, w->n))
+        w->err = -1;
     w->n = 0;
 }
 
@@ -383,7 +384,8 @@ static void fp_str(fastpk_t *w, const char *s)
     fp_head(w, n, true);
     if (n > sizeof w->buf) {
         fp_flush(w);
-        w->pk->callback(w->pk->data, s, n);
+        if (w->pk->callback(w->pk->data, s, n))
+            w->err = -1;
         return;
     }
     memcpy(fp_room(w, n), s, n);
@@ -448,7 +450,7 @@ static int fields_pack(const field_t *f, uint32_t n, msgpack_packer *pk)
         fp_uint(&w, f[i].ver.base);
     }
     fp_flush(&w);
-    return 0;
+    return w.err;
 }
 
 /* Decodes the compact form. Field names must be strictly increasing:

@@ -4,7 +4,8 @@
  *   meta     "code" -> u64 node code, "hlc" -> u64 last HLC committed,
  *            "seq" -> u64 last change log sequence, "cseq" -> u64 last
  *            conflict sequence, "layout" -> u64 layout version, "idng" ->
- *            u64 generation of idnp (one more per change to it); and the
+ *            u64 generation of idnp (one more per change to it), "resv" ->
+ *            u64 log numbers reserved by the running node; and the
  *            callers' keys, one prefix each: "in/", "ack/", "cfack/" (link
  *            positions), "links" (link state), "pol/", "pola/", "key/",
  *            "polack/" (policies)
@@ -475,6 +476,10 @@ int store_begin(store_t *s, bool write, stxn_t **out)
     t->hlc0 = last;
     t->seq0 = t->seq;
     t->cseq0 = t->cseq;
+    uint64_t resv;
+    if (write && !(s->flags & STORE_RESERVER) && meta_get(t->txn, s->meta, "resv", &resv) == 0
+        && resv > t->seq)
+        t->seq = resv; /* written at commit: numbering moves past the reservation */
     msgpack_sbuffer_init(&t->buf);
     *out = t;
     return LX_OK;
@@ -1617,6 +1622,17 @@ void store_bump_seq(stxn_t *t, uint64_t at_least)
 {
     if (t->write && t->seq < at_least)
         t->seq = at_least;
+}
+
+uint64_t store_seq_reserved(stxn_t *t)
+{
+    uint64_t v = 0;
+    return meta_get(t->txn, t->s->meta, "resv", &v) == 0 ? v : 0;
+}
+
+int store_set_seq_reserved(stxn_t *t, uint64_t upto)
+{
+    return lmdb_err(meta_put(t->txn, t->s->meta, "resv", upto), NULL, "reserve");
 }
 
 /* ---- log headers ---- */

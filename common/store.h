@@ -28,6 +28,7 @@ enum {
     STORE_RDONLY = 1 << 0,  /* open read-only */
     STORE_NOSYNC = 1 << 1,  /* commits are not flushed (tests, benches) */
     STORE_NOPOKE = 1 << 2,  /* the node itself: do not poke the FIFO */
+    STORE_RESERVER = 1 << 3,/* the node itself: it keeps the log reservation */
 };
 
 /* Creates an empty store for the node `code` in dir (created if absent).
@@ -159,6 +160,15 @@ int store_blob_each(stxn_t *t, const char *prefix, store_blob_cb cb, void *arg);
  * (a store restored from a backup must not reuse numbers its peers saw). */
 uint64_t store_last_seq(const stxn_t *t);
 void store_bump_seq(stxn_t *t, uint64_t at_least);
+
+/* The log numbers a running node has reserved (0: none): it sends its
+ * entries on before they are committed (node/repl.c), so a peer may hold
+ * numbers our log lost in a crash. Every writer opened without
+ * STORE_RESERVER numbers its entries after the reservation (a command
+ * while the node is down, or racing a failed commit), and the node does
+ * too when it starts; the gap this leaves in the log is harmless. */
+uint64_t store_seq_reserved(stxn_t *t);
+int store_set_seq_reserved(stxn_t *t, uint64_t upto);
 
 /* A log entry's header, for deciding where it goes without reading the
  * record. priv is valid during the callback only. */

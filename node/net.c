@@ -328,25 +328,24 @@ static void send_out(net_t *n)
         if (!m)
             return;
         code_t peer = m->peer;
-        void *sock = NULL;
+        /* The frame goes as it is; ZeroMQ frees it once sent. */
+        zmq_msg_t zm;
         int rc = -1;
-        if (n->dealer && n->cfg->has_parent && peer == n->cfg->parent.code) {
-            sock = n->dealer;
-        } else {
-            child_t *c = child_by_code(n, peer);
-            if (c && c->route_len && n->router
-                && zmq_send(n->router, c->route, c->route_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0)
-                sock = n->router;
-        }
-        if (sock) {
-            /* The frame goes as it is; ZeroMQ frees it once sent. */
-            zmq_msg_t zm;
-            if (zmq_msg_init_data(&zm, (void *)m->data, m->len, sent_free, m) == 0) {
-                rc = zmq_msg_send(&zm, sock, ZMQ_DONTWAIT);
-                if (rc < 0)
-                    zmq_msg_close(&zm);
-                m = NULL;
+        if (zmq_msg_init_data(&zm, (void *)m->data, m->len, sent_free, m) == 0) {
+            m = NULL;
+            void *sock = NULL;
+            if (n->dealer && n->cfg->has_parent && peer == n->cfg->parent.code) {
+                sock = n->dealer;
+            } else {
+                child_t *c = child_by_code(n, peer);
+                if (c && c->route_len && n->router
+                    && zmq_send(n->router, c->route, c->route_len, ZMQ_SNDMORE | ZMQ_DONTWAIT) >= 0)
+                    sock = n->router;
             }
+            if (sock)
+                rc = zmq_msg_send(&zm, sock, ZMQ_DONTWAIT);
+            if (rc < 0)
+                zmq_msg_close(&zm);
         }
         netmsg_free(m);
         if (rc < 0)
@@ -424,10 +423,12 @@ static void *net_main(void *arg)
             zap_handle(n);
         if (irouter >= 0 && (items[irouter].revents & ZMQ_POLLIN))
             router_recv(n);
-        if (idealer >= 0 && (items[idealer].revents & ZMQ_POLLIN))
-            dealer_recv(n);
+        /* Connection events first: a hello answered on a new connection
+         * must not be followed by the old connection's drop. */
         if (imon >= 0 && (items[imon].revents & ZMQ_POLLIN))
             monitor_recv(n);
+        if (idealer >= 0 && (items[idealer].revents & ZMQ_POLLIN))
+            dealer_recv(n);
     }
     return NULL;
 }

@@ -18,6 +18,7 @@
 #include "cli/cli.h"
 #include "common/classify.h"
 #include "common/divs.h"
+#include "common/fault.h"
 #include "common/linkstate.h"
 #include "common/rflow.h"
 #include "common/policy.h"
@@ -42,9 +43,9 @@
 /* ... and how many one tick folds: a step writes a page of the index for
  * almost each, so a small step keeps the loop (and a commit's fsync) short. */
 #define IDN_FOLD_STEP 128
-/* ... and only once no message has come for this long: a step writes
- * and flushes a few hundred pages, which a change arriving meanwhile
- * would wait for. */
+/* ... and only once no batch has come for this long: a step writes and
+ * flushes a few hundred pages, which a change arriving meanwhile would
+ * wait for. */
 #define IDN_IDLE_MS 200
 
 typedef struct {
@@ -75,7 +76,6 @@ typedef struct {
     uint64_t cfg_checked;
     size_t idn_seen;         /* pending ID-number changes at the last tick */
     uint64_t idn_since;      /* ... and since when that count stood */
-    uint64_t last_msg;       /* when a message last came */
 } node_t;
 
 static uint64_t now_ms(node_t *n)
@@ -102,7 +102,6 @@ static void on_async(uv_async_t *h)
      * then so timers and signals are not starved by a busy link. */
     for (int i = 0; i < 64 && (m = net_recv(n->net)); i++) {
         uv_update_time(&n->loop);
-        n->last_msg = now_ms(n);
         repl_on_message(n->repl, m, now_ms(n));
         netmsg_free(m);
         if (!repl_group_open(n->repl))
@@ -218,8 +217,8 @@ static void idn_fold_idle(node_t *n, uint64_t now)
         n->idn_since = now;
         return;
     }
-    if (!np || now - n->idn_since < IDN_QUIET_MS || now - n->last_msg < IDN_IDLE_MS
-        || repl_group_open(n->repl))
+    if (!np || now - n->idn_since < IDN_QUIET_MS || now - repl_last_data(n->repl) < IDN_IDLE_MS
+        || repl_group_open(n->repl) || fault_hit("idle_fold"))
         return;
     int rc = store_idn_fold(n->store, IDN_FOLD_STEP);
     if (rc)
@@ -345,7 +344,7 @@ static int node_run(const char *cmd, const char *path, repl_mode_t mode)
         config_free(&n.cfg);
         return cli_fail(cmd, "%s", why.msg);
     }
-    n.store = cli_open(cmd, n.cfg->data, STORE_NOPOKE);
+    n.store = cli_open(cmd, n.cfg->data, STORE_NOPOKE | STORE_RESERVER);
     if (!n.store) {
         close(n.lock_fd);
         config_free(&n.cfg);
@@ -459,16 +458,17 @@ static int node_run(const char *cmd, const char *path, repl_mode_t mode)
     uv_run(&n.loop, UV_RUN_DEFAULT);
 
     net_stop(&n.net);
+    http_destroy(&n.http);
+    uv_run(&n.loop, UV_RUN_NOWAIT);
+    if (uv_loop_close(&n.loop))
+        log_warn("the loop closed with handles open");
+    repl_release(n.repl);
+    repl_destroy(&n.repl);
     /* A clean stop leaves the ID-number index whole, so the next start
      * reads nothing back (a crash leaves the changes pending, as right). */
     size_t np = store_idn_pending(n.store);
     if (np && store_idn_fold(n.store, 0) == LX_OK)
         log_info("folded %zu pending ID-number changes into the index", np);
-    http_destroy(&n.http);
-    uv_run(&n.loop, UV_RUN_NOWAIT);
-    if (uv_loop_close(&n.loop))
-        log_warn("the loop closed with handles open");
-    repl_destroy(&n.repl);
     store_close(&n.store);
     divs_destroy(&n.divs.d);
     if (n.poke_fd >= 0)

@@ -20,7 +20,12 @@
  * applied in that same transaction, and only after the commit is durable
  * sends ACK upto. Batches that arrive together (from one link or many:
  * a province under twenty cities) share one transaction and one flush
- * (group commit); their ACKs follow that commit. A sender keeps at most `window` batches unacknowledged
+ * (group commit); their ACKs follow that commit. What a group logged is
+ * sent on to the other links from the open transaction, before its
+ * commit, as far as the log numbers reserved durably (meta "resv"): a
+ * crash may lose entries a peer holds, and every writer after it (a
+ * command, the node starting again) numbers past the reservation, so no
+ * number is reused. A sender keeps at most `window` batches unacknowledged
  * (credit-based flow control); a batch whose start does not follow what
  * was applied is answered with NACK and the sender resends from there.
  * Nothing is dropped on a queue limit: an unsendable frame marks the link
@@ -118,6 +123,8 @@
 #define REPORT_RESEND_MS 5000
 /* A chain the parent refused is offered again after this long. */
 #define AUDIT_RETRY_MS 30000
+/* Log numbers reserved ahead at a time (see resv_take). */
+#define RESV_STEP (1ULL << 20)
 
 /* A range of our log known to hold only changes that came from a link's
  * peer: never sent back to it, so its stream passes over it unread. */
@@ -187,6 +194,8 @@ struct repl {
     /* The open group transaction and the ACKs that wait for its commit. */
     stxn_t *gtx;
     uint64_t now;           /* the loop's clock at the last message or tick */
+    uint64_t resv;          /* our log numbers durably reserved: sent on early up to here */
+    uint64_t last_data;     /* when a batch or repair was last applied */
     struct { link_t *l; uint64_t upto, before; } gack[GROUP_BATCHES];
     uint32_t ngack, gchanges;
     /* Audit up: the chains of the AUDIT in flight (first and last seq
@@ -198,6 +207,7 @@ struct repl {
 };
 
 static void group_flush(repl_t *r);
+static int resv_take(repl_t *r);
 static int links_write(repl_t *r, stxn_t *t);
 static bool links_due(const repl_t *r, uint64_t now);
 static void pump_policies(repl_t *r, stxn_t *t);
@@ -317,12 +327,48 @@ int repl_new(const node_config_t *cfg, store_t *store, repl_mode_t mode,
         r->last_seq_seen = store_last_seq(t);
         store_abort(&t);
     }
+    if (!rc)
+        rc = resv_take(r);
     if (rc) {
         repl_destroy(&r);
         return why_set(why, rc, "store: %s", err_str(rc));
     }
     *out = r;
     return LX_OK;
+}
+
+/* At start: number on past what the last run reserved (it may have sent
+ * entries its crash lost), and reserve the next RESV_STEP numbers. */
+static int resv_take(repl_t *r)
+{
+    stxn_t *t;
+    int rc = store_begin(r->store, true, &t);
+    if (rc)
+        return rc;
+    uint64_t had = store_seq_reserved(t);
+    if (store_last_seq(t) < had)
+        store_bump_seq(t, had);
+    uint64_t resv = store_last_seq(t) + RESV_STEP;
+    rc = store_set_seq_reserved(t, resv);
+    if (!rc)
+        rc = store_commit(&t);
+    store_abort(&t);
+    if (!rc)
+        r->resv = resv;
+    return rc;
+}
+
+void repl_release(repl_t *r)
+{
+    stxn_t *t;
+    if (r->gtx)
+        return; /* never at a clean stop: close_all commits the group */
+    if (store_begin(r->store, true, &t) == LX_OK) {
+        if (store_set_seq_reserved(t, store_last_seq(t)) || store_commit(&t))
+            store_abort(&t);
+        else
+            r->resv = 0;
+    }
 }
 
 void repl_destroy(repl_t **self_p)
@@ -404,8 +450,10 @@ typedef struct {
     stxn_t *t;
     wire_batch_t b;
     uint64_t upto;
+    uint64_t last;      /* the batch covers numbers up to here at most */
     uint64_t stop;      /* an own range starts here: the walk ends before it */
     bool stopped;
+    bool full;          /* the batch is full: the walk ended before the log */
     uint32_t max;
     int rc;
 } fill_t;
@@ -414,12 +462,16 @@ static int fill_cb(void *arg, const loghdr_t *h)
 {
     fill_t *f = arg;
     bool full;
+    if (h->seq > f->last)
+        return 1;
     if (h->seq >= f->stop) {
         f->stopped = true;
         return 1;
     }
-    if (f->b.n >= f->max || f->b.sb->size >= BATCH_BYTES)
+    if (f->b.n >= f->max || f->b.sb->size >= BATCH_BYTES) {
+        f->full = true;
         return 1;
+    }
     if (wire_routes(f->l->code, f->l->is_parent, h->village, h->prev, h->from, &full)) {
         why_t why = {""};
         int rc = store_log_pack(f->t, h, full, &f->b.pk, &why);
@@ -442,7 +494,7 @@ static void pump_link(repl_t *r, link_t *l, stxn_t *t, uint64_t last, uint64_t n
 {
     uint32_t window = r->cfg->window < MAX_WINDOW ? r->cfg->window : MAX_WINDOW;
     while (l->up && l->ninflight < window && l->pos <= last) {
-        fill_t f = {.r = r, .l = l, .t = t, .upto = 0, .max = r->cfg->batch};
+        fill_t f = {.r = r, .l = l, .t = t, .upto = 0, .last = last, .max = r->cfg->batch};
         wire_batch_begin(&f.b, &r->sb, WM_BATCH, l->pos);
         for (uint64_t at = l->pos; at <= last && !f.rc;) {
             uint64_t e = own_end(l, at);
@@ -454,8 +506,14 @@ static void pump_link(repl_t *r, link_t *l, stxn_t *t, uint64_t last, uint64_t n
             f.stop = own_next(l, at);
             f.stopped = false;
             store_each_log_hdr(t, at, fill_cb, &f);
-            if (!f.stopped)
-                break;  /* the batch is full, or the log ends */
+            if (!f.stopped) {
+                /* The log holds nothing more up to `last` (numbers a
+                 * writer skipped, see store_seq_reserved): the batch
+                 * covers them, unless it filled first. */
+                if (!f.full && !f.rc)
+                    f.upto = last;
+                break;
+            }
             at = f.stop;
         }
         if (f.rc || f.upto < l->pos)
@@ -646,24 +704,33 @@ static int apply_changes(repl_t *r, link_t *l, stxn_t *t, change_t *cs, uint32_t
     return LX_OK;
 }
 
+/* Moves our log's numbering past at_least (a peer has seen our log up to
+ * there) when it is not already; durable. */
+static int bump_numbering(repl_t *r, uint64_t at_least)
+{
+    stxn_t *t;
+    int rc = store_begin(r->store, true, &t);
+    if (!rc && store_last_seq(t) < at_least) {
+        log_warn("our log ends at %" PRIu64 " but a peer may hold it up to %" PRIu64
+                 ": numbering on after that", store_last_seq(t), at_least);
+        store_bump_seq(t, at_least);
+        rc = store_commit(&t);
+    }
+    store_abort(&t);
+    return rc;
+}
+
 /* After a group commit failed, our log ends before entries we already
  * sent on (group_flush sends before it commits): number on after the
- * last sent, so no peer takes a new entry for one it has. */
+ * last sent, so no peer takes a new entry for one it has (a command
+ * that writes meanwhile numbers after our reservation by itself). */
 static void skip_sent(repl_t *r)
 {
     uint64_t sent = 0;
     for (size_t i = 0; i < r->nlinks; i++)
         if (r->links[i].pos > sent + 1)
             sent = r->links[i].pos - 1;
-    stxn_t *t;
-    int rc = store_begin(r->store, true, &t);
-    if (!rc && store_last_seq(t) < sent) {
-        store_bump_seq(t, sent);
-        rc = store_meta_put(t, "seq", sent);
-    }
-    if (!rc)
-        rc = store_commit(&t);
-    store_abort(&t);
+    int rc = bump_numbering(r, sent);
     if (rc) {
         /* Not even that: start every link again, the handshakes move our
          * numbering past what the peers applied. */
@@ -691,10 +758,23 @@ static void group_flush(repl_t *r)
     if (!r->gtx)
         return;
     uint64_t last = store_last_seq(r->gtx);
-    if (last > r->last_seq_seen)
+    /* Only numbers durably reserved go early: after a crash the node
+     * and every other writer number past the reservation. What lies
+     * beyond goes after the commit, which reserves further. */
+    uint64_t early = last < r->resv ? last : r->resv, resv = r->resv;
+    if (early > r->last_seq_seen)
         for (size_t i = 0; i < r->nlinks; i++)
-            pump_link(r, &r->links[i], r->gtx, last, r->now);
+            pump_link(r, &r->links[i], r->gtx, early, r->now);
+    if (r->resv && last + RESV_STEP / 2 > r->resv
+        && store_set_seq_reserved(r->gtx, last + RESV_STEP) == LX_OK)
+        resv = last + RESV_STEP;
     bool saved = r->dirty && links_due(r, r->now) && links_write(r, r->gtx) == LX_OK;
+    if (fault_hit("crash_before_commit")) {
+        /* Test hook: die once what was sent on has left, the group not
+         * committed (the worst moment for a crash). */
+        usleep(300000);
+        _exit(3);
+    }
     /* Durable before we acknowledge. */
     int rc = fault_hit("group_commit") ? LX_EIO : store_commit(&r->gtx);
     store_abort(&r->gtx);
@@ -705,8 +785,9 @@ static void group_flush(repl_t *r)
         own_forget(r);
         skip_sent(r);
     } else {
-        if (last > r->last_seq_seen)
-            r->last_seq_seen = last;
+        if (early > r->last_seq_seen)
+            r->last_seq_seen = early;
+        r->resv = resv;
         if (saved) {
             r->last_save = r->now;
             r->dirty = false;
@@ -769,6 +850,7 @@ static void on_batch(repl_t *r, link_t *l, wmsg_t *m)
         return;
     }
     own_note(l, seq0 + 1, store_last_seq(r->gtx));
+    r->last_data = r->now;
     r->gack[r->ngack].l = l;
     r->gack[r->ngack].before = l->applied;
     r->gack[r->ngack++].upto = m->last_seq;
@@ -779,6 +861,8 @@ static void on_batch(repl_t *r, link_t *l, wmsg_t *m)
 }
 
 bool repl_group_open(const repl_t *r) { return r->gtx != NULL; }
+
+uint64_t repl_last_data(const repl_t *r) { return r->last_data; }
 
 static void on_repair(repl_t *r, link_t *l, wmsg_t *m)
 {
@@ -792,6 +876,7 @@ static void on_repair(repl_t *r, link_t *l, wmsg_t *m)
         rc = store_commit(&t);
     }
     store_abort(&t);
+    r->last_data = r->now;
     if (!rc)
         own_note(l, seq0 + 1, seq1);
     if (rc) {
@@ -992,18 +1077,9 @@ static bool plausible_position(repl_t *r, uint64_t peer_applied)
 static void handshake_seq(repl_t *r, uint64_t peer_applied)
 {
     /* The peer has seen our log up to peer_applied; if ours is shorter we
-     * were restored from an older copy: never reuse those numbers. */
-    stxn_t *t;
-    if (store_begin(r->store, true, &t))
-        return;
-    if (store_last_seq(t) < peer_applied) {
-        log_warn("our log ends at %" PRIu64 " but a peer applied up to %" PRIu64
-                 ": continuing numbering after it", store_last_seq(t), peer_applied);
-        store_bump_seq(t, peer_applied);
-        store_meta_put(t, "seq", peer_applied);
-    }
-    if (store_commit(&t))
-        store_abort(&t);
+     * were restored from an older copy, or lost what we had sent on
+     * before a commit: never reuse those numbers. */
+    bump_numbering(r, peer_applied);
 }
 
 /* The handshake is done: stream to the peer from the position it stated;
@@ -1925,7 +2001,9 @@ void repl_on_message(repl_t *r, const netmsg_t *nm, uint64_t now)
     if (nm->kind == NET_DISCONNECTED || nm->kind == NET_CONNECTED) {
         /* The connection to the parent dropped, or was made: what was in
          * flight on an old one is lost, so the link starts again, with a
-         * hello at once when there is a connection to carry it. */
+         * hello at once when there is a connection to carry it (stating
+         * what is committed: the open group commits first). */
+        group_flush(r);
         if (l->up)
             link_down(r, l, nm->kind == NET_CONNECTED ? "connected anew" : "connection lost");
         if (nm->kind == NET_CONNECTED && l->is_parent && !l->refused)

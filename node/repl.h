@@ -44,6 +44,15 @@ void repl_pump(repl_t *r, uint64_t now_ms);
  * them): the caller may go on draining its input first. */
 bool repl_group_open(const repl_t *r);
 
+/* When a batch or repair was last applied (the loop's clock; 0: never):
+ * the node's idle work waits for a pause in data, not in heartbeats. */
+uint64_t repl_last_data(const repl_t *r);
+
+/* At a clean stop, with nothing left open and the network stopped: gives
+ * back the log numbers reserved for sending on early, so commands writing
+ * while the node is down number on without a gap. */
+void repl_release(repl_t *r);
+
 /* Heartbeats, timeouts, anti-entropy, saving link state: call every
  * ~100 ms. */
 void repl_tick(repl_t *r, uint64_t now_ms);
