@@ -68,6 +68,16 @@ static void pool_give(block_t *b)
         free(b);
 }
 
+void arena_pool_release(void)
+{
+    pthread_mutex_lock(&pool.mu);
+    for (unsigned i = 0; i < pool.n; i++)
+        free(pool.b[i]);
+    pool.n = 0;
+    pool.bytes = 0;
+    pthread_mutex_unlock(&pool.mu);
+}
+
 static block_t *block_new(size_t size)
 {
     block_t *b = pool_take(size);

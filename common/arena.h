@@ -23,4 +23,7 @@ char *arena_bytes(arena_t *a, size_t n);
 /* A NUL-terminated copy of n bytes of s; NULL on allocation failure. */
 char *arena_strndup(arena_t *a, const char *s, size_t n);
 
+/* Frees the blocks kept for later arenas (an idle node gives them back). */
+void arena_pool_release(void);
+
 #endif

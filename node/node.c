@@ -16,6 +16,7 @@
 #include <uv.h>
 
 #include "cli/cli.h"
+#include "common/arena.h"
 #include "common/classify.h"
 #include "common/divs.h"
 #include "common/fault.h"
@@ -47,6 +48,10 @@
  * flushes a few hundred pages, which a change arriving meanwhile would
  * wait for. */
 #define IDN_IDLE_MS 200
+/* Memory kept for a busy link (decoding blocks, the heap's free top, see
+ * the mallopt in node_run) goes back to the system once no batch has
+ * come for this long, and after the housekeeping passes. */
+#define TRIM_IDLE_MS 2000
 
 typedef struct {
     uv_loop_t loop;
@@ -76,6 +81,8 @@ typedef struct {
     uint64_t cfg_checked;
     size_t idn_seen;         /* pending ID-number changes at the last tick */
     uint64_t idn_since;      /* ... and since when that count stood */
+    bool trim_due;           /* memory may be kept that an idle node gives back */
+    uint64_t trim_data;      /* repl_last_data at the last trim */
 } node_t;
 
 static uint64_t now_ms(node_t *n)
@@ -131,6 +138,7 @@ static void daily(node_t *n)
         return;  /* tried again on the next tick */
     }
     memcpy(n->daily_done, today, sizeof today);
+    n->trim_due = true;
     log_info("daily policy pass %s: %llu records, %llu derived anew (%llu exited), "
              "%llu anonymised, %llu purged", today, (unsigned long long)st.seen,
              (unsigned long long)st.changed, (unsigned long long)st.exited,
@@ -171,6 +179,7 @@ static void reports(node_t *n, uint64_t now)
     }
     n->report_seq = seq;
     memcpy(n->report_day, today, sizeof today);
+    n->trim_due = true;
     if (made)
         log_info("report pass: %u new revision%s frozen", made, made == 1 ? "" : "s");
 }
@@ -227,6 +236,21 @@ static void idn_fold_idle(node_t *n, uint64_t now)
     n->idn_seen = store_idn_pending(n->store);
 }
 
+/* Gives memory kept for busy times back to the system once idle. */
+static void idle_trim(node_t *n, uint64_t now)
+{
+    uint64_t last = repl_last_data(n->repl);
+    if (last != n->trim_data) {
+        n->trim_data = last;
+        n->trim_due = true;
+    }
+    if (!n->trim_due || now - last < TRIM_IDLE_MS || repl_group_open(n->repl))
+        return;
+    arena_pool_release();
+    malloc_trim(0);
+    n->trim_due = false;
+}
+
 static void on_tick(uv_timer_t *h)
 {
     node_t *n = h->data;
@@ -236,6 +260,7 @@ static void on_tick(uv_timer_t *h)
     idn_fold_idle(n, now);
     daily(n);
     reports(n, now);
+    idle_trim(n, now);
     repl_pump(n->repl, now);
     if (n->mode == REPL_RESTORE) {
         int rc;

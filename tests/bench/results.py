@@ -280,7 +280,11 @@ w("- The 8 MiB idle target (not met in VmRSS): a village node's VmRSS is about 1
 for t in [
     "Lianxin's chain is bench_repl's: five `lianxin node` processes (village → township → county → city → "
     "province) over CURVE-encrypted ZeroMQ; changes are entered 1,000 to a transaction at the village; every "
-    "hop commits durably before it acknowledges. PostgreSQL's chain is five clusters on 127.0.0.1 (fsync on, "
+    "hop commits durably before it acknowledges, and sends what it applied on to the next while its own "
+    "flush runs (within the log numbers it has durably reserved), so the province may hold a change before a "
+    "relay's flush has ended; the province's commit is durable when the clock stops (a PostgreSQL "
+    "walsender sends only WAL its server has flushed, so there each hop's flush precedes the next hop's). "
+    "PostgreSQL's chain is five clusters on 127.0.0.1 (fsync on, "
     "`wal_level = logical`, otherwise defaults), each subscribing to the publication of the level below and "
     "publishing its table (PostgreSQL 15 republishes applied changes); the village gets the same generated "
     "rows in COPYs of 1,000 rows a transaction. With the defaults an apply worker commits asynchronously "
