@@ -89,6 +89,7 @@ struct store {
      * held (a writer's, rebuilt when another process changed either). */
     bloom_t nf;
     bool nf_ok;
+    bool nf_due;      /* STORE_FILTER_IDLE: a write went without it (or none was built) */
     size_t idn_defer; /* fold when this many are pending (0: every commit) */
     code_t code;
     unsigned flags;
@@ -111,6 +112,7 @@ struct stxn {
     MDB_cursor *idn_cursor; /* write transactions: reused across applies */
     bool idn_touched;       /* s->pend changed: an abort must reload it */
     bool pend_synced;       /* s->pend is idnp as this transaction sees it */
+    bool nf_build;          /* store_idn_filter's: it may build the filter */
     vdelta_t *vd;           /* pending per-village sum changes */
     size_t nvd, capvd;
 };
@@ -179,6 +181,7 @@ static int env_open(const char *dir, unsigned flags, bool create,
     if (!s)
         return LX_ENOMEM;
     s->flags = flags;
+    s->nf_due = true; /* the first pause builds it */
     snprintf(s->poke, sizeof s->poke, "%s/poke", dir);
     s->skew_ms = HLC_DEFAULT_SKEW_MS;
     s->wall = hlc_wall_ms;
@@ -899,6 +902,10 @@ static int byidn_set(stxn_t *t, const char *num, const char *id, bool del)
     return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
+/* Numbers a filter built in a pause has room for beyond those it holds:
+ * a busy stretch of new children does not fill it before the next pause. */
+#define NF_ROOM_IDLE 131072
+
 /* The number filter (s->nf) made ready for write transaction t: built
  * from byidn and the pending map when it is not. False when it cannot be
  * had (no memory): callers search instead. */
@@ -907,10 +914,16 @@ static bool nf_ready(stxn_t *t)
     store_t *s = t->s;
     if (s->nf_ok)
         return true;
+    bool idle = s->flags & STORE_FILTER_IDLE;
+    if (idle && !t->nf_build) {
+        s->nf_due = true; /* built in a pause (store_idn_filter), not in this write */
+        return false;
+    }
     MDB_stat st;
     MDB_cursor *c;
     if (!t->write || mdb_stat(t->txn, s->byidn, &st)
-        || !bloom_init(&s->nf, 2 * (st.ms_entries + idnmap_count(s->pend)) + 1024))
+        || !bloom_init(&s->nf, 2 * (st.ms_entries + idnmap_count(s->pend))
+                                   + (idle ? NF_ROOM_IDLE : 1024)))
         return false;
     if (mdb_cursor_open(t->txn, s->byidn, &c))
         return false;
@@ -938,6 +951,29 @@ static bool nf_ready(stxn_t *t)
     return s->nf_ok = true;
 }
 
+bool store_idn_filter_due(const store_t *s) { return !s->nf_ok && s->nf_due; }
+
+bool store_idn_filter(store_t *s)
+{
+    if (!store_idn_filter_due(s))
+        return true;
+    if (s->flags & STORE_RDONLY)
+        return false;
+    stxn_t *t;
+    if (store_begin(s, true, &t))
+        return false;
+    t->nf_build = true;
+    /* The filter covers the index and the pending map as this
+     * transaction sees them; it writes nothing, so its abort keeps the
+     * map (and what pend_sync read for it). */
+    bool ok = pend_ready(t) == 0 && nf_ready(t);
+    store_abort(&t);
+    s->nf_due = !ok;
+    return ok;
+}
+
+bool store_idn_filter_ready(const store_t *s) { return s->nf_ok; }
+
 /* Whether no record held number ni before this write (the filter says
  * so); and the filter takes ni, so that it knows it from now on. */
 static bool nf_fresh(stxn_t *t, const char *ni)
@@ -949,7 +985,8 @@ static bool nf_fresh(stxn_t *t, const char *ni)
     bool fresh = !bloom_maybe(&s->nf, h);
     bloom_add(&s->nf, h);
     if (s->nf.n > s->nf.cap)
-        s->nf_ok = false; /* full: built again, twice the size, when next needed */
+        s->nf_ok = false; /* full: built again, twice the size, when next needed
+                             (or, STORE_FILTER_IDLE, at the next pause) */
     return fresh;
 }
 

@@ -29,6 +29,7 @@ enum {
     STORE_NOSYNC = 1 << 1,  /* commits are not flushed (tests, benches) */
     STORE_NOPOKE = 1 << 2,  /* the node itself: do not poke the FIFO */
     STORE_RESERVER = 1 << 3,/* the node itself: it keeps the log reservation */
+    STORE_FILTER_IDLE = 1 << 4, /* the node itself: see store_idn_filter */
 };
 
 /* Creates an empty store for the node `code` in dir (created if absent).
@@ -265,6 +266,21 @@ size_t store_idn_pending(const store_t *s);
 /* Folds pending changes now, in a write transaction of its own (a lazy
  * commit): all of them when max is 0, else at most max. */
 int store_idn_fold(store_t *s, size_t max);
+/* A writer keeps a filter over the ID numbers it holds, so that a number
+ * new to the store (nearly every new child) needs no search for other
+ * holders. It is built by reading the whole index (0.3 s at 800k
+ * children): at a writer's first number, again when one of its writes
+ * finds that another process changed the index, and when it fills up. A
+ * store opened STORE_FILTER_IDLE never builds it inside a write: its
+ * writes search, and store_idn_filter_due says so, until
+ * store_idn_filter, called in a pause, builds it (with room for 131,072
+ * more numbers; it is due from the start too). store_idn_filter does
+ * nothing unless it is due; false when a build failed. */
+bool store_idn_filter_due(const store_t *s);
+bool store_idn_filter(store_t *s);
+/* Whether the filter is ready, as far as this process knows (another
+ * process may have changed the index since: the next write finds out). */
+bool store_idn_filter_ready(const store_t *s);
 
 /* The audit table: raw keys and values, whose form and hash chain are
  * common/audit.c's. Values are borrowed from LMDB: valid until the

@@ -52,6 +52,9 @@
  * the mallopt in node_run) goes back to the system once no batch has
  * come for this long, and after the housekeeping passes. */
 #define TRIM_IDLE_MS 2000
+/* The ID-number filter: see idn_filter_idle. */
+#define FILTER_BUSY_MS 30000
+#define FILTER_GAP_MS 5000
 
 typedef struct {
     uv_loop_t loop;
@@ -83,6 +86,9 @@ typedef struct {
     uint64_t idn_since;      /* ... and since when that count stood */
     bool trim_due;           /* memory may be kept that an idle node gives back */
     uint64_t trim_data;      /* repl_last_data at the last trim */
+    uint64_t filter_due;     /* since when the ID-number filter is due (0: not) */
+    uint64_t filter_next;    /* no build before this */
+    uint64_t filter_wait;    /* after a failed build: the wait before the next */
 } node_t;
 
 static uint64_t now_ms(node_t *n)
@@ -236,6 +242,40 @@ static void idn_fold_idle(node_t *n, uint64_t now)
     n->idn_seen = store_idn_pending(n->store);
 }
 
+/* Builds the ID-number filter when it is due (see store_idn_filter) while
+ * nothing arrives: reading a large index inside a batch's transaction
+ * would hold that batch up. A node that never pauses builds it between
+ * two groups once it has been due FILTER_BUSY_MS; one that just built it
+ * waits FILTER_GAP_MS (another process writing on and on would make it
+ * stale at once); a failed build is tried again after a minute, then
+ * after twice as long each time. */
+static void idn_filter_idle(node_t *n, uint64_t now)
+{
+    if (!store_idn_filter_due(n->store)) {
+        n->filter_due = 0;
+        return;
+    }
+    if (!n->filter_due)
+        n->filter_due = now;
+    bool idle = now - repl_last_data(n->repl) >= IDN_IDLE_MS;
+    if (repl_group_open(n->repl) || now < n->filter_next
+        || (!idle && now - n->filter_due < FILTER_BUSY_MS))
+        return;
+    if (store_idn_filter(n->store)) {
+        n->filter_wait = 0;
+        n->filter_next = now + FILTER_GAP_MS;
+        n->filter_due = 0;
+        return;
+    }
+    n->filter_wait = n->filter_wait ? n->filter_wait * 2 : 60000;
+    if (n->filter_wait > 3600000)
+        n->filter_wait = 3600000;
+    n->filter_next = now + n->filter_wait;
+    log_warn("the ID-number filter could not be built (tried again in %llu s): "
+             "new numbers are searched for meanwhile",
+             (unsigned long long)(n->filter_wait / 1000));
+}
+
 /* Gives memory kept for busy times back to the system once idle. */
 static void idle_trim(node_t *n, uint64_t now)
 {
@@ -258,6 +298,7 @@ static void on_tick(uv_timer_t *h)
     reload_tokens(n, now);
     repl_tick(n->repl, now);
     idn_fold_idle(n, now);
+    idn_filter_idle(n, now);
     daily(n);
     reports(n, now);
     idle_trim(n, now);
@@ -369,7 +410,7 @@ static int node_run(const char *cmd, const char *path, repl_mode_t mode)
         config_free(&n.cfg);
         return cli_fail(cmd, "%s", why.msg);
     }
-    n.store = cli_open(cmd, n.cfg->data, STORE_NOPOKE | STORE_RESERVER);
+    n.store = cli_open(cmd, n.cfg->data, STORE_NOPOKE | STORE_RESERVER | STORE_FILTER_IDLE);
     if (!n.store) {
         close(n.lock_fd);
         config_free(&n.cfg);

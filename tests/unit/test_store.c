@@ -1081,6 +1081,113 @@ static void test_idn_filter(void **state)
     }
 }
 
+/* Another process writes number num for record id, into the index
+ * directly (defer 0) or pending. */
+static void other_puts(const char *p, const char *id, const char *num, hlc_t h, bool pending)
+{
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        store_t *c = NULL;
+        why_t why = {""};
+        if (store_open(p, STORE_NOSYNC, &c, &why))
+            _exit(2);
+        store_set_idn_defer(c, pending ? 100000 : 0);
+        stxn_t *ct;
+        if (store_begin(c, true, &ct))
+            _exit(3);
+        put_num(ct, id, num, &h);
+        _exit(store_commit(&ct) ? 4 : 0);
+    }
+    int st = 0;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+}
+
+/* A store opened STORE_FILTER_IDLE (the node) never builds the number
+ * filter inside a write, where reading a large index would hold a batch
+ * up: its writes search for other holders until store_idn_filter, called
+ * in a pause, builds it. Duplicates come out right all along. */
+static void test_idn_filter_idle(void **state)
+{
+    (void)state;
+    char *d = tmpdir();
+    char p[300], id[32], num[32];
+    snprintf(p, sizeof p, "%s/s", d);
+    why_t why = {""};
+    store_t *s = NULL;
+    assert_int_equal(store_create(p, NODE, &why), LX_OK);
+    assert_int_equal(store_open(p, STORE_NOSYNC | STORE_FILTER_IDLE, &s, &why), LX_OK);
+    store_set_idn_defer(s, 100000);
+    hlc_t h = hlc_make(hlc_wall_ms() - 100000, 0);
+    stxn_t *t;
+    assert_true(store_idn_filter_due(s)); /* from the start */
+    assert_int_equal(store_begin(s, true, &t), LX_OK);
+    for (int k = 0; k < 500; k++) {
+        snprintf(id, sizeof id, "a%d", k);
+        snprintf(num, sizeof num, "5101042010%08d", k);
+        put_num(t, id, num, &h);
+    }
+    put_num(t, "b0", "510104201000000007", &h);
+    assert_int_equal(count_pairs(t), 2);
+    assert_int_equal(store_commit(&t), LX_OK);
+    assert_false(store_idn_filter_ready(s)); /* the writes searched */
+    assert_true(store_idn_filter_due(s));
+
+    size_t np = store_idn_pending(s);
+    assert_int_equal(np, 501);
+    assert_true(store_idn_filter(s));
+    assert_true(store_idn_filter_ready(s));
+    assert_false(store_idn_filter_due(s));
+    assert_int_equal(store_idn_pending(s), np); /* the build wrote nothing */
+    assert_true(store_idn_filter(s));           /* not due: nothing to do */
+    assert_int_equal(store_begin(s, true, &t), LX_OK);
+    put_num(t, "b1", "510104201000000499", &h);  /* held by a499: the filter knows it */
+    put_num(t, "b2", "510104201099999999", &h);  /* new */
+    assert_int_equal(count_pairs(t), 4);
+    assert_int_equal(store_commit(&t), LX_OK);
+    assert_true(store_idn_filter_ready(s));
+
+    static const int after_p[2] = {6, 11}, after_r[2] = {9, 12};
+    for (int pending = 0; pending < 2; pending++) {
+        /* Another process enters a number (the first time folding every
+         * pending number into the index). The next write finds it by
+         * search and leaves the filter, stale, to the next pause; the
+         * filter built then knows the number, and the folded ones. */
+        snprintf(num, sizeof num, "51010420107777777%d", pending);
+        snprintf(id, sizeof id, "c%d", pending);
+        h += 1000;
+        other_puts(p, id, num, h, pending);
+        h += 1000;
+        assert_int_equal(store_begin(s, true, &t), LX_OK);
+        snprintf(id, sizeof id, "p%d", pending);
+        put_num(t, id, num, &h);
+        assert_int_equal(count_pairs(t), after_p[pending]);
+        assert_int_equal(store_commit(&t), LX_OK);
+        assert_false(store_idn_filter_ready(s));
+        assert_true(store_idn_filter_due(s));
+
+        assert_true(store_idn_filter(s));
+        assert_true(store_idn_filter_ready(s));
+        assert_int_equal(store_begin(s, true, &t), LX_OK);
+        snprintf(id, sizeof id, "r%d", pending);
+        put_num(t, id, num, &h);                    /* a third holder */
+        put_num(t, "r8", "510104201000000100", &h); /* a100's, folded into the index */
+        assert_int_equal(count_pairs(t), after_r[pending]);
+        assert_int_equal(store_commit(&t), LX_OK);
+        assert_true(store_idn_filter_ready(s));
+    }
+    /* A reader cannot build it. */
+    store_t *r = NULL;
+    assert_int_equal(store_open(p, STORE_RDONLY, &r, &why), LX_OK);
+    assert_false(store_idn_filter(r));
+    store_close(&r);
+    store_close(&s);
+    rmrf(d);
+    free(d);
+}
+
 /* A store of layout 1 (whose digest sums hashed records with BLAKE2b)
  * is refused by a reader, and a writer brings it to layout 2 with every
  * village's sum made anew: the digest is what a store written by this
@@ -1170,6 +1277,7 @@ int main(void)
         cmocka_unit_test(test_idnmap),
         cmocka_unit_test(test_idn_pending),
         cmocka_unit_test(test_idn_filter),
+        cmocka_unit_test(test_idn_filter_idle),
         cmocka_unit_test(test_clock_persists),
         cmocka_unit_test(test_verify_detects_damage),
         cmocka_unit_test(test_layout_upgrade),
