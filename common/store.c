@@ -441,6 +441,7 @@ static int pend_sync(store_t *s, MDB_txn *txn)
 
 int store_begin(store_t *s, bool write, stxn_t **out)
 {
+    *out = NULL; /* callers may store_abort it whatever the outcome */
     stxn_t *t = calloc(1, sizeof *t);
     if (!t)
         return LX_ENOMEM;

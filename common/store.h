@@ -50,7 +50,8 @@ void store_set_skew(store_t *s, uint64_t max_skew_ms);
 void store_reserve(store_t *s, size_t bytes);
 
 /* Transactions. A write transaction is exclusive across processes; its
- * HLC continues from the last one committed by any process. */
+ * HLC continues from the last one committed by any process. *out is NULL
+ * when it fails, so store_abort(out) is always safe. */
 int store_begin(store_t *s, bool write, stxn_t **out);
 int store_commit(stxn_t **txn_p);  /* durable unless STORE_NOSYNC */
 /* A commit for what may be lost in a system crash but must not damage
