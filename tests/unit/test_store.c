@@ -1006,6 +1006,30 @@ static void put_num(stxn_t *t, const char *id, const char *num, hlc_t *h)
     field_free(&f[1]);
 }
 
+/* Another process writes number num for record id, into the index
+ * directly (defer 0) or pending. */
+static void other_puts(const char *p, const char *id, const char *num, hlc_t h, bool pending)
+{
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        store_t *c = NULL;
+        why_t why = {""};
+        if (store_open(p, STORE_NOSYNC, &c, &why))
+            _exit(2);
+        store_set_idn_defer(c, pending ? 100000 : 0);
+        stxn_t *ct;
+        if (store_begin(c, true, &ct))
+            _exit(3);
+        put_num(ct, id, num, &h);
+        _exit(store_commit(&ct) ? 4 : 0);
+    }
+    int st = 0;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st));
+    assert_int_equal(WEXITSTATUS(st), 0);
+}
+
 static void test_idn_filter(void **state)
 {
     (void)state;
@@ -1039,27 +1063,9 @@ static void test_idn_filter(void **state)
         /* Another process enters numbers this one's filter never saw,
          * directly into the index (nothing pending there) or pending. */
         for (int other = 0; other < 2; other++) {
-            pid_t pid = fork();
-            assert_true(pid >= 0);
-            if (pid == 0) {
-                store_t *c = NULL;
-                why_t why = {""};
-                if (store_open(p, STORE_NOSYNC, &c, &why))
-                    _exit(2);
-                store_set_idn_defer(c, other ? 100000 : 0);
-                stxn_t *ct;
-                hlc_t h2 = h + 1000;
-                if (store_begin(c, true, &ct))
-                    _exit(3);
-                snprintf(num, sizeof num, "51010420107777777%d", other);
-                snprintf(id, sizeof id, "c%d", other);
-                put_num(ct, id, num, &h2);
-                _exit(store_commit(&ct) ? 4 : 0);
-            }
-            int st = 0;
-            assert_int_equal(waitpid(pid, &st, 0), pid);
-            assert_true(WIFEXITED(st));
-            assert_int_equal(WEXITSTATUS(st), 0);
+            snprintf(num, sizeof num, "51010420107777777%d", other);
+            snprintf(id, sizeof id, "c%d", other);
+            other_puts(p, id, num, h + 1000, other);
             h += 2000;
             assert_int_equal(store_begin(s, true, &t), LX_OK);
             snprintf(num, sizeof num, "51010420107777777%d", other);
@@ -1079,30 +1085,6 @@ static void test_idn_filter(void **state)
         rmrf(d);
         free(d);
     }
-}
-
-/* Another process writes number num for record id, into the index
- * directly (defer 0) or pending. */
-static void other_puts(const char *p, const char *id, const char *num, hlc_t h, bool pending)
-{
-    pid_t pid = fork();
-    assert_true(pid >= 0);
-    if (pid == 0) {
-        store_t *c = NULL;
-        why_t why = {""};
-        if (store_open(p, STORE_NOSYNC, &c, &why))
-            _exit(2);
-        store_set_idn_defer(c, pending ? 100000 : 0);
-        stxn_t *ct;
-        if (store_begin(c, true, &ct))
-            _exit(3);
-        put_num(ct, id, num, &h);
-        _exit(store_commit(&ct) ? 4 : 0);
-    }
-    int st = 0;
-    assert_int_equal(waitpid(pid, &st, 0), pid);
-    assert_true(WIFEXITED(st));
-    assert_int_equal(WEXITSTATUS(st), 0);
 }
 
 /* A store opened STORE_FILTER_IDLE (the node) never builds the number
