@@ -8,8 +8,8 @@
 #include "linkstate.h"
 #include "schema.h"
 
-#define NAME_ANONYMISED "已匿名"
-#define NAME_PURGED "已清除"
+#define NAME_ANONYMISED SCHEMA_NAME_ANONYMISED
+#define NAME_PURGED SCHEMA_NAME_PURGED
 #define DAILY_BATCH 500
 
 /* ---- conditions ---- */
@@ -604,5 +604,14 @@ int policy_daily(store_t *s, const char *today, policy_stats_t *st, why_t *why)
 
 int policy_retention(store_t *s, const char *today, policy_stats_t *st, why_t *why)
 {
-    return sweep(s, today, true, st, why);
+    int rc = sweep(s, today, true, st, why);
+    if (rc)
+        return rc;
+    /* Then the conflict log, of this pass's markers and of every other
+     * that reached this node. */
+    stxn_t *t;
+    if (!(rc = store_begin(s, true, &t)) && !(rc = store_scrub_conflicts(t, &st->scrubbed)))
+        rc = store_commit(&t);
+    store_abort(&t);
+    return rc ? why_set(why, rc, "retention of the conflict log: %s", err_str(rc)) : LX_OK;
 }

@@ -62,6 +62,7 @@ typedef struct {
     uint64_t exited;      /* of which exited */
     uint64_t anonymised;  /* retention */
     uint64_t purged;
+    uint64_t scrubbed;    /* conflict log entries retention reached */
 } policy_stats_t;
 
 /* The daily pass: derives every record this node is responsible for (the
@@ -76,7 +77,9 @@ int policy_daily(store_t *s, const char *today, policy_stats_t *st, why_t *why);
  * replaced, ID number, phones, guardian's name, addresses and work places
  * cleared) or purged (every field cleared but village, gender, birth
  * date and the exit), as ordinary writes. Nothing when no retention
- * policy is in force. */
+ * policy is in force. Then, policy or not, the conflict log entries of
+ * every record holding a retention marker lose what retention removed
+ * (store_scrub_conflicts). */
 int policy_retention(store_t *s, const char *today, policy_stats_t *st, why_t *why);
 
 #endif

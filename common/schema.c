@@ -217,6 +217,13 @@ static int num_by_search(const char *name)
     return -1;
 }
 
+bool schema_retention_marker(const val_t *name)
+{
+    return name && name->kind == VAL_STR && name->s
+           && (strcmp(name->s, SCHEMA_NAME_ANONYMISED) == 0
+               || strcmp(name->s, SCHEMA_NAME_PURGED) == 0);
+}
+
 const field_def_t *schema_field(const char *name)
 {
     int n = schema_num(name);

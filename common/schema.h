@@ -39,6 +39,13 @@ typedef struct {
     unsigned max_len;        /* FT_STR: byte limit */
 } field_def_t;
 
+/* The names retention writes in place of a child's (common/classify.c):
+ * a record holding one has had its personal data removed, and the store
+ * keeps no history of what was removed (store_apply_ex). */
+#define SCHEMA_NAME_ANONYMISED "已匿名"
+#define SCHEMA_NAME_PURGED "已清除"
+bool schema_retention_marker(const val_t *name);
+
 /* The definition of a field, or NULL when the schema does not know it. */
 const field_def_t *schema_field(const char *name);
 /* Field numbers: a field of the default schema is stored and sent under

@@ -5,7 +5,9 @@
  *            "seq" -> u64 last change log sequence, "cseq" -> u64 last
  *            conflict sequence, "layout" -> u64 layout version, "idng" ->
  *            u64 generation of idnp (one more per change to it), "resv" ->
- *            u64 log numbers reserved by the running node; and the
+ *            u64 log numbers reserved by the running node, "hscrub" ->
+ *            1 once the history of records retention marked before it
+ *            reached the history has been scrubbed (hist_scrub_all); and the
  *            callers' keys, one prefix each: "in/", "ack/", "cfack/" (link
  *            positions), "links" (link state), "pol/", "pola/", "key/",
  *            "polack/" (policies)
@@ -35,7 +37,10 @@
  *   hist     id || 0 || field name || 0 || u64 hlc -> the field as it was
  *            (a one-field record, record_pack) before a newer write
  *            replaced it or a move out of the subtree removed it; so a
- *            record can be read as it stood at any cut (reports)
+ *            record can be read as it stood at any cut (reports). Not
+ *            what retention removed: in a record whose name is a
+ *            retention marker, the versions of the fields it cleared go
+ *            (hist_scrub)
  *   audit    u64 node || u64 seq -> an audit entry; the entries' form and
  *            the hash chain are common/audit.c's (this file only stores
  *            and walks the bytes)
@@ -100,6 +105,7 @@ struct store {
 typedef struct vdelta vdelta_t;
 static int vdig_flush(stxn_t *t);
 static int vdig_rebuild(store_t *s, MDB_txn *txn);
+static int hist_scrub_all(store_t *s, MDB_txn *txn);
 
 struct stxn {
     store_t *s;
@@ -255,6 +261,8 @@ static int env_open(const char *dir, unsigned flags, bool create,
                 rc = meta_put(txn, s->meta, "layout", LAYOUT_VERSION);
             layout = LAYOUT_VERSION;
         }
+        if (!rc && layout == LAYOUT_VERSION && !(flags & STORE_RDONLY))
+            rc = hist_scrub_all(s, txn);
         if (!rc && layout != LAYOUT_VERSION) {
             mdb_txn_abort(txn);
             mdb_env_close(s->env);
@@ -819,6 +827,95 @@ static int hist_put(stxn_t *t, const char *id, const field_t *f)
     return rc;
 }
 
+/* Whether field `name` of a record that holds a retention marker keeps
+ * no history after a change whose winning writes are won[0..nwon): one the
+ * change clears; and, when the change writes the marker itself, the name
+ * and (live, r holding every field) each field without a value now. */
+static bool hist_scrubbed(const char *name, const record_t *r, bool live,
+                          const field_t *const *won, uint32_t nwon, bool marks)
+{
+    for (uint32_t i = 0; i < nwon; i++)
+        if (strcmp(won[i]->name, name) == 0 && won[i]->val.kind == VAL_NIL)
+            return true;
+    if (!marks)
+        return false;
+    if (strcmp(name, "name") == 0)
+        return true;
+    const field_t *f = live ? record_field(r, name) : NULL;
+    return live && (!f || f->val.kind == VAL_NIL);
+}
+
+/* Retention reaches the history: removes the versions of record id's
+ * fields that hist_scrubbed names (the hist table above; store_apply_ex). */
+static int hist_scrub(store_t *s, MDB_txn *txn, const char *id, const record_t *r, bool live,
+                      const field_t *const *won, uint32_t nwon, bool marks)
+{
+    unsigned char pre[HIST_KEY_MAX];
+    size_t plen = s->has_hist ? hist_prefix(pre, id, strlen(id), NULL) : 0;
+    if (!plen)
+        return 0;
+    MDB_cursor *c;
+    int rc = mdb_cursor_open(txn, s->hist, &c);
+    if (rc)
+        return rc;
+    MDB_val k = {plen, pre}, d;
+    for (rc = mdb_cursor_get(c, &k, &d, MDB_SET_RANGE); !rc;
+         rc = mdb_cursor_get(c, &k, &d, MDB_NEXT)) {
+        if (k.mv_size < plen + 10 || memcmp(k.mv_data, pre, plen) != 0)
+            break;
+        /* id 0 name 0 hlc: the name is what lies between. */
+        char name[65];
+        size_t nl = k.mv_size - plen - 9;
+        if (nl == 0 || nl >= sizeof name)
+            continue;
+        memcpy(name, (const char *)k.mv_data + plen, nl);
+        name[nl] = 0;
+        /* After a delete the cursor stands on the next entry, which
+         * MDB_NEXT then returns (LMDB's C_DEL). */
+        if (hist_scrubbed(name, r, live, won, nwon, marks) && (rc = mdb_cursor_del(c, 0)))
+            break;
+    }
+    mdb_cursor_close(c);
+    return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+/* Once per store (meta "hscrub"), by its first writer: the history of
+ * records retention marked before it reached the history, made as the
+ * marker's write now leaves it. A record without a marker's bytes is not
+ * decoded. */
+static int hist_scrub_all(store_t *s, MDB_txn *txn)
+{
+    uint64_t done = 0;
+    int rc = meta_get(txn, s->meta, "hscrub", &done);
+    if (rc != MDB_NOTFOUND)
+        return rc;
+    MDB_cursor *c;
+    if (s->has_hist && (rc = mdb_cursor_open(txn, s->rec, &c)))
+        return rc;
+    MDB_val k, d;
+    const char *marks[] = {SCHEMA_NAME_ANONYMISED, SCHEMA_NAME_PURGED};
+    for (rc = s->has_hist ? mdb_cursor_get(c, &k, &d, MDB_FIRST) : MDB_NOTFOUND; !rc;
+         rc = mdb_cursor_get(c, &k, &d, MDB_NEXT)) {
+        bool maybe = false;
+        for (int i = 0; i < 2 && !maybe; i++)
+            maybe = memmem(d.mv_data, d.mv_size, marks[i], strlen(marks[i])) != NULL;
+        record_t *r;
+        if (!maybe || k.mv_size > 64 || record_decode(d.mv_data, d.mv_size, &r, NULL))
+            continue;
+        char id[65];
+        memcpy(id, k.mv_data, k.mv_size);
+        id[k.mv_size] = 0;
+        if (schema_retention_marker(record_val(r, "name")))
+            rc = hist_scrub(s, txn, id, r, is_live(s, record_village(r)), NULL, 0, true);
+        record_destroy(&r);
+        if (rc)
+            break;
+    }
+    if (s->has_hist)
+        mdb_cursor_close(c);
+    return rc && rc != MDB_NOTFOUND ? rc : meta_put(txn, s->meta, "hscrub", 1);
+}
+
 /* ---- the ID-number index ----
  *
  * Who holds a number: the byidn entries with its prefix whose record is
@@ -1167,6 +1264,20 @@ static int cmp_field_ptr(const void *a, const void *b)
 
 /* Logs a conflict unless this pair is already in the log; *added says
  * which. */
+/* A conflict log entry: [id, kept field, lost field]. */
+static void conflict_pack(msgpack_sbuffer *sb, const char *id, const field_t *kept,
+                          const field_t *lost)
+{
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+    size_t n = strlen(id);
+    msgpack_pack_array(&pk, 3);
+    msgpack_pack_str(&pk, n);
+    msgpack_pack_str_body(&pk, id, n);
+    field_pack(kept, &pk);
+    field_pack(lost, &pk);
+}
+
 static int log_conflict_once(stxn_t *t, const char *id, const field_t *kept,
                              const field_t *lost, bool *added)
 {
@@ -1189,15 +1300,8 @@ static int log_conflict_once(stxn_t *t, const char *id, const field_t *kept,
     if (rc)
         return rc;
     msgpack_sbuffer sb;
-    msgpack_packer pk;
     msgpack_sbuffer_init(&sb);
-    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
-    size_t n = strlen(id);
-    msgpack_pack_array(&pk, 3);
-    msgpack_pack_str(&pk, n);
-    msgpack_pack_str_body(&pk, id, n);
-    field_pack(kept, &pk);
-    field_pack(lost, &pk);
+    conflict_pack(&sb, id, kept, lost);
     unsigned char key[8];
     put_u64(key, ++t->cseq);
     MDB_val k = {8, key}, d = {sb.size, sb.data};
@@ -1212,6 +1316,70 @@ static int log_conflict(stxn_t *t, const char *id, const field_t *kept,
 {
     bool added;
     return log_conflict_once(t, id, kept, lost, &added);
+}
+
+typedef struct {
+    stxn_t *t;
+    msgpack_sbuffer sb;   /* the scrubbed entries, one after another */
+    uint64_t *seq;
+    size_t *end;          /* where each ends in sb */
+    size_t n, cap;
+} cscrub_t;
+
+static int cscrub_cb(void *arg, const conflict_t *c)
+{
+    cscrub_t *x = arg;
+    if (c->kept->val.kind == VAL_NIL && c->lost->val.kind == VAL_NIL)
+        return 0;
+    record_t *r = NULL;
+    if (store_get(x->t, c->id, &r, NULL) != LX_OK)
+        return 0;
+    bool hit = schema_retention_marker(record_val(r, "name"))
+               && hist_scrubbed(c->kept->name, r, is_live(x->t->s, record_village(r)), NULL, 0,
+                                true);
+    record_destroy(&r);
+    if (!hit)
+        return 0;
+    if (x->n == x->cap) {
+        size_t cap = x->cap ? 2 * x->cap : 64;
+        uint64_t *sq = realloc(x->seq, cap * sizeof *sq);
+        if (sq)
+            x->seq = sq;
+        size_t *e = sq ? realloc(x->end, cap * sizeof *e) : NULL;
+        if (!e)
+            return LX_ENOMEM;
+        x->end = e;
+        x->cap = cap;
+    }
+    /* The versions stay: that two writes met, and whose, is no child's
+     * personal data; the values go. */
+    field_t kept = *c->kept, lost = *c->lost;
+    kept.val = lost.val = (val_t){0};
+    conflict_pack(&x->sb, c->id, &kept, &lost);
+    x->seq[x->n] = c->seq;
+    x->end[x->n++] = x->sb.size;
+    return 0;
+}
+
+int store_scrub_conflicts(stxn_t *t, uint64_t *scrubbed)
+{
+    if (!t->write)
+        return LX_EINVAL;
+    cscrub_t x = {.t = t};
+    msgpack_sbuffer_init(&x.sb);
+    int rc = store_each_conflict(t, cscrub_cb, &x);
+    for (size_t i = 0, at = 0; !rc && i < x.n; at = x.end[i++]) {
+        unsigned char key[8];
+        put_u64(key, x.seq[i]);
+        MDB_val k = {8, key}, d = {x.end[i] - at, x.sb.data + at};
+        rc = lmdb_err(mdb_put(t->txn, t->s->conf, &k, &d, 0), NULL, "conflict log");
+    }
+    if (!rc && scrubbed)
+        *scrubbed += x.n;
+    msgpack_sbuffer_destroy(&x.sb);
+    free(x.seq);
+    free(x.end);
+    return rc;
 }
 
 int store_add_conflict(stxn_t *t, const char *id, const field_t *kept,
@@ -1488,6 +1656,20 @@ int store_apply_ex(stxn_t *t, const char *id, const field_t *w, uint32_t n,
             for (uint32_t i = keep; i < r->n; i++)
                 field_free(&r->f[i]);
         r->n = keep;
+    }
+
+    /* Retention reaches the history (hist_scrub): only in a record that
+     * holds a marker, so no other write loses an earlier version. */
+    if (s->has_hist && !res->created) {
+        bool marks = false, clears = false;
+        for (uint32_t i = 0; i < nwon; i++) {
+            if (strcmp(won[i]->name, "name") == 0)
+                marks = schema_retention_marker(&won[i]->val);
+            clears |= won[i]->val.kind == VAL_NIL;
+        }
+        if ((marks || (clears && new_live && schema_retention_marker(record_val(r, "name"))))
+            && (mrc = hist_scrub(s, t->txn, id, r, new_live, won, nwon, marks)))
+            goto lmdb_fail;
     }
 
     /* Store the record and hash its canonical bytes: for a new record

@@ -241,6 +241,12 @@ typedef int (*store_conflict_cb)(void *arg, const conflict_t *c);
 int store_each_conflict(stxn_t *t, store_conflict_cb cb, void *arg);
 /* From conflict sequence `from` on; a cb return of 1 stops (no error). */
 int store_each_conflict_from(stxn_t *t, uint64_t from, store_conflict_cb cb, void *arg);
+/* Retention reaches the conflict log: the entries of a record whose name
+ * is a retention marker, about a field the marker's write leaves without
+ * history (the name, and each field without a value now), keep their
+ * versions and lose both values. Adds the number rewritten to *scrubbed;
+ * in write transaction t. */
+int store_scrub_conflicts(stxn_t *t, uint64_t *scrubbed);
 /* Adds a conflict reported by a child, once: a pair already logged here
  * (found by this node or reported before) is not added again. */
 int store_add_conflict(stxn_t *t, const char *id, const field_t *kept,

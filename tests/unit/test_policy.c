@@ -549,6 +549,19 @@ static void test_alerts(void **state)
     record_destroy(&r);
 }
 
+/* A left-behind child born 2010-03-01, with a guardian's name, phone
+ * and an address for retention to remove. */
+static record_t *left_behind(void)
+{
+    record_t *r = child("2010-03-01");
+    set(r, "father_status", "migrant_worker");
+    set(r, "mother_status", "migrant_worker");
+    set(r, "guardian_name", "李四");
+    set(r, "guardian_phone", "13800000000");
+    set(r, "household_address", "某村1号");
+    return r;
+}
+
 static void test_retention(void **state)
 {
     fx_t *f = *state;
@@ -556,13 +569,8 @@ static void test_retention(void **state)
     assert_int_equal(accept_doc(f, &f->prov, doc(PROVINCE, "retention", 1, "",
                                 "{\"after_years\": 2, \"action\": \"anonymise\"}"),
                                 POLICY_FROM_PARENT, &why), LX_OK);
-    record_t *r = child("2010-03-01");
-    set(r, "father_status", "migrant_worker");
-    set(r, "mother_status", "migrant_worker");
-    set(r, "guardian_name", "李四");
-    set(r, "guardian_phone", "13800000000");
+    record_t *r = left_behind();
     set(r, "id_number", "");
-    set(r, "household_address", "某村1号");
     char id[65];
     snprintf(id, sizeof id, "%s", add(f, r, "2024-01-01"));
     record_destroy(&r);
@@ -582,6 +590,279 @@ static void test_retention(void **state)
     st = (policy_stats_t){0};
     assert_int_equal(policy_retention(f->s, "2028-03-02", &st, &why), LX_OK);
     assert_int_equal(st.changed, 0);
+}
+
+/* ---- retention reaches the history ---- */
+
+typedef struct {
+    fx_t *f;
+    store_t *to;
+    stxn_t *t, *pt;
+    uint64_t upto;
+} mirror_t;
+
+static int mirror_cb(void *arg, const loghdr_t *h)
+{
+    mirror_t *m = arg;
+    change_t c;
+    why_t why = {""};
+    apply_t res;
+    assert_int_equal(store_log_change(m->t, h, false, &c, &why), LX_OK);
+    apply_opts_t o = {.from = VILLAGE, .within = VILLAGE};
+    if (store_apply_ex(m->pt, c.id, c.w, c.n, &o, &res, &why))
+        fail_msg("mirror: %s", why.msg);
+    change_free(&c);
+    m->upto = h->seq;
+    return 0;
+}
+
+/* Sends the village's log since *upto to store `to` as its parent
+ * receives it: each entry with the fields' state as of now. */
+static void mirror(fx_t *f, store_t *to, uint64_t *upto)
+{
+    mirror_t m = {.f = f, .to = to, .upto = *upto};
+    assert_int_equal(store_begin(f->s, false, &m.t), LX_OK);
+    assert_int_equal(store_begin(to, true, &m.pt), LX_OK);
+    assert_int_equal(store_each_log_hdr(m.t, *upto + 1, mirror_cb, &m), LX_OK);
+    assert_int_equal(store_commit(&m.pt), LX_OK);
+    store_abort(&m.t);
+    *upto = m.upto;
+}
+
+typedef struct {
+    const char *id;
+    record_t *r;
+} asof_one_t;
+
+static int asof_one_cb(void *arg, const record_t *r)
+{
+    asof_one_t *a = arg;
+    if (strcmp(r->id, a->id) == 0) {
+        record_t *c = record_new(r->id);
+        for (uint32_t i = 0; i < r->n; i++)
+            assert_int_equal(record_put(c, &r->f[i]), LX_OK);
+        a->r = c;
+    }
+    return 0;
+}
+
+/* Record id as store s held it at cut (NULL when it did not). */
+static record_t *asof_get(store_t *s, const char *id, hlc_t cut)
+{
+    stxn_t *t;
+    asof_one_t a = {id, NULL};
+    assert_int_equal(store_begin(s, false, &t), LX_OK);
+    assert_int_equal(store_each_record_asof(t, 0, cut, asof_one_cb, &a), LX_OK);
+    store_abort(&t);
+    return a.r;
+}
+
+static void edit(fx_t *f, const char *id, const char *name, const char *value, const char *today)
+{
+    record_t *u = record_new(id);
+    set(u, name, value);
+    add(f, u, today);
+    record_destroy(&u);
+}
+
+/* A write of field `name` made elsewhere without seeing the one here
+ * (base 0), just after it: it wins, and the two are a conflict. */
+static void conflicting(fx_t *f, const char *id, const char *name, const char *value)
+{
+    record_t *r = get(f, id);
+    field_t w = {0};
+    assert_int_equal(field_copy(&w, record_field(r, name)), LX_OK);
+    record_destroy(&r);
+    val_free(&w.val);
+    assert_int_equal(val_set_str(&w.val, value), LX_OK);
+    w.ver.hlc++;
+    w.ver.origin = COUNTY;
+    w.ver.base = 0;
+    stxn_t *t;
+    apply_t res;
+    why_t why = {""};
+    assert_int_equal(store_begin(f->s, true, &t), LX_OK);
+    assert_int_equal(store_apply(t, id, &w, 1, 0, &res, &why), LX_OK);
+    assert_int_equal(res.conflicts, 1);
+    assert_int_equal(store_commit(&t), LX_OK);
+    field_free(&w);
+}
+
+typedef struct {
+    const char *id, *name;
+    int values;
+} cfvals_t;
+
+static int cfvals_cb(void *arg, const conflict_t *c)
+{
+    cfvals_t *x = arg;
+    if (strcmp(c->id, x->id) == 0 && strcmp(c->kept->name, x->name) == 0)
+        x->values += (c->kept->val.kind != VAL_NIL) + (c->lost->val.kind != VAL_NIL);
+    return 0;
+}
+
+/* The values store s's conflict log holds for field `name` of record id. */
+static int conflict_values(store_t *s, const char *id, const char *name)
+{
+    stxn_t *t;
+    cfvals_t x = {id, name, 0};
+    assert_int_equal(store_begin(s, false, &t), LX_OK);
+    assert_int_equal(store_each_conflict(t, cfvals_cb, &x), LX_OK);
+    store_abort(&t);
+    return x.values;
+}
+
+/* What each store showed at the first cut after retention: `gone` fields
+ * have no value from before, `kept` fields the value they had. */
+static void check_asof(store_t *s, const char *id, hlc_t cut, const char *const *gone,
+                       const char *const (*kept)[2])
+{
+    record_t *r = asof_get(s, id, cut);
+    assert_non_null(r);
+    for (size_t i = 0; gone[i]; i++) {
+        const char *v = record_str(r, gone[i]);
+        if (v)
+            fail_msg("%s is still in the history (\"%s\")", gone[i], v);
+    }
+    for (size_t i = 0; kept[i][0]; i++) {
+        const char *v = record_str(r, kept[i][0]);
+        if (!v || strcmp(v, kept[i][1]) != 0)
+            fail_msg("%s as of the cut: \"%s\", want \"%s\"", kept[i][0], v ? v : "(none)",
+                     kept[i][1]);
+    }
+    record_destroy(&r);
+}
+
+/* A record written, corrected, then anonymised or purged, here and at
+ * a parent that received every change: no version of what retention
+ * removed stays in either history, and what it keeps reads as it was. */
+static void retention_history(fx_t *f, const char *action)
+{
+    why_t why = {""};
+    bool purge = strcmp(action, "purge") == 0;
+    char body[96];
+    snprintf(body, sizeof body, "{\"after_years\": 2, \"action\": \"%s\"}", action);
+    assert_int_equal(accept_doc(f, &f->prov, doc(PROVINCE, "retention", 1, "", body),
+                                POLICY_FROM_PARENT, &why), LX_OK);
+    char pdir[64] = "/tmp/lx-policy-parent-XXXXXX";
+    store_t *p;
+    assert_non_null(mkdtemp(pdir));
+    assert_int_equal(store_create(pdir, TOWNSHIP, &why), LX_OK);
+    assert_int_equal(store_open(pdir, STORE_NOSYNC, &p, &why), LX_OK);
+    uint64_t upto = 0;
+
+    record_t *r = left_behind();
+    set(r, "mother_phone", "13600000000");
+    char id[65];
+    snprintf(id, sizeof id, "%s", add(f, r, "2024-01-01"));
+    record_destroy(&r);
+    mirror(f, p, &upto);
+    r = get(f, id);
+    hlc_t cut1 = record_field(r, "name")->ver.hlc;
+    record_destroy(&r);
+    /* Corrections put the first values into the history. */
+    edit(f, id, "guardian_phone", "13900000000", "2024-02-01");
+    edit(f, id, "name", "测试二", "2024-02-01");
+    edit(f, id, "father_status", "at_home", "2024-02-01");
+    /* Cleared by hand before retention: the marker's write clears the
+     * rest, and the history of this one goes with it. */
+    edit(f, id, "mother_phone", "", "2024-02-01");
+    /* Two writes that did not see each other: conflicts, with values. */
+    conflicting(f, id, "guardian_phone", "13500000000");
+    conflicting(f, id, "father_status", "deceased");
+    mirror(f, p, &upto);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(conflict_values(i ? p : f->s, id, "guardian_phone"), 2);
+        assert_int_equal(conflict_values(i ? p : f->s, id, "father_status"), 2);
+    }
+    /* Before retention both histories hold the first values. */
+    const char *const first[][2] = {{"name", "测试"}, {"guardian_phone", "13800000000"},
+                                    {"guardian_name", "李四"}, {"father_status", "migrant_worker"},
+                                    {"mother_phone", "13600000000"}, {NULL, NULL}};
+    const char *const none[] = {NULL};
+    store_t *both[] = {f->s, p};
+    for (int i = 0; i < 2; i++)
+        check_asof(both[i], id, cut1, none, first);
+
+    daily(f, "2026-03-01", 1); /* exits at 16 */
+    policy_stats_t st = {0};
+    assert_int_equal(policy_retention(f->s, "2028-03-01", &st, &why), LX_OK);
+    assert_int_equal(purge ? st.purged : st.anonymised, 1);
+    assert_int_equal(st.scrubbed, purge ? 2 : 1);
+    mirror(f, p, &upto);
+    /* The parent clears its own log on its own pass (no policy needed). */
+    st = (policy_stats_t){0};
+    assert_int_equal(conflict_values(p, id, "guardian_phone"), 2);
+    assert_int_equal(policy_retention(p, "2028-03-01", &st, &why), LX_OK);
+    assert_int_equal(st.scrubbed, purge ? 2 : 1);
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(conflict_values(both[i], id, "guardian_phone"), 0);
+        assert_int_equal(conflict_values(both[i], id, "father_status"), purge ? 0 : 2);
+    }
+    /* Someone enters a phone again; the next pass clears it, and its
+     * history, too. */
+    edit(f, id, "guardian_phone", "13700000000", "2028-03-02");
+    mirror(f, p, &upto);
+    r = get(f, id);
+    hlc_t cut2 = record_field(r, "guardian_phone")->ver.hlc;
+    record_destroy(&r);
+    st = (policy_stats_t){0};
+    assert_int_equal(policy_retention(f->s, "2028-03-03", &st, &why), LX_OK);
+    assert_int_equal(st.changed, 1);
+    mirror(f, p, &upto);
+
+    const char *const gone_anon[] = {"name", "guardian_phone", "guardian_name",
+                                     "household_address", "mother_phone", NULL};
+    const char *const gone_purge[] = {"name", "guardian_phone", "guardian_name",
+                                      "household_address", "mother_phone", "father_status",
+                                      "mother_status", NULL};
+    const char *const kept_anon[][2] = {{"father_status", "migrant_worker"},
+                                        {"mother_status", "migrant_worker"},
+                                        {"gender", "female"}, {"birth_date", "2010-03-01"},
+                                        {NULL, NULL}};
+    const char *const kept_purge[][2] = {{"gender", "female"}, {"birth_date", "2010-03-01"},
+                                         {"village_code", "510104001001"}, {NULL, NULL}};
+    const char *const phone[] = {"guardian_phone", NULL};
+    const char *const nothing[][2] = {{NULL, NULL}};
+    for (int i = 0; i < 2; i++) {
+        check_asof(both[i], id, cut1, purge ? gone_purge : gone_anon,
+                   purge ? kept_purge : kept_anon);
+        check_asof(both[i], id, cut2, phone, nothing);
+        r = get(f, id);
+        assert_string_equal(record_str(r, "name"), purge ? "已清除" : "已匿名");
+        record_destroy(&r);
+    }
+    store_close(&p);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", pdir);
+    assert_int_equal(system(cmd), 0);
+}
+
+static void test_retention_history_anonymise(void **state)
+{
+    retention_history(*state, "anonymise");
+}
+
+static void test_retention_history_purge(void **state) { retention_history(*state, "purge"); }
+
+/* Clearing a field in a record that holds no marker keeps its history:
+ * reports as of an earlier quarter still read it. */
+static void test_clear_keeps_history(void **state)
+{
+    fx_t *f = *state;
+    record_t *r = child("2012-05-01");
+    set(r, "father_status", "migrant_worker");
+    char id[65];
+    snprintf(id, sizeof id, "%s", add(f, r, "2024-01-01"));
+    record_destroy(&r);
+    r = get(f, id);
+    hlc_t cut = record_field(r, "father_status")->ver.hlc;
+    record_destroy(&r);
+    edit(f, id, "father_status", "", "2024-02-01");
+    const char *const none[] = {NULL};
+    const char *const kept[][2] = {{"father_status", "migrant_worker"}, {"name", "测试"},
+                                   {NULL, NULL}};
+    check_asof(f->s, id, cut, none, kept);
 }
 
 /* ---- reporting, access, acknowledgements ---- */
@@ -684,6 +965,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_classification, setup_village, teardown),
         cmocka_unit_test_setup_teardown(test_alerts, setup_village, teardown),
         cmocka_unit_test_setup_teardown(test_retention, setup_village, teardown),
+        cmocka_unit_test_setup_teardown(test_retention_history_anonymise, setup_village, teardown),
+        cmocka_unit_test_setup_teardown(test_retention_history_purge, setup_village, teardown),
+        cmocka_unit_test_setup_teardown(test_clear_keeps_history, setup_village, teardown),
         cmocka_unit_test_setup_teardown(test_reporting_access, setup_village, teardown),
         cmocka_unit_test_setup_teardown(test_acks, setup_village, teardown),
         cmocka_unit_test_setup_teardown(test_defaults, setup_village, teardown),

@@ -1174,6 +1174,18 @@ static void test_idn_filter_idle(void **state)
  * is refused by a reader, and a writer brings it to layout 2 with every
  * village's sum made anew: the digest is what a store written by this
  * version holds. */
+/* A write transaction on the store in dir, straight through LMDB (to
+ * make it what an older program left). */
+static MDB_txn *raw_begin(const char *dir, MDB_env **env)
+{
+    MDB_txn *txn;
+    assert_int_equal(mdb_env_create(env), 0);
+    assert_int_equal(mdb_env_set_maxdbs(*env, 16), 0);
+    assert_int_equal(mdb_env_open(*env, dir, 0, 0600), 0);
+    assert_int_equal(mdb_txn_begin(*env, NULL, 0, &txn), 0);
+    return txn;
+}
+
 static void test_layout_upgrade(void **state)
 {
     (void)state;
@@ -1200,14 +1212,10 @@ static void test_layout_upgrade(void **state)
     store_close(&s);
     /* Make it what version 1 left: layout 1, sums of other hashes. */
     MDB_env *env;
-    MDB_txn *txn;
+    MDB_txn *txn = raw_begin(p, &env);
     MDB_dbi meta, vdig;
     MDB_cursor *c;
     MDB_val k, v;
-    assert_int_equal(mdb_env_create(&env), 0);
-    assert_int_equal(mdb_env_set_maxdbs(env, 16), 0);
-    assert_int_equal(mdb_env_open(env, p, 0, 0600), 0);
-    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
     assert_int_equal(mdb_dbi_open(txn, "meta", 0, &meta), 0);
     assert_int_equal(mdb_dbi_open(txn, "vdig", 0, &vdig), 0);
     unsigned char one[8] = {0, 0, 0, 0, 0, 0, 0, 1};
@@ -1249,6 +1257,132 @@ static void test_layout_upgrade(void **state)
     free(d);
 }
 
+static int name_cb(void *arg, const record_t *r)
+{
+    const char *n = record_str(r, "name");
+    snprintf(arg, 16, "%s", n ? n : "-");
+    return 0;
+}
+
+/* Record "a"'s name and risk level as store dir held them at cut_ms. */
+static void name_risk_asof(const char *dir, uint64_t cut_ms, char name[16], char risk[16])
+{
+    store_t *s;
+    stxn_t *t;
+    why_t why = {""};
+    assert_int_equal(store_open(dir, STORE_RDONLY, &s, &why), LX_OK);
+    asof_t x = asof(s, 0, cut_ms);
+    assert_int_equal(x.n, 1);
+    snprintf(risk, 16, "%s", x.risk[0]);
+    assert_int_equal(store_begin(s, false, &t), LX_OK);
+    assert_int_equal(store_each_record_asof(t, 0, hlc_make(cut_ms, 0), name_cb, name), LX_OK);
+    store_abort(&t);
+    store_close(&s);
+}
+
+typedef struct {
+    size_t n;
+    MDB_val k[8], v[8];
+} saved_t;
+
+/* Every entry of the history of the store in dir: saved (into sv), or put
+ * back from it; and meta "hscrub" removed, as a store from before the
+ * history followed retention was left. */
+static void raw_hist(const char *dir, saved_t *sv, bool put_back)
+{
+    MDB_env *env;
+    MDB_txn *txn = raw_begin(dir, &env);
+    MDB_dbi hist, meta;
+    MDB_cursor *c;
+    MDB_val k, v;
+    assert_int_equal(mdb_dbi_open(txn, "hist", 0, &hist), 0);
+    assert_int_equal(mdb_dbi_open(txn, "meta", 0, &meta), 0);
+    if (put_back) {
+        for (size_t i = 0; i < sv->n; i++) {
+            assert_int_equal(mdb_put(txn, hist, &sv->k[i], &sv->v[i], 0), 0);
+            free(sv->k[i].mv_data);
+            free(sv->v[i].mv_data);
+        }
+        k = (MDB_val){6, "hscrub"};
+        assert_int_equal(mdb_del(txn, meta, &k, NULL), 0);
+    } else {
+        assert_int_equal(mdb_cursor_open(txn, hist, &c), 0);
+        sv->n = 0;
+        for (int rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
+             rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+            assert_true(sv->n < 8);
+            sv->k[sv->n] = (MDB_val){k.mv_size, malloc(k.mv_size)};
+            sv->v[sv->n] = (MDB_val){v.mv_size, malloc(v.mv_size)};
+            memcpy(sv->k[sv->n].mv_data, k.mv_data, k.mv_size);
+            memcpy(sv->v[sv->n].mv_data, v.mv_data, v.mv_size);
+            sv->n++;
+        }
+        mdb_cursor_close(c);
+    }
+    assert_int_equal(mdb_txn_commit(txn), 0);
+    mdb_env_close(env);
+}
+
+/* A store whose records were anonymised before retention reached the
+ * history: its first writer removes what the marker's write now would,
+ * once; a reader leaves it. */
+static void test_hist_scrub_once(void **state)
+{
+    (void)state;
+    char *d = tmpdir();
+    store_t *s = open_new(d, NODE);
+    char v0[16], name[16], risk[16];
+    code_fmt(VIL[0], v0);
+    field_t a[3] = {fw("name", "A", hlc_make(1000, 0), VIL[0], 0),
+                    fw("risk_level", "low", hlc_make(1000, 0), VIL[0], 0),
+                    fw("village_code", v0, hlc_make(1000, 0), VIL[0], 0)};
+    apply1(s, "a", a, 3, 0, LX_OK);
+    field_t b[2] = {fw("name", "B", hlc_make(2000, 0), VIL[0], hlc_make(1000, 0)),
+                    fw("risk_level", "high", hlc_make(2000, 0), VIL[0], hlc_make(1000, 0))};
+    apply1(s, "a", b, 2, 0, LX_OK);
+    store_close(&s);
+    saved_t sv;
+    raw_hist(d, &sv, false);
+    assert_int_equal(sv.n, 2); /* name A, risk low */
+
+    why_t why = {""};
+    assert_int_equal(store_open(d, STORE_NOSYNC, &s, &why), LX_OK);
+    field_t m = fw("name", "已匿名", hlc_make(3000, 0), VIL[0], hlc_make(2000, 0));
+    apply1(s, "a", &m, 1, 0, LX_OK);
+    store_close(&s);
+    name_risk_asof(d, 1500, name, risk);
+    assert_string_equal(name, "-"); /* the marker's write took A away */
+    assert_string_equal(risk, "low");
+
+    /* As an older program left it: the history back, no "hscrub". */
+    raw_hist(d, &sv, true);
+    name_risk_asof(d, 1500, name, risk);
+    assert_string_equal(name, "A");
+    /* A writer's open scrubs it, and marks the store done. */
+    assert_int_equal(store_open(d, STORE_NOSYNC, &s, &why), LX_OK);
+    stxn_t *t;
+    uint64_t done = 0;
+    assert_int_equal(store_begin(s, false, &t), LX_OK);
+    assert_int_equal(store_meta_get(t, "hscrub", &done), LX_OK);
+    assert_int_equal(done, 1);
+    assert_int_equal(store_verify(t, &why), LX_OK);
+    store_abort(&t);
+    store_close(&s);
+    name_risk_asof(d, 1500, name, risk);
+    assert_string_equal(name, "-");
+    assert_string_equal(risk, "low");
+    name_risk_asof(d, 2500, name, risk);
+    assert_string_equal(name, "-");
+    assert_string_equal(risk, "high");
+    for (int i = 0; i < 3; i++)
+        field_free(&a[i]);
+    for (int i = 0; i < 2; i++)
+        field_free(&b[i]);
+    field_free(&m);
+    rmrf(d);
+    free(d);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1263,6 +1397,7 @@ int main(void)
         cmocka_unit_test(test_clock_persists),
         cmocka_unit_test(test_verify_detects_damage),
         cmocka_unit_test(test_layout_upgrade),
+        cmocka_unit_test(test_hist_scrub_once),
         cmocka_unit_test(test_asof),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
