@@ -586,17 +586,19 @@ static int policy_apply(int argc, char **argv)
     if (rc)
         return cli_fail("policy apply", "%s", why.msg[0] ? why.msg : err_str(rc));
     if (o.json)
-        print_json(json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I}", "today", today, "seen",
-                             (json_int_t)st.seen, "changed", (json_int_t)st.changed, "exited",
-                             (json_int_t)st.exited, "anonymised", (json_int_t)rt.anonymised,
-                             "purged", (json_int_t)rt.purged, "conflicts_cleared",
+        print_json(json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "today", today,
+                             "seen", (json_int_t)st.seen, "changed", (json_int_t)st.changed,
+                             "exited", (json_int_t)st.exited, "anonymised",
+                             (json_int_t)rt.anonymised, "purged", (json_int_t)rt.purged,
+                             "moved_out_cleared", (json_int_t)rt.stubs, "conflicts_cleared",
                              (json_int_t)rt.scrubbed));
     else
         printf("%s: %llu records looked at, %llu changed (%llu exited), %llu anonymised, "
-               "%llu purged, %llu conflict entries cleared\n", today,
-               (unsigned long long)st.seen, (unsigned long long)st.changed,
+               "%llu purged, %llu moved-out histories and %llu conflict entries cleared\n",
+               today, (unsigned long long)st.seen, (unsigned long long)st.changed,
                (unsigned long long)st.exited, (unsigned long long)rt.anonymised,
-               (unsigned long long)rt.purged, (unsigned long long)rt.scrubbed);
+               (unsigned long long)rt.purged, (unsigned long long)rt.stubs,
+               (unsigned long long)rt.scrubbed);
     return 0;
 }
 

@@ -310,6 +310,13 @@ static int write_merged(stxn_t *t, record_t *r, record_t *cur, const write_opts_
         *res = (apply_t){0};
         return LX_OK;
     }
+    /* Only retention writes its markers: a marked record keeps no history
+     * of what retention removes (store_apply_ex), so a name typed as one
+     * would take that history with it. */
+    const field_t *nf = o->system ? NULL : record_field(r, "name");
+    if (!rc && nf && schema_retention_marker(&nf->val))
+        rc = why_set(why, LX_EINVAL, "field name: \"%s\" is written by retention only",
+                     nf->val.s);
     /* A local field written here must be one this node's schema defines;
      * those a record holds from below pass the generic check. */
     for (uint32_t i = 0; !rc && !o->system && i < r->n; i++)
@@ -409,6 +416,21 @@ static bool mine(const sweep_t *x, const record_t *r)
     return true;
 }
 
+/* Appends id to a list that grows as it needs. */
+static int ids_add(char (**ids)[65], size_t *n, size_t *cap, const char *id)
+{
+    if (*n == *cap) {
+        size_t c = *cap ? *cap * 2 : 64;
+        char (*ni)[65] = realloc(*ids, c * sizeof *ni);
+        if (!ni)
+            return LX_ENOMEM;
+        *ids = ni;
+        *cap = c;
+    }
+    snprintf((*ids)[(*n)++], 65, "%s", id);
+    return 0;
+}
+
 static int sweep_cb(void *arg, const record_t *r)
 {
     sweep_t *x = arg;
@@ -418,16 +440,7 @@ static int sweep_cb(void *arg, const record_t *r)
     int w = x->wants(x->e, r);
     if (w <= 0)
         return w;
-    if (x->n == x->cap) {
-        size_t cap = x->cap ? x->cap * 2 : 64;
-        char (*ni)[65] = realloc(x->ids, cap * sizeof *ni);
-        if (!ni)
-            return LX_ENOMEM;
-        x->ids = ni;
-        x->cap = cap;
-    }
-    snprintf(x->ids[x->n++], 65, "%s", r->id);
-    return 0;
+    return ids_add(&x->ids, &x->n, &x->cap, r->id);
 }
 
 static int wants_derive(const effective_t *e, const record_t *r)
@@ -444,11 +457,6 @@ static int wants_derive(const effective_t *e, const record_t *r)
 /* The writes retention asks of r (into out), or none. */
 static int retention_writes(const effective_t *e, const record_t *r, record_t *out)
 {
-    static const char *const personal[] = {"id_number", "guardian_name", "guardian_phone",
-        "father_phone", "mother_phone", "household_address", "father_work_place",
-        "mother_work_place", NULL};
-    static const char *const kept[] = {"village_code", "gender", "birth_date", "status",
-        "exit_reason", "exit_date", "name", NULL};
     const char *birth = record_str(r, "birth_date");
     if (!e->retention_years || !birth || !date_valid(birth))
         return LX_OK;
@@ -467,19 +475,11 @@ static int retention_writes(const effective_t *e, const record_t *r, record_t *o
     const char *name = purge ? NAME_PURGED : NAME_ANONYMISED;
     const char *old = record_str(r, "name");
     int rc = old && strcmp(old, name) == 0 ? LX_OK : put_str(out, "name", name);
-    val_t nil = {0};
+    val_t nil = {0}, marker = {.kind = VAL_STR, .s = (char *)name};
     for (uint32_t i = 0; i < r->n && !rc; i++) {
         const char *f = r->f[i].name;
-        bool clear = false;
-        if (purge) {
-            clear = true;
-            for (size_t k = 0; kept[k] && clear; k++)
-                clear = strcmp(kept[k], f) != 0;
-        } else {
-            for (size_t k = 0; personal[k] && !clear; k++)
-                clear = strcmp(personal[k], f) == 0;
-        }
-        if (clear && r->f[i].val.kind != VAL_NIL)
+        if (strcmp(f, "name") != 0 && schema_retention_removes(&marker, f)
+            && r->f[i].val.kind != VAL_NIL)
             rc = put_write(out, f, &nil);
     }
     return rc;
@@ -602,16 +602,97 @@ int policy_daily(store_t *s, const char *today, policy_stats_t *st, why_t *why)
     return sweep(s, today, false, st, why);
 }
 
+/* ---- retention at the nodes a child left ---- */
+
+typedef struct {
+    const effective_t *e;
+    char (*ids)[65];   /* the stubs retention is due for, in id order */
+    size_t n, cap;
+} stubs_t;
+
+static int stub_cb(void *arg, const record_t *r)
+{
+    stubs_t *x = arg;
+    record_t *w = record_new(NULL);
+    if (!w)
+        return LX_ENOMEM;
+    /* Due by the dates alone (retention always writes the name when it
+     * is): a stub already scrubbed, or scrubbed under a milder policy
+     * than today's, is checked again, and finds nothing or more. */
+    int rc = retention_writes(x->e, r, w);
+    bool due = !rc && w->n > 0;
+    record_destroy(&w);
+    if (rc || !due)
+        return rc;
+    return ids_add(&x->ids, &x->n, &x->cap, r->id);
+}
+
+/* Whether record id is still a stub here (it may have come back since
+ * the walk). */
+static bool still_stub(stxn_t *t, const char *id)
+{
+    record_t *r = NULL;
+    code_t v = 0;
+    bool stub = store_get(t, id, &r, NULL) == LX_OK && r->n == 1
+                && code_parse(record_str(r, "village_code"), &v) == LX_OK
+                && !code_contains(store_code_of(t), v);
+    record_destroy(&r);
+    return stub;
+}
+
+/* A child who moved out of this node's subtree left a stub here, with
+ * what it held in the history; later writes (retention's too) go where
+ * the child is now. So this node applies retention to that history
+ * itself, on the dates its own policy gives, in batches; x takes the
+ * stubs it was due for (their conflict log entries are next). */
+static int retention_stubs(store_t *s, const char *today, policy_stats_t *st, stubs_t *x,
+                           const char **marker, why_t *why)
+{
+    stxn_t *t;
+    effective_t *e = NULL;
+    int rc = store_begin(s, false, &t);
+    if (!rc)
+        rc = policy_effective(t, today, &e, why);
+    x->e = e;
+    if (!rc && e->retention_years)
+        rc = store_each_stub(t, stub_cb, x);
+    store_abort(&t);
+    *marker = e && strcmp(e->retention_action, "purge") == 0 ? NAME_PURGED : NAME_ANONYMISED;
+    for (size_t i = 0; !rc && i < x->n; i += DAILY_BATCH) {
+        if ((rc = store_begin(s, true, &t)))
+            break;
+        for (size_t k = i; !rc && k < x->n && k < i + DAILY_BATCH; k++) {
+            uint64_t removed = 0;
+            if (still_stub(t, x->ids[k]))
+                rc = store_scrub_history(t, x->ids[k], *marker, &removed);
+            st->stubs += removed > 0;
+        }
+        if (!rc)
+            rc = store_commit(&t);
+        store_abort(&t);
+    }
+    x->e = NULL;
+    effective_free(&e);
+    return rc && !why->msg[0] ? why_set(why, rc, "retention of moved-out records: %s",
+                                        err_str(rc))
+                              : rc;
+}
+
 int policy_retention(store_t *s, const char *today, policy_stats_t *st, why_t *why)
 {
+    stubs_t x = {0};
+    const char *marker = NULL;
     int rc = sweep(s, today, true, st, why);
-    if (rc)
-        return rc;
-    /* Then the conflict log, of this pass's markers and of every other
-     * that reached this node. */
-    stxn_t *t;
-    if (!(rc = store_begin(s, true, &t)) && !(rc = store_scrub_conflicts(t, &st->scrubbed)))
+    if (!rc)
+        rc = retention_stubs(s, today, st, &x, &marker, why);
+    /* Then the conflict log: of this pass's markers, of every other that
+     * reached this node, and of the stubs retention was due for. */
+    stxn_t *t = NULL;
+    if (!rc && !(rc = store_begin(s, true, &t))
+        && !(rc = store_scrub_conflicts(t, (const char(*)[65])x.ids, x.n, marker, &st->scrubbed)))
         rc = store_commit(&t);
     store_abort(&t);
-    return rc ? why_set(why, rc, "retention of the conflict log: %s", err_str(rc)) : LX_OK;
+    free(x.ids);
+    return rc && !why->msg[0] ? why_set(why, rc, "retention of the conflict log: %s", err_str(rc))
+                              : rc;
 }

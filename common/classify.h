@@ -63,6 +63,7 @@ typedef struct {
     uint64_t anonymised;  /* retention */
     uint64_t purged;
     uint64_t scrubbed;    /* conflict log entries retention reached */
+    uint64_t stubs;       /* moved-out stubs whose history it reached */
 } policy_stats_t;
 
 /* The daily pass: derives every record this node is responsible for (the
@@ -77,9 +78,11 @@ int policy_daily(store_t *s, const char *today, policy_stats_t *st, why_t *why);
  * replaced, ID number, phones, guardian's name, addresses and work places
  * cleared) or purged (every field cleared but village, gender, birth
  * date and the exit), as ordinary writes. Nothing when no retention
- * policy is in force. Then, policy or not, the conflict log entries of
- * every record holding a retention marker lose what retention removed
- * (store_scrub_conflicts). */
+ * policy is in force. The same dates apply to the history of the
+ * children who moved out of this node's subtree (store_each_stub), which
+ * no later write reaches. Then, policy or not, the conflict log entries of
+ * every record holding a retention marker (and of those stubs) lose
+ * what retention removed (store_scrub_conflicts). */
 int policy_retention(store_t *s, const char *today, policy_stats_t *st, why_t *why);
 
 #endif

@@ -224,6 +224,22 @@ bool schema_retention_marker(const val_t *name)
                || strcmp(name->s, SCHEMA_NAME_PURGED) == 0);
 }
 
+bool schema_retention_removes(const val_t *marker, const char *field)
+{
+    static const char *const anonymised[] = {"name", "id_number", "guardian_name",
+        "guardian_phone", "father_phone", "mother_phone", "household_address",
+        "father_work_place", "mother_work_place", NULL};
+    static const char *const purge_keeps[] = {"village_code", "gender", "birth_date",
+        "status", "exit_reason", "exit_date", NULL};
+    if (!schema_retention_marker(marker) || !field)
+        return false;
+    bool purge = strcmp(marker->s, SCHEMA_NAME_PURGED) == 0;
+    for (const char *const *f = purge ? purge_keeps : anonymised; *f; f++)
+        if (strcmp(*f, field) == 0)
+            return !purge;
+    return purge;
+}
+
 const field_def_t *schema_field(const char *name)
 {
     int n = schema_num(name);

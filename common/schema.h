@@ -45,6 +45,13 @@ typedef struct {
 #define SCHEMA_NAME_ANONYMISED "已匿名"
 #define SCHEMA_NAME_PURGED "已清除"
 bool schema_retention_marker(const val_t *name);
+/* Whether retention of the kind `marker` names (a name value
+ * schema_retention_marker accepts) removes field `field`, its value and
+ * every earlier version: anonymising, the name and what identifies or
+ * reaches the child (ID number, phones, guardian's name, addresses, work
+ * places); purging, everything but the village, gender, birth date,
+ * status and the exit. */
+bool schema_retention_removes(const val_t *marker, const char *field);
 
 /* The definition of a field, or NULL when the schema does not know it. */
 const field_def_t *schema_field(const char *name);

@@ -105,7 +105,6 @@ struct store {
 typedef struct vdelta vdelta_t;
 static int vdig_flush(stxn_t *t);
 static int vdig_rebuild(store_t *s, MDB_txn *txn);
-static int hist_scrub_all(store_t *s, MDB_txn *txn);
 
 struct stxn {
     store_t *s;
@@ -261,8 +260,6 @@ static int env_open(const char *dir, unsigned flags, bool create,
                 rc = meta_put(txn, s->meta, "layout", LAYOUT_VERSION);
             layout = LAYOUT_VERSION;
         }
-        if (!rc && layout == LAYOUT_VERSION && !(flags & STORE_RDONLY))
-            rc = hist_scrub_all(s, txn);
         if (!rc && layout != LAYOUT_VERSION) {
             mdb_txn_abort(txn);
             mdb_env_close(s->env);
@@ -320,9 +317,14 @@ int store_create(const char *dir, code_t code, why_t *why)
     return lmdb_err(rc, why, dir);
 }
 
+static void hist_scrub_all(store_t *s);
+
 int store_open(const char *dir, unsigned flags, store_t **out, why_t *why)
 {
-    return env_open(dir, flags, false, out, why);
+    int rc = env_open(dir, flags, false, out, why);
+    if (!rc && !(flags & STORE_RDONLY))
+        hist_scrub_all(*out);
+    return rc;
 }
 
 void store_close(store_t **self_p)
@@ -827,28 +829,19 @@ static int hist_put(stxn_t *t, const char *id, const field_t *f)
     return rc;
 }
 
-/* Whether field `name` of a record that holds a retention marker keeps
- * no history after a change whose winning writes are won[0..nwon): one the
- * change clears; and, when the change writes the marker itself, the name
- * and (live, r holding every field) each field without a value now. */
-static bool hist_scrubbed(const char *name, const record_t *r, bool live,
-                          const field_t *const *won, uint32_t nwon, bool marks)
+/* Retention reaches the history: removes every version of record id's
+ * fields that retention of the kind `marker` removes (the hist table
+ * above; store_apply_ex). */
+static int hist_scrub_n(store_t *s, MDB_txn *txn, const char *id, const val_t *marker,
+                        uint64_t *removed);
+
+static int hist_scrub(store_t *s, MDB_txn *txn, const char *id, const val_t *marker)
 {
-    for (uint32_t i = 0; i < nwon; i++)
-        if (strcmp(won[i]->name, name) == 0 && won[i]->val.kind == VAL_NIL)
-            return true;
-    if (!marks)
-        return false;
-    if (strcmp(name, "name") == 0)
-        return true;
-    const field_t *f = live ? record_field(r, name) : NULL;
-    return live && (!f || f->val.kind == VAL_NIL);
+    return hist_scrub_n(s, txn, id, marker, NULL);
 }
 
-/* Retention reaches the history: removes the versions of record id's
- * fields that hist_scrubbed names (the hist table above; store_apply_ex). */
-static int hist_scrub(store_t *s, MDB_txn *txn, const char *id, const record_t *r, bool live,
-                      const field_t *const *won, uint32_t nwon, bool marks)
+static int hist_scrub_n(store_t *s, MDB_txn *txn, const char *id, const val_t *marker,
+                        uint64_t *removed)
 {
     unsigned char pre[HIST_KEY_MAX];
     size_t plen = s->has_hist ? hist_prefix(pre, id, strlen(id), NULL) : 0;
@@ -872,48 +865,74 @@ static int hist_scrub(store_t *s, MDB_txn *txn, const char *id, const record_t *
         name[nl] = 0;
         /* After a delete the cursor stands on the next entry, which
          * MDB_NEXT then returns (LMDB's C_DEL). */
-        if (hist_scrubbed(name, r, live, won, nwon, marks) && (rc = mdb_cursor_del(c, 0)))
+        if (!schema_retention_removes(marker, name))
+            continue;
+        if ((rc = mdb_cursor_del(c, 0)))
             break;
+        if (removed)
+            ++*removed;
     }
     mdb_cursor_close(c);
     return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
+/* Records a history sweep takes per transaction: a store's first writer
+ * scrubs what an older program left in steps that each stay small. */
+#define SCRUB_STEP 1000
+
 /* Once per store (meta "hscrub"), by its first writer: the history of
- * records retention marked before it reached the history, made as the
- * marker's write now leaves it. A record without a marker's bytes is not
- * decoded. */
-static int hist_scrub_all(store_t *s, MDB_txn *txn)
+ * records retention marked before it reached the history, scrubbed as
+ * the marker's write now scrubs it; in steps of SCRUB_STEP marked records,
+ * each its own transaction. A record without a marker's bytes is not
+ * decoded. A step that fails leaves the sweep to the next open. */
+static void hist_scrub_all(store_t *s)
 {
-    uint64_t done = 0;
-    int rc = meta_get(txn, s->meta, "hscrub", &done);
-    if (rc != MDB_NOTFOUND)
-        return rc;
-    MDB_cursor *c;
-    if (s->has_hist && (rc = mdb_cursor_open(txn, s->rec, &c)))
-        return rc;
-    MDB_val k, d;
-    const char *marks[] = {SCHEMA_NAME_ANONYMISED, SCHEMA_NAME_PURGED};
-    for (rc = s->has_hist ? mdb_cursor_get(c, &k, &d, MDB_FIRST) : MDB_NOTFOUND; !rc;
-         rc = mdb_cursor_get(c, &k, &d, MDB_NEXT)) {
-        bool maybe = false;
-        for (int i = 0; i < 2 && !maybe; i++)
-            maybe = memmem(d.mv_data, d.mv_size, marks[i], strlen(marks[i])) != NULL;
-        record_t *r;
-        if (!maybe || k.mv_size > 64 || record_decode(d.mv_data, d.mv_size, &r, NULL))
-            continue;
-        char id[65];
-        memcpy(id, k.mv_data, k.mv_size);
-        id[k.mv_size] = 0;
-        if (schema_retention_marker(record_val(r, "name")))
-            rc = hist_scrub(s, txn, id, r, is_live(s, record_village(r)), NULL, 0, true);
-        record_destroy(&r);
-        if (rc)
-            break;
-    }
-    if (s->has_hist)
+    static const char *const marks[] = {SCHEMA_NAME_ANONYMISED, SCHEMA_NAME_PURGED};
+    char from[65] = ""; /* the last record a step read */
+    for (bool more = true; more;) {
+        stxn_t *t;
+        uint64_t done;
+        if (store_begin(s, true, &t))
+            return;
+        int rc = s->has_hist ? meta_get(t->txn, s->meta, "hscrub", &done) : 0;
+        MDB_cursor *c;
+        if (rc != MDB_NOTFOUND || mdb_cursor_open(t->txn, s->rec, &c)) {
+            store_abort(&t); /* done before (or nothing to do), or failed */
+            return;
+        }
+        MDB_val k = {strlen(from), from}, d;
+        rc = mdb_cursor_get(c, &k, &d, from[0] ? MDB_SET_RANGE : MDB_FIRST);
+        if (!rc && from[0] && k.mv_size == strlen(from) && !memcmp(k.mv_data, from, k.mv_size))
+            rc = mdb_cursor_get(c, &k, &d, MDB_NEXT); /* the step before took it */
+        for (size_t n = 0; !rc && n < SCRUB_STEP; rc = mdb_cursor_get(c, &k, &d, MDB_NEXT)) {
+            if (k.mv_size > 64)
+                continue;
+            memcpy(from, k.mv_data, k.mv_size);
+            from[k.mv_size] = 0;
+            bool maybe = false;
+            for (int i = 0; i < 2 && !maybe; i++)
+                maybe = memmem(d.mv_data, d.mv_size, marks[i], strlen(marks[i])) != NULL;
+            record_t *r;
+            if (!maybe || record_decode(d.mv_data, d.mv_size, &r, NULL))
+                continue;
+            const val_t *name = record_val(r, "name");
+            if (schema_retention_marker(name)) {
+                rc = hist_scrub(s, t->txn, from, name);
+                n++;
+            }
+            record_destroy(&r);
+            if (rc)
+                break;
+        }
         mdb_cursor_close(c);
-    return rc && rc != MDB_NOTFOUND ? rc : meta_put(txn, s->meta, "hscrub", 1);
+        more = rc == 0;
+        if (rc == MDB_NOTFOUND)
+            rc = meta_put(t->txn, s->meta, "hscrub", 1);
+        if (rc || store_commit(&t)) {
+            store_abort(&t);
+            return;
+        }
+    }
 }
 
 /* ---- the ID-number index ----
@@ -1264,18 +1283,17 @@ static int cmp_field_ptr(const void *a, const void *b)
 
 /* Logs a conflict unless this pair is already in the log; *added says
  * which. */
-/* A conflict log entry: [id, kept field, lost field]. */
-static void conflict_pack(msgpack_sbuffer *sb, const char *id, const field_t *kept,
-                          const field_t *lost)
+/* Appends a conflict log entry, [id, kept field, lost field], to sb;
+ * nonzero when memory ran out. */
+static int conflict_pack(msgpack_sbuffer *sb, const char *id, const field_t *kept,
+                         const field_t *lost)
 {
     msgpack_packer pk;
     msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
     size_t n = strlen(id);
-    msgpack_pack_array(&pk, 3);
-    msgpack_pack_str(&pk, n);
-    msgpack_pack_str_body(&pk, id, n);
-    field_pack(kept, &pk);
-    field_pack(lost, &pk);
+    return msgpack_pack_array(&pk, 3) || msgpack_pack_str(&pk, n)
+           || msgpack_pack_str_body(&pk, id, n) || field_pack(kept, &pk)
+           || field_pack(lost, &pk);
 }
 
 static int log_conflict_once(stxn_t *t, const char *id, const field_t *kept,
@@ -1301,7 +1319,10 @@ static int log_conflict_once(stxn_t *t, const char *id, const field_t *kept,
         return rc;
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
-    conflict_pack(&sb, id, kept, lost);
+    if (conflict_pack(&sb, id, kept, lost)) {
+        msgpack_sbuffer_destroy(&sb);
+        return ENOMEM;
+    }
     unsigned char key[8];
     put_u64(key, ++t->cseq);
     MDB_val k = {8, key}, d = {sb.size, sb.data};
@@ -1320,24 +1341,35 @@ static int log_conflict(stxn_t *t, const char *id, const field_t *kept,
 
 typedef struct {
     stxn_t *t;
+    const char (*stubs)[65]; /* sorted; these records take stub_marker */
+    size_t nstubs;
+    val_t stub_marker;
     msgpack_sbuffer sb;   /* the scrubbed entries, one after another */
     uint64_t *seq;
     size_t *end;          /* where each ends in sb */
     size_t n, cap;
 } cscrub_t;
 
+static int cmp_stub(const void *key, const void *el)
+{
+    return strcmp(key, el);
+}
+
 static int cscrub_cb(void *arg, const conflict_t *c)
 {
     cscrub_t *x = arg;
     if (c->kept->val.kind == VAL_NIL && c->lost->val.kind == VAL_NIL)
         return 0;
-    record_t *r = NULL;
-    if (store_get(x->t, c->id, &r, NULL) != LX_OK)
-        return 0;
-    bool hit = schema_retention_marker(record_val(r, "name"))
-               && hist_scrubbed(c->kept->name, r, is_live(x->t->s, record_village(r)), NULL, 0,
-                                true);
-    record_destroy(&r);
+    bool hit = x->nstubs && bsearch(c->id, x->stubs, x->nstubs, sizeof *x->stubs, cmp_stub)
+               && schema_retention_removes(&x->stub_marker, c->kept->name);
+    if (!hit) {
+        record_t *r = NULL;
+        int rc = store_get(x->t, c->id, &r, NULL);
+        if (rc)
+            return rc == LX_ENOTFOUND ? 0 : rc;
+        hit = schema_retention_removes(record_val(r, "name"), c->kept->name);
+        record_destroy(&r);
+    }
     if (!hit)
         return 0;
     if (x->n == x->cap) {
@@ -1355,17 +1387,20 @@ static int cscrub_cb(void *arg, const conflict_t *c)
      * personal data; the values go. */
     field_t kept = *c->kept, lost = *c->lost;
     kept.val = lost.val = (val_t){0};
-    conflict_pack(&x->sb, c->id, &kept, &lost);
+    if (conflict_pack(&x->sb, c->id, &kept, &lost))
+        return LX_ENOMEM;
     x->seq[x->n] = c->seq;
     x->end[x->n++] = x->sb.size;
     return 0;
 }
 
-int store_scrub_conflicts(stxn_t *t, uint64_t *scrubbed)
+int store_scrub_conflicts(stxn_t *t, const char (*stubs)[65], size_t nstubs,
+                          const char *stub_marker, uint64_t *scrubbed)
 {
     if (!t->write)
         return LX_EINVAL;
-    cscrub_t x = {.t = t};
+    cscrub_t x = {.t = t, .stubs = stubs, .nstubs = stub_marker ? nstubs : 0,
+                  .stub_marker = {.kind = VAL_STR, .s = (char *)stub_marker}};
     msgpack_sbuffer_init(&x.sb);
     int rc = store_each_conflict(t, cscrub_cb, &x);
     for (size_t i = 0, at = 0; !rc && i < x.n; at = x.end[i++]) {
@@ -1658,17 +1693,19 @@ int store_apply_ex(stxn_t *t, const char *id, const field_t *w, uint32_t n,
         r->n = keep;
     }
 
-    /* Retention reaches the history (hist_scrub): only in a record that
-     * holds a marker, so no other write loses an earlier version. */
+    /* Retention reaches the history (hist_scrub): in a record that holds
+     * a marker after this change (a stub: that this change wrote), when
+     * the change writes the marker or a field retention removes (a value
+     * entered again, or its clearing: it put a version into the history). */
     if (s->has_hist && !res->created) {
-        bool marks = false, clears = false;
-        for (uint32_t i = 0; i < nwon; i++) {
+        const val_t *marker = new_live ? record_val(r, "name") : NULL;
+        for (uint32_t i = 0; !new_live && i < nwon; i++)
             if (strcmp(won[i]->name, "name") == 0)
-                marks = schema_retention_marker(&won[i]->val);
-            clears |= won[i]->val.kind == VAL_NIL;
-        }
-        if ((marks || (clears && new_live && schema_retention_marker(record_val(r, "name"))))
-            && (mrc = hist_scrub(s, t->txn, id, r, new_live, won, nwon, marks)))
+                marker = &won[i]->val;
+        bool due = false;
+        for (uint32_t i = 0; i < nwon && !due && schema_retention_marker(marker); i++)
+            due = schema_retention_removes(marker, won[i]->name);
+        if (due && (mrc = hist_scrub(s, t->txn, id, marker)))
             goto lmdb_fail;
     }
 
@@ -2451,6 +2488,43 @@ int store_each_record_asof(stxn_t *t, code_t under, hlc_t cut, store_record_cb c
         mdb_cursor_close(hc);
     mdb_cursor_close(c);
     return rc == MDB_NOTFOUND ? LX_OK : rc;
+}
+
+int store_each_stub(stxn_t *t, store_record_cb cb, void *arg)
+{
+    MDB_cursor *c, *hc;
+    int rc = asof_cursors(t, &c, &hc);
+    if (rc)
+        return rc;
+    MDB_val k, d;
+    for (rc = mdb_cursor_get(c, &k, &d, MDB_FIRST); !rc; rc = mdb_cursor_get(c, &k, &d, MDB_NEXT)) {
+        record_t *r;
+        /* A stub holds its village alone (store_apply_ex). */
+        if (k.mv_size > 64 || record_decode(d.mv_data, d.mv_size, &r, NULL))
+            continue;
+        code_t v = record_village(r);
+        bool stub = r->n == 1 && v && !is_live(t->s, v);
+        int crc = stub && hc ? asof_fill(t, hc, r->id, UINT64_MAX, r) : LX_OK;
+        if (!crc && stub)
+            crc = cb(arg, r);
+        record_destroy(&r);
+        if (crc) {
+            rc = crc;
+            break;
+        }
+    }
+    mdb_cursor_close(c);
+    if (hc)
+        mdb_cursor_close(hc);
+    return rc == MDB_NOTFOUND ? LX_OK : rc;
+}
+
+int store_scrub_history(stxn_t *t, const char *id, const char *marker, uint64_t *removed)
+{
+    val_t m = {.kind = VAL_STR, .s = (char *)marker};
+    if (!t->write || !record_id_valid(id) || !schema_retention_marker(&m))
+        return LX_EINVAL;
+    return lmdb_err(hist_scrub_n(t->s, t->txn, id, &m, removed), NULL, "history");
 }
 
 int store_digest(stxn_t *t, code_t under, unsigned char out[STORE_DIGEST_LEN])

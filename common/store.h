@@ -241,12 +241,24 @@ typedef int (*store_conflict_cb)(void *arg, const conflict_t *c);
 int store_each_conflict(stxn_t *t, store_conflict_cb cb, void *arg);
 /* From conflict sequence `from` on; a cb return of 1 stops (no error). */
 int store_each_conflict_from(stxn_t *t, uint64_t from, store_conflict_cb cb, void *arg);
+/* Moved-out stubs (records that left this node's subtree, holding their
+ * village alone): each as it stood when it left (its other fields from the
+ * history), with the village it went to. A cb result other than 0 stops
+ * the walk and is returned. */
+int store_each_stub(stxn_t *t, store_record_cb cb, void *arg);
+/* Removes from the history every version of record id's fields that
+ * retention of the kind `marker` (SCHEMA_NAME_ANONYMISED or _PURGED)
+ * removes, adding how many to *removed (may be NULL). For a stub, which
+ * no later write reaches: its node applies retention itself. */
+int store_scrub_history(stxn_t *t, const char *id, const char *marker, uint64_t *removed);
 /* Retention reaches the conflict log: the entries of a record whose name
- * is a retention marker, about a field the marker's write leaves without
- * history (the name, and each field without a value now), keep their
- * versions and lose both values. Adds the number rewritten to *scrubbed;
- * in write transaction t. */
-int store_scrub_conflicts(stxn_t *t, uint64_t *scrubbed);
+ * is a retention marker, about a field that kind of retention removes
+ * (schema_retention_removes), keep their versions and lose both values;
+ * and so do those of the records in stubs (nstubs ids in strcmp order,
+ * moved-out stubs, which hold no name), as if they held stub_marker.
+ * Adds the number rewritten to *scrubbed; in write transaction t. */
+int store_scrub_conflicts(stxn_t *t, const char (*stubs)[65], size_t nstubs,
+                          const char *stub_marker, uint64_t *scrubbed);
 /* Adds a conflict reported by a child, once: a pair already logged here
  * (found by this node or reported before) is not added again. */
 int store_add_conflict(stxn_t *t, const char *id, const field_t *kept,

@@ -146,10 +146,11 @@ static void daily(node_t *n)
     memcpy(n->daily_done, today, sizeof today);
     n->trim_due = true;
     log_info("daily policy pass %s: %llu records, %llu derived anew (%llu exited), "
-             "%llu anonymised, %llu purged, %llu conflict entries cleared", today,
-             (unsigned long long)st.seen, (unsigned long long)st.changed,
-             (unsigned long long)st.exited, (unsigned long long)st.anonymised,
-             (unsigned long long)st.purged, (unsigned long long)st.scrubbed);
+             "%llu anonymised, %llu purged, %llu moved-out histories and %llu conflict "
+             "entries cleared", today, (unsigned long long)st.seen,
+             (unsigned long long)st.changed, (unsigned long long)st.exited,
+             (unsigned long long)st.anonymised, (unsigned long long)st.purged,
+             (unsigned long long)st.stubs, (unsigned long long)st.scrubbed);
 }
 
 /* At most once a minute: freeze the last quarter once its deadline has

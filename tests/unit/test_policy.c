@@ -549,6 +549,17 @@ static void test_alerts(void **state)
     record_destroy(&r);
 }
 
+/* The province's retention policy, version `version`: after two years,
+ * `action`. */
+static void retain(fx_t *f, int version, const char *action)
+{
+    why_t why = {""};
+    char body[96];
+    snprintf(body, sizeof body, "{\"after_years\": 2, \"action\": \"%s\"}", action);
+    assert_int_equal(accept_doc(f, &f->prov, doc(PROVINCE, "retention", version, "", body),
+                                POLICY_FROM_PARENT, &why), LX_OK);
+}
+
 /* A left-behind child born 2010-03-01, with a guardian's name, phone
  * and an address for retention to remove. */
 static record_t *left_behind(void)
@@ -566,9 +577,7 @@ static void test_retention(void **state)
 {
     fx_t *f = *state;
     why_t why = {""};
-    assert_int_equal(accept_doc(f, &f->prov, doc(PROVINCE, "retention", 1, "",
-                                "{\"after_years\": 2, \"action\": \"anonymise\"}"),
-                                POLICY_FROM_PARENT, &why), LX_OK);
+    retain(f, 1, "anonymise");
     record_t *r = left_behind();
     set(r, "id_number", "");
     char id[65];
@@ -740,10 +749,7 @@ static void retention_history(fx_t *f, const char *action)
 {
     why_t why = {""};
     bool purge = strcmp(action, "purge") == 0;
-    char body[96];
-    snprintf(body, sizeof body, "{\"after_years\": 2, \"action\": \"%s\"}", action);
-    assert_int_equal(accept_doc(f, &f->prov, doc(PROVINCE, "retention", 1, "", body),
-                                POLICY_FROM_PARENT, &why), LX_OK);
+    retain(f, 1, action);
     char pdir[64] = "/tmp/lx-policy-parent-XXXXXX";
     store_t *p;
     assert_non_null(mkdtemp(pdir));
@@ -753,6 +759,7 @@ static void retention_history(fx_t *f, const char *action)
 
     record_t *r = left_behind();
     set(r, "mother_phone", "13600000000");
+    set(r, "help_pairing", "王五");
     char id[65];
     snprintf(id, sizeof id, "%s", add(f, r, "2024-01-01"));
     record_destroy(&r);
@@ -767,6 +774,7 @@ static void retention_history(fx_t *f, const char *action)
     /* Cleared by hand before retention: the marker's write clears the
      * rest, and the history of this one goes with it. */
     edit(f, id, "mother_phone", "", "2024-02-01");
+    edit(f, id, "help_pairing", "", "2024-02-01");
     /* Two writes that did not see each other: conflicts, with values. */
     conflicting(f, id, "guardian_phone", "13500000000");
     conflicting(f, id, "father_status", "deceased");
@@ -778,7 +786,8 @@ static void retention_history(fx_t *f, const char *action)
     /* Before retention both histories hold the first values. */
     const char *const first[][2] = {{"name", "测试"}, {"guardian_phone", "13800000000"},
                                     {"guardian_name", "李四"}, {"father_status", "migrant_worker"},
-                                    {"mother_phone", "13600000000"}, {NULL, NULL}};
+                                    {"mother_phone", "13600000000"}, {"help_pairing", "王五"},
+                                    {NULL, NULL}};
     const char *const none[] = {NULL};
     store_t *both[] = {f->s, p};
     for (int i = 0; i < 2; i++)
@@ -815,9 +824,12 @@ static void retention_history(fx_t *f, const char *action)
                                      "household_address", "mother_phone", NULL};
     const char *const gone_purge[] = {"name", "guardian_phone", "guardian_name",
                                       "household_address", "mother_phone", "father_status",
-                                      "mother_status", NULL};
+                                      "mother_status", "help_pairing", NULL};
+    /* help_pairing, cleared by hand: without a value now, but a field
+     * anonymising keeps, history and all (reports count it). */
     const char *const kept_anon[][2] = {{"father_status", "migrant_worker"},
                                         {"mother_status", "migrant_worker"},
+                                        {"help_pairing", "王五"},
                                         {"gender", "female"}, {"birth_date", "2010-03-01"},
                                         {NULL, NULL}};
     const char *const kept_purge[][2] = {{"gender", "female"}, {"birth_date", "2010-03-01"},
@@ -844,6 +856,89 @@ static void test_retention_history_anonymise(void **state)
 }
 
 static void test_retention_history_purge(void **state) { retention_history(*state, "purge"); }
+
+/* A child who moved out of the village left a stub there, its data in
+ * the history, which no later write reaches: the village's own pass
+ * removes it when retention falls due. */
+static void test_retention_moved_out(void **state)
+{
+    fx_t *f = *state;
+    why_t why = {""};
+    retain(f, 1, "anonymise");
+    record_t *r = left_behind();
+    char id[65];
+    snprintf(id, sizeof id, "%s", add(f, r, "2024-01-01"));
+    record_destroy(&r);
+    daily(f, "2026-03-01", 1); /* exits at 16 */
+    conflicting(f, id, "guardian_phone", "13500000000");
+    r = get(f, id);
+    hlc_t cut = record_field(r, "guardian_phone")->ver.hlc;
+    record_destroy(&r);
+    /* Moved to a village of another township, as its county would. */
+    stxn_t *t;
+    apply_t res;
+    assert_int_equal(store_begin(f->s, true, &t), LX_OK);
+    field_t mv = {.name = "village_code", .val = {.kind = VAL_STR, .s = "510104002001"},
+                  .ver = {.hlc = store_tick(t), .origin = COUNTY, .author = "c/local/u"}};
+    assert_int_equal(store_apply(t, id, &mv, 1, COUNTY, &res, &why), LX_OK);
+    assert_int_equal(store_commit(&t), LX_OK);
+    r = get(f, id);
+    assert_int_equal(r->n, 1); /* a stub */
+    record_destroy(&r);
+    const char *const none[] = {NULL};
+    const char *const before[][2] = {{"name", "测试"}, {"guardian_phone", "13500000000"},
+                                     {"father_status", "migrant_worker"}, {NULL, NULL}};
+    policy_stats_t st = {0};
+    assert_int_equal(policy_retention(f->s, "2028-02-29", &st, &why), LX_OK);
+    assert_int_equal(st.stubs, 0);
+    check_asof(f->s, id, cut, none, before);
+    assert_int_equal(policy_retention(f->s, "2028-03-01", &st, &why), LX_OK);
+    assert_int_equal(st.stubs, 1);
+    const char *const gone[] = {"name", "guardian_phone", "guardian_name", "household_address",
+                                NULL};
+    const char *const kept[][2] = {{"father_status", "migrant_worker"}, {"gender", "female"},
+                                   {"village_code", "510104001001"}, {NULL, NULL}};
+    check_asof(f->s, id, cut, gone, kept);
+    assert_int_equal(conflict_values(f->s, id, "guardian_phone"), 0);
+    /* Nothing left to remove the next day... */
+    st = (policy_stats_t){0};
+    assert_int_equal(policy_retention(f->s, "2028-03-02", &st, &why), LX_OK);
+    assert_int_equal(st.stubs, 0);
+    /* ... until the policy asks for more: a purge takes what anonymising
+     * kept. */
+    retain(f, 2, "purge");
+    assert_int_equal(policy_retention(f->s, "2028-03-03", &st, &why), LX_OK);
+    assert_int_equal(st.stubs, 1);
+    const char *const gone_purge[] = {"name", "guardian_phone", "father_status",
+                                      "mother_status", NULL};
+    const char *const kept_purge[][2] = {{"gender", "female"}, {"birth_date", "2010-03-01"},
+                                         {"village_code", "510104001001"}, {NULL, NULL}};
+    check_asof(f->s, id, cut, gone_purge, kept_purge);
+}
+
+/* Only retention writes a marker: typed by hand it would take the
+ * record's history with it. */
+static void test_marker_by_hand(void **state)
+{
+    fx_t *f = *state;
+    why_t why = {""};
+    record_t *r = child("2012-05-01");
+    set(r, "name", "已匿名");
+    assert_int_equal(write_on(f, r, "2024-01-01", &why), LX_EINVAL);
+    assert_non_null(strstr(why.msg, "retention only"));
+    record_destroy(&r);
+    r = child("2012-05-01");
+    char id[65];
+    snprintf(id, sizeof id, "%s", add(f, r, "2024-01-01"));
+    record_destroy(&r);
+    r = record_new(id);
+    set(r, "name", "已清除");
+    assert_int_equal(write_on(f, r, "2024-01-02", &why), LX_EINVAL);
+    record_destroy(&r);
+    r = get(f, id);
+    assert_string_equal(record_str(r, "name"), "测试");
+    record_destroy(&r);
+}
 
 /* Clearing a field in a record that holds no marker keeps its history:
  * reports as of an earlier quarter still read it. */
@@ -968,6 +1063,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_retention_history_anonymise, setup_village, teardown),
         cmocka_unit_test_setup_teardown(test_retention_history_purge, setup_village, teardown),
         cmocka_unit_test_setup_teardown(test_clear_keeps_history, setup_village, teardown),
+        cmocka_unit_test_setup_teardown(test_marker_by_hand, setup_village, teardown),
+        cmocka_unit_test_setup_teardown(test_retention_moved_out, setup_village, teardown),
         cmocka_unit_test_setup_teardown(test_reporting_access, setup_village, teardown),
         cmocka_unit_test_setup_teardown(test_acks, setup_village, teardown),
         cmocka_unit_test_setup_teardown(test_defaults, setup_village, teardown),

@@ -1257,38 +1257,44 @@ static void test_layout_upgrade(void **state)
     free(d);
 }
 
-static int name_cb(void *arg, const record_t *r)
+typedef struct {
+    int a, x, low; /* records named "A", "X"; at risk "low" */
+} names_t;
+
+static int names_cb(void *arg, const record_t *r)
 {
-    const char *n = record_str(r, "name");
-    snprintf(arg, 16, "%s", n ? n : "-");
+    names_t *n = arg;
+    const char *v = record_str(r, "name"), *rk = record_str(r, "risk_level");
+    n->a += v && strcmp(v, "A") == 0;
+    n->x += v && strcmp(v, "X") == 0;
+    n->low += rk && strcmp(rk, "low") == 0;
     return 0;
 }
 
-/* Record "a"'s name and risk level as store dir held them at cut_ms. */
-static void name_risk_asof(const char *dir, uint64_t cut_ms, char name[16], char risk[16])
+/* The names the store in dir held at cut_ms, read by a reader. */
+static names_t names_asof(const char *dir, uint64_t cut_ms)
 {
     store_t *s;
     stxn_t *t;
     why_t why = {""};
+    names_t n = {0, 0, 0};
     assert_int_equal(store_open(dir, STORE_RDONLY, &s, &why), LX_OK);
-    asof_t x = asof(s, 0, cut_ms);
-    assert_int_equal(x.n, 1);
-    snprintf(risk, 16, "%s", x.risk[0]);
     assert_int_equal(store_begin(s, false, &t), LX_OK);
-    assert_int_equal(store_each_record_asof(t, 0, hlc_make(cut_ms, 0), name_cb, name), LX_OK);
+    assert_int_equal(store_each_record_asof(t, 0, hlc_make(cut_ms, 0), names_cb, &n), LX_OK);
     store_abort(&t);
     store_close(&s);
+    return n;
 }
 
 typedef struct {
     size_t n;
-    MDB_val k[8], v[8];
+    MDB_val *k, *v;
 } saved_t;
 
-/* Every entry of the history of the store in dir: saved (into sv), or put
- * back from it; and meta "hscrub" removed, as a store from before the
- * history followed retention was left. */
-static void raw_hist(const char *dir, saved_t *sv, bool put_back)
+/* Every entry of the history of the store in dir: saved (into sv), or
+ * put back from it (and, forget, meta "hscrub" removed: as a store from
+ * before the history followed retention was left). */
+static void raw_hist(const char *dir, saved_t *sv, bool put_back, bool forget)
 {
     MDB_env *env;
     MDB_txn *txn = raw_begin(dir, &env);
@@ -1298,24 +1304,24 @@ static void raw_hist(const char *dir, saved_t *sv, bool put_back)
     assert_int_equal(mdb_dbi_open(txn, "hist", 0, &hist), 0);
     assert_int_equal(mdb_dbi_open(txn, "meta", 0, &meta), 0);
     if (put_back) {
-        for (size_t i = 0; i < sv->n; i++) {
+        for (size_t i = 0; i < sv->n; i++)
             assert_int_equal(mdb_put(txn, hist, &sv->k[i], &sv->v[i], 0), 0);
-            free(sv->k[i].mv_data);
-            free(sv->v[i].mv_data);
-        }
         k = (MDB_val){6, "hscrub"};
-        assert_int_equal(mdb_del(txn, meta, &k, NULL), 0);
+        if (forget)
+            assert_int_equal(mdb_del(txn, meta, &k, NULL), 0);
     } else {
-        assert_int_equal(mdb_cursor_open(txn, hist, &c), 0);
+        MDB_stat st;
+        assert_int_equal(mdb_stat(txn, hist, &st), 0);
+        sv->k = calloc(st.ms_entries + 1, sizeof *sv->k);
+        sv->v = calloc(st.ms_entries + 1, sizeof *sv->v);
         sv->n = 0;
+        assert_int_equal(mdb_cursor_open(txn, hist, &c), 0);
         for (int rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
-             rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
-            assert_true(sv->n < 8);
+             rc = mdb_cursor_get(c, &k, &v, MDB_NEXT), sv->n++) {
             sv->k[sv->n] = (MDB_val){k.mv_size, malloc(k.mv_size)};
             sv->v[sv->n] = (MDB_val){v.mv_size, malloc(v.mv_size)};
             memcpy(sv->k[sv->n].mv_data, k.mv_data, k.mv_size);
             memcpy(sv->v[sv->n].mv_data, v.mv_data, v.mv_size);
-            sv->n++;
         }
         mdb_cursor_close(c);
     }
@@ -1323,44 +1329,76 @@ static void raw_hist(const char *dir, saved_t *sv, bool put_back)
     mdb_env_close(env);
 }
 
+static void saved_free(saved_t *sv)
+{
+    for (size_t i = 0; i < sv->n; i++) {
+        free(sv->k[i].mv_data);
+        free(sv->v[i].mv_data);
+    }
+    free(sv->k);
+    free(sv->v);
+}
+
 /* A store whose records were anonymised before retention reached the
- * history: its first writer removes what the marker's write now would,
- * once; a reader leaves it. */
+ * history (more of them than one step of the sweep takes): its first
+ * writer removes what the marker's write now would, once, and leaves
+ * other records alone; a reader leaves it all. */
 static void test_hist_scrub_once(void **state)
 {
     (void)state;
+    enum { N = 2100 };
     char *d = tmpdir();
     store_t *s = open_new(d, NODE);
-    char v0[16], name[16], risk[16];
+    char v0[16];
     code_fmt(VIL[0], v0);
-    field_t a[3] = {fw("name", "A", hlc_make(1000, 0), VIL[0], 0),
-                    fw("risk_level", "low", hlc_make(1000, 0), VIL[0], 0),
-                    fw("village_code", v0, hlc_make(1000, 0), VIL[0], 0)};
-    apply1(s, "a", a, 3, 0, LX_OK);
-    field_t b[2] = {fw("name", "B", hlc_make(2000, 0), VIL[0], hlc_make(1000, 0)),
-                    fw("risk_level", "high", hlc_make(2000, 0), VIL[0], hlc_make(1000, 0))};
-    apply1(s, "a", b, 2, 0, LX_OK);
+    stxn_t *t;
+    apply_t res;
+    why_t why = {""};
+    assert_int_equal(store_begin(s, true, &t), LX_OK);
+    for (int i = 0; i <= N; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "r%04d", i); /* r2100: never marked */
+        const char *first = i < N ? "A" : "X", *then = i < N ? "B" : "Y";
+        field_t a[3] = {fw("name", first, hlc_make(1000, 0), VIL[0], 0),
+                        fw("risk_level", "low", hlc_make(1000, 0), VIL[0], 0),
+                        fw("village_code", v0, hlc_make(1000, 0), VIL[0], 0)};
+        field_t b[2] = {fw("name", then, hlc_make(2000, 0), VIL[0], hlc_make(1000, 0)),
+                        fw("risk_level", "high", hlc_make(2000, 0), VIL[0], hlc_make(1000, 0))};
+        assert_int_equal(store_apply(t, id, a, 3, 0, &res, &why), LX_OK);
+        assert_int_equal(store_apply(t, id, b, 2, 0, &res, &why), LX_OK);
+        for (int k = 0; k < 3; k++)
+            field_free(&a[k]);
+        field_free(&b[0]);
+        field_free(&b[1]);
+    }
+    assert_int_equal(store_commit(&t), LX_OK);
     store_close(&s);
     saved_t sv;
-    raw_hist(d, &sv, false);
-    assert_int_equal(sv.n, 2); /* name A, risk low */
+    raw_hist(d, &sv, false, false);
+    assert_int_equal(sv.n, 2 * (N + 1)); /* each first name and risk level */
 
-    why_t why = {""};
     assert_int_equal(store_open(d, STORE_NOSYNC, &s, &why), LX_OK);
-    field_t m = fw("name", "已匿名", hlc_make(3000, 0), VIL[0], hlc_make(2000, 0));
-    apply1(s, "a", &m, 1, 0, LX_OK);
+    assert_int_equal(store_begin(s, true, &t), LX_OK);
+    for (int i = 0; i < N; i++) {
+        char id[16];
+        snprintf(id, sizeof id, "r%04d", i);
+        field_t m = fw("name", "已匿名", hlc_make(3000, 0), VIL[0], hlc_make(2000, 0));
+        assert_int_equal(store_apply(t, id, &m, 1, 0, &res, &why), LX_OK);
+        field_free(&m);
+    }
+    assert_int_equal(store_commit(&t), LX_OK);
     store_close(&s);
-    name_risk_asof(d, 1500, name, risk);
-    assert_string_equal(name, "-"); /* the marker's write took A away */
-    assert_string_equal(risk, "low");
+    names_t n = names_asof(d, 1500);
+    assert_int_equal(n.a, 0); /* the markers' writes took them away */
+    assert_int_equal(n.x, 1);
+    assert_int_equal(n.low, N + 1);
 
     /* As an older program left it: the history back, no "hscrub". */
-    raw_hist(d, &sv, true);
-    name_risk_asof(d, 1500, name, risk);
-    assert_string_equal(name, "A");
-    /* A writer's open scrubs it, and marks the store done. */
+    raw_hist(d, &sv, true, true);
+    n = names_asof(d, 1500);
+    assert_int_equal(n.a, N); /* a reader changes nothing */
+    /* A writer's open scrubs it, in steps, and marks the store done. */
     assert_int_equal(store_open(d, STORE_NOSYNC, &s, &why), LX_OK);
-    stxn_t *t;
     uint64_t done = 0;
     assert_int_equal(store_begin(s, false, &t), LX_OK);
     assert_int_equal(store_meta_get(t, "hscrub", &done), LX_OK);
@@ -1368,17 +1406,17 @@ static void test_hist_scrub_once(void **state)
     assert_int_equal(store_verify(t, &why), LX_OK);
     store_abort(&t);
     store_close(&s);
-    name_risk_asof(d, 1500, name, risk);
-    assert_string_equal(name, "-");
-    assert_string_equal(risk, "low");
-    name_risk_asof(d, 2500, name, risk);
-    assert_string_equal(name, "-");
-    assert_string_equal(risk, "high");
-    for (int i = 0; i < 3; i++)
-        field_free(&a[i]);
-    for (int i = 0; i < 2; i++)
-        field_free(&b[i]);
-    field_free(&m);
+    n = names_asof(d, 1500);
+    assert_int_equal(n.a, 0);
+    assert_int_equal(n.x, 1); /* the unmarked record keeps its history */
+    assert_int_equal(n.low, N + 1); /* and every record what anonymising keeps */
+    /* Once: the next writer does not sweep again. */
+    raw_hist(d, &sv, true, false);
+    assert_int_equal(store_open(d, STORE_NOSYNC, &s, &why), LX_OK);
+    store_close(&s);
+    n = names_asof(d, 1500);
+    assert_int_equal(n.a, N);
+    saved_free(&sv);
     rmrf(d);
     free(d);
 }
