@@ -160,7 +160,11 @@ def chain(a):
         out(pfx + "loaded_pss_node", statistics.median(s.peak.values()) / 1024, "MiB")
         out(pfx + "loaded_pss_max", max(s.peak.values()) / 1024, "MiB")
 
-        # 3. One change at a time, village -> province.
+        # 3. One change at a time, village -> province, on a settled
+        # chain: what the bulk load wrote is flushed first, as bench_repl
+        # does for Lianxin's.
+        os.sync()
+        time.sleep(1)
         vc = c["village"].connect()
         pc = c["province"].connect()
         vcur, pcur = vc.cursor(), pc.cursor()

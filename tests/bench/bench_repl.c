@@ -432,10 +432,17 @@ int main(int argc, char **argv)
     printf("e2e_changes %.0f changes/s\n", e2e > 0 ? (double)n / e2e : 0);
     cpu_report("e2e", &c0, &c1, n);
 
-    /* 2. One change at a time, village -> province. */
-    double *lat = calloc((size_t)samples, sizeof *lat);
+    /* 2. One change at a time, village -> province, on a settled tree:
+     * the hundreds of MB the five nodes just wrote are flushed first (the
+     * kernel writing them back meanwhile is the bulk load's cost, not a
+     * change's), and the first WARMUP samples are not counted (as for
+     * PostgreSQL, bench_pg.py). */
+    enum { WARMUP = 5 };
+    sync();
+    usleep(1000000);
+    double *lat = calloc((size_t)samples + WARMUP, sizeof *lat);
     const char *id0 = recs[0]->id;
-    for (int sidx = 0; sidx < samples; sidx++) {
+    for (int sidx = 0; sidx < samples + WARMUP; sidx++) {
         stxn_t *t;
         store_begin(vs, true, &t);
         hlc_t h = store_tick(t);
@@ -473,8 +480,9 @@ int main(int argc, char **argv)
         field_free(&fw);
         val_free(&v);
     }
-    qsort(lat, (size_t)samples, sizeof *lat, cmp_double);
-    printf("lat_p50 %.3f ms\nlat_p99 %.3f ms\n", lat[samples / 2], lat[samples * 99 / 100]);
+    qsort(lat + WARMUP, (size_t)samples, sizeof *lat, cmp_double);
+    printf("lat_p50 %.3f ms\nlat_p99 %.3f ms\n", lat[WARMUP + samples / 2],
+           lat[WARMUP + samples * 99 / 100]);
     free(lat);
 
     /* 3. Catch-up over one hop: the township is stopped while the village
