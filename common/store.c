@@ -39,8 +39,9 @@
  *            replaced it or a move out of the subtree removed it; so a
  *            record can be read as it stood at any cut (reports). Not
  *            what retention removed: in a record whose name is a
- *            retention marker, the versions of the fields it cleared go
- *            (hist_scrub)
+ *            retention marker (a stub: whose node's retention fell due),
+ *            every version of the fields that kind of retention removes
+ *            goes (hist_scrub, schema_retention_removes)
  *   audit    u64 node || u64 seq -> an audit entry; the entries' form and
  *            the hash chain are common/audit.c's (this file only stores
  *            and walks the bytes)
@@ -831,17 +832,9 @@ static int hist_put(stxn_t *t, const char *id, const field_t *f)
 
 /* Retention reaches the history: removes every version of record id's
  * fields that retention of the kind `marker` removes (the hist table
- * above; store_apply_ex). */
-static int hist_scrub_n(store_t *s, MDB_txn *txn, const char *id, const val_t *marker,
-                        uint64_t *removed);
-
-static int hist_scrub(store_t *s, MDB_txn *txn, const char *id, const val_t *marker)
-{
-    return hist_scrub_n(s, txn, id, marker, NULL);
-}
-
-static int hist_scrub_n(store_t *s, MDB_txn *txn, const char *id, const val_t *marker,
-                        uint64_t *removed)
+ * above; store_apply_ex), adding how many to *removed (may be NULL). */
+static int hist_scrub(store_t *s, MDB_txn *txn, const char *id, const val_t *marker,
+                      uint64_t *removed)
 {
     unsigned char pre[HIST_KEY_MAX];
     size_t plen = s->has_hist ? hist_prefix(pre, id, strlen(id), NULL) : 0;
@@ -917,7 +910,7 @@ static void hist_scrub_all(store_t *s)
                 continue;
             const val_t *name = record_val(r, "name");
             if (schema_retention_marker(name)) {
-                rc = hist_scrub(s, t->txn, from, name);
+                rc = hist_scrub(s, t->txn, from, name, NULL);
                 n++;
             }
             record_destroy(&r);
@@ -1281,8 +1274,6 @@ static int cmp_field_ptr(const void *a, const void *b)
     return schema_name_cmp(x->name, y->name);
 }
 
-/* Logs a conflict unless this pair is already in the log; *added says
- * which. */
 /* Appends a conflict log entry, [id, kept field, lost field], to sb;
  * nonzero when memory ran out. */
 static int conflict_pack(msgpack_sbuffer *sb, const char *id, const field_t *kept,
@@ -1296,6 +1287,8 @@ static int conflict_pack(msgpack_sbuffer *sb, const char *id, const field_t *kep
            || field_pack(lost, &pk);
 }
 
+/* Logs a conflict unless this pair is already in the log; *added says
+ * which. */
 static int log_conflict_once(stxn_t *t, const char *id, const field_t *kept,
                              const field_t *lost, bool *added)
 {
@@ -1705,7 +1698,7 @@ int store_apply_ex(stxn_t *t, const char *id, const field_t *w, uint32_t n,
         bool due = false;
         for (uint32_t i = 0; i < nwon && !due && schema_retention_marker(marker); i++)
             due = schema_retention_removes(marker, won[i]->name);
-        if (due && (mrc = hist_scrub(s, t->txn, id, marker)))
+        if (due && (mrc = hist_scrub(s, t->txn, id, marker, NULL)))
             goto lmdb_fail;
     }
 
@@ -2524,7 +2517,7 @@ int store_scrub_history(stxn_t *t, const char *id, const char *marker, uint64_t 
     val_t m = {.kind = VAL_STR, .s = (char *)marker};
     if (!t->write || !record_id_valid(id) || !schema_retention_marker(&m))
         return LX_EINVAL;
-    return lmdb_err(hist_scrub_n(t->s, t->txn, id, &m, removed), NULL, "history");
+    return lmdb_err(hist_scrub(t->s, t->txn, id, &m, removed), NULL, "history");
 }
 
 int store_digest(stxn_t *t, code_t under, unsigned char out[STORE_DIGEST_LEN])
