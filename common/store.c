@@ -869,6 +869,17 @@ static int hist_scrub(store_t *s, MDB_txn *txn, const char *id, const val_t *mar
     return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
+/* Whether stored record bytes may hold a retention marker (the name's
+ * value is stored as its bytes): false rules a record out undecoded. */
+static bool marker_bytes(const MDB_val *d)
+{
+    static const char *const marks[] = {SCHEMA_NAME_ANONYMISED, SCHEMA_NAME_PURGED};
+    for (int i = 0; i < 2; i++)
+        if (memmem(d->mv_data, d->mv_size, marks[i], strlen(marks[i])))
+            return true;
+    return false;
+}
+
 /* Records a history sweep takes per transaction: a store's first writer
  * scrubs what an older program left in steps that each stay small. */
 #define SCRUB_STEP 1000
@@ -876,11 +887,10 @@ static int hist_scrub(store_t *s, MDB_txn *txn, const char *id, const val_t *mar
 /* Once per store (meta "hscrub"), by its first writer: the history of
  * records retention marked before it reached the history, scrubbed as
  * the marker's write now scrubs it; in steps of SCRUB_STEP marked records,
- * each its own transaction. A record without a marker's bytes is not
- * decoded. A step that fails leaves the sweep to the next open. */
+ * each its own transaction. A step that fails leaves the sweep to the
+ * next open. */
 static void hist_scrub_all(store_t *s)
 {
-    static const char *const marks[] = {SCHEMA_NAME_ANONYMISED, SCHEMA_NAME_PURGED};
     char from[65] = ""; /* the last record a step read */
     for (bool more = true; more;) {
         stxn_t *t;
@@ -902,11 +912,8 @@ static void hist_scrub_all(store_t *s)
                 continue;
             memcpy(from, k.mv_data, k.mv_size);
             from[k.mv_size] = 0;
-            bool maybe = false;
-            for (int i = 0; i < 2 && !maybe; i++)
-                maybe = memmem(d.mv_data, d.mv_size, marks[i], strlen(marks[i])) != NULL;
             record_t *r;
-            if (!maybe || record_decode(d.mv_data, d.mv_size, &r, NULL))
+            if (!marker_bytes(&d) || record_decode(d.mv_data, d.mv_size, &r, NULL))
                 continue;
             const val_t *name = record_val(r, "name");
             if (schema_retention_marker(name)) {
@@ -1356,10 +1363,14 @@ static int cscrub_cb(void *arg, const conflict_t *c)
     bool hit = x->nstubs && bsearch(c->id, x->stubs, x->nstubs, sizeof *x->stubs, cmp_stub)
                && schema_retention_removes(&x->stub_marker, c->kept->name);
     if (!hit) {
-        record_t *r = NULL;
-        int rc = store_get(x->t, c->id, &r, NULL);
+        /* Most records hold no marker: their bytes say so, undecoded. */
+        MDB_val k = {strlen(c->id), (void *)c->id}, d;
+        int rc = mdb_get(x->t->txn, x->t->s->rec, &k, &d);
         if (rc)
-            return rc == LX_ENOTFOUND ? 0 : rc;
+            return rc == MDB_NOTFOUND ? 0 : lmdb_err(rc, NULL, "conflict log");
+        record_t *r;
+        if (!marker_bytes(&d) || record_decode(d.mv_data, d.mv_size, &r, NULL))
+            return 0;
         hit = schema_retention_removes(record_val(r, "name"), c->kept->name);
         record_destroy(&r);
     }
