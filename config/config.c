@@ -189,6 +189,12 @@ static int on_item(void *user, const char *section, const char *name, const char
             if (u64_value(value, 1, 64, &v))
                 bad = "expected 1..64";
             c->window = (uint32_t)v;
+        } else if (strcmp(name, "reconnect_fast_ms") == 0) {
+            if (u64_value(value, 0, 86400000, &c->reconnect_fast_ms))
+                bad = "expected milliseconds, 0..86400000";
+        } else if (strcmp(name, "reconnect_slow_ms") == 0) {
+            if (u64_value(value, 100, 3600000, &c->reconnect_slow_ms))
+                bad = "expected milliseconds, 100..3600000";
         } else {
             bad = "unknown key";
         }
@@ -328,6 +334,8 @@ int config_load(const char *path, node_config_t **out, why_t *why)
     c->antientropy_ms = 60000;
     c->batch = 1000;
     c->window = 16;
+    c->reconnect_fast_ms = 60000;
+    c->reconnect_slow_ms = 10000;
     c->http_body_max = 1 << 20;
     c->http_timeout_ms = 10000;
     c->http_page_max = 500;

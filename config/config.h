@@ -54,6 +54,8 @@ typedef struct {
     uint64_t antientropy_ms;  /* digest comparison interval */
     uint32_t batch;           /* changes per batch */
     uint32_t window;          /* batches in flight per link */
+    uint64_t reconnect_fast_ms; /* an absent parent is looked for every 100 ms this long, */
+    uint64_t reconnect_slow_ms; /* then every this often */
     bool has_parent;
     peer_t parent;
     peer_t *children;

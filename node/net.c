@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 #include <zmq.h>
 
@@ -58,7 +59,19 @@ struct net {
     void *arg;
     child_t *children;
     size_t nchildren;
+    /* The parent connection (net thread only): whether a handshake made
+     * it and it has not dropped since; since when it has been down; and
+     * whether the DEALER looks for it slowly (see parent_backoff). */
+    bool parent_up, slow;
+    uint64_t down_since;
 };
+
+static uint64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
 
 static void q_push(queue_t *q, netmsg_t *m)
 {
@@ -355,6 +368,23 @@ static void send_out(net_t *n)
     }
 }
 
+/* Connects the DEALER to the parent (again: the connection so far is
+ * dropped, as ZeroMQ takes reconnect intervals at connect time), looking
+ * for it every 50-100 ms, or slow: every reconnect_slow_ms. */
+static int parent_connect(net_t *n, bool slow)
+{
+    const char *ep = n->cfg->parent.zmq;
+    int ivl = slow ? (int)n->cfg->reconnect_slow_ms : 50;
+    zmq_disconnect(n->dealer, ep); /* none at the first call: harmless */
+    n->slow = slow;
+    /* A parent back from a restart is found within 100 ms: a child's log
+     * waits no longer than that to catch up. */
+    if (setopt_int(n->dealer, ZMQ_RECONNECT_IVL, ivl)
+        || setopt_int(n->dealer, ZMQ_RECONNECT_IVL_MAX, slow ? ivl : 100))
+        return -1;
+    return zmq_connect(n->dealer, ep);
+}
+
 /* The DEALER's connection to the parent was made (its CURVE handshake
  * done) or dropped: the loop thread says hello at once, or takes the link
  * down at once, instead of learning it from a timeout; whatever was in
@@ -378,11 +408,39 @@ static void monitor_recv(net_t *n)
             zmq_msg_recv(&ep, n->mon, ZMQ_DONTWAIT);
             zmq_msg_close(&ep);
         }
-        if (what == ZMQ_EVENT_HANDSHAKE_SUCCEEDED)
+        if (what == ZMQ_EVENT_HANDSHAKE_SUCCEEDED) {
+            n->parent_up = true;
             deliver(n, msg_new(NET_CONNECTED, n->cfg->parent.code, NULL, 0));
-        else if (what == ZMQ_EVENT_DISCONNECTED)
+        } else if (what == ZMQ_EVENT_DISCONNECTED) {
+            if (n->parent_up) {
+                /* A new outage: looked for quickly again. */
+                n->parent_up = false;
+                n->down_since = mono_ms();
+                if (n->slow)
+                    parent_connect(n, false);
+            }
             deliver(n, msg_new(NET_DISCONNECTED, n->cfg->parent.code, NULL, 0));
+        }
     }
+}
+
+/* A parent that stays away: after reconnect_fast_ms of looking for it
+ * every 100 ms, it is looked for every reconnect_slow_ms, so that a
+ * village on metered mobile data does not send ten connection attempts a
+ * second to a county server whose node is down for the day. */
+static void parent_backoff(net_t *n)
+{
+    if (!n->dealer || n->parent_up || n->slow
+        || mono_ms() - n->down_since < n->cfg->reconnect_fast_ms)
+        return;
+    char pc[CODE_STRLEN + 1];
+    /* ZeroMQ waits the interval and up to as long again, at random. */
+    log_warn("link: parent %s not reached for %llu s: looking for it every %llu to %llu s",
+             code_fmt(n->cfg->parent.code, pc),
+             (unsigned long long)(n->cfg->reconnect_fast_ms / 1000),
+             (unsigned long long)(n->cfg->reconnect_slow_ms / 1000),
+             (unsigned long long)(2 * n->cfg->reconnect_slow_ms / 1000));
+    parent_connect(n, true);
 }
 
 static void *net_main(void *arg)
@@ -429,6 +487,7 @@ static void *net_main(void *arg)
             monitor_recv(n);
         if (idealer >= 0 && (items[idealer].revents & ZMQ_POLLIN))
             dealer_recv(n);
+        parent_backoff(n);
     }
     return NULL;
 }
@@ -484,13 +543,7 @@ int net_start(const node_config_t *cfg, net_wake_fn wake, void *arg, net_prep_fn
             || zmq_setsockopt(n->dealer, ZMQ_CURVE_SERVERKEY, cfg->parent.curve_pub, Z85_KEYLEN)
             || zmq_setsockopt(n->dealer, ZMQ_CURVE_PUBLICKEY, cfg->curve_pub, Z85_KEYLEN)
             || zmq_setsockopt(n->dealer, ZMQ_CURVE_SECRETKEY, cfg->curve_sec, Z85_KEYLEN)
-            || setopt_int(n->dealer, ZMQ_IMMEDIATE, 1)
-            || setopt_int(n->dealer, ZMQ_RECONNECT_IVL, 50)
-            /* A parent back from a restart is found within 100 ms (a
-             * child's log waits no longer than that to catch up); a
-             * parent that is down costs a refused connection ten times
-             * a second. */
-            || setopt_int(n->dealer, ZMQ_RECONNECT_IVL_MAX, 100))
+            || setopt_int(n->dealer, ZMQ_IMMEDIATE, 1))
             rc = why_set(why, LX_EIO, "net: DEALER options: %s", zmq_strerror(errno));
         /* Watched before it connects, so the first connection counts. */
         if (!rc && (zmq_socket_monitor(n->dealer, MONITOR,
@@ -499,7 +552,8 @@ int net_start(const node_config_t *cfg, net_wake_fn wake, void *arg, net_prep_fn
                     || setopt_int(n->mon, ZMQ_LINGER, 0) || zmq_connect(n->mon, MONITOR)))
             rc = why_set(why, LX_EIO, "net: watching the parent connection: %s",
                          zmq_strerror(errno));
-        if (!rc && zmq_connect(n->dealer, cfg->parent.zmq))
+        n->down_since = mono_ms();
+        if (!rc && parent_connect(n, false))
             rc = why_set(why, LX_EIO, "net: cannot connect to %s: %s", cfg->parent.zmq,
                          zmq_strerror(errno));
     }

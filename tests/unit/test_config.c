@@ -60,13 +60,16 @@ static void test_good(void **state)
     char body[1024];
     snprintf(body, sizeof body,
              "[node]\ncode = 510121106000\ndata = data\nkeys = keys\nbind = tcp://127.0.0.1:1\n"
-             "heartbeat_ms = 500\n[child 510121106218]\ncurve_pub = %s\n", child_pub);
+             "heartbeat_ms = 500\nreconnect_slow_ms = 30000\n[child 510121106218]\n"
+             "curve_pub = %s\n", child_pub);
     node_config_t *c = NULL;
     why_t why = {""};
     assert_int_equal(config_load(write_ini(body), &c, &why), LX_OK);
     assert_int_equal(c->code, 510121106000ULL);
     assert_int_equal(c->nchildren, 1);
     assert_int_equal(c->heartbeat_ms, 500);
+    assert_int_equal(c->reconnect_fast_ms, 60000); /* the default */
+    assert_int_equal(c->reconnect_slow_ms, 30000);
     assert_non_null(config_child(c, 510121106218ULL));
     assert_null(config_child(c, 510121106219ULL));
     /* Relative paths are taken from the file's directory. */
@@ -93,6 +96,8 @@ static void test_refused(void **state)
     expect_refused("[node]\ncode = 51012110600\ndata = d\nkeys = keys\n", "line 2");
     expect_refused("[node]\ncode = 510121106000\ndata = d\nkeys = keys\ncolour = blue\n", "colour");
     expect_refused("[node]\ncode = 510121106000\ndata = d\nkeys = keys\nskew_ms = soon\n", "skew_ms");
+    expect_refused("[node]\ncode = 510121106000\ndata = d\nkeys = keys\nreconnect_slow_ms = 5\n",
+                   "reconnect_slow_ms");
     expect_refused("[nodes]\ncode = 510121106000\n", "[nodes]");
     expect_refused("[node]\ndata = d\nkeys = keys\n", "code is required");
     expect_refused("[node]\ncode = 510121106000\ndata = d\nkeys = nokeys\n", "nokeys/curve.key");
