@@ -416,8 +416,9 @@ static void monitor_recv(net_t *n)
                 /* A new outage: looked for quickly again. */
                 n->parent_up = false;
                 n->down_since = mono_ms();
-                if (n->slow)
-                    parent_connect(n, false);
+                if (n->slow && parent_connect(n, false))
+                    log_error("link: cannot connect to the parent again: %s",
+                              zmq_strerror(errno));
             }
             deliver(n, msg_new(NET_DISCONNECTED, n->cfg->parent.code, NULL, 0));
         }
@@ -440,7 +441,13 @@ static void parent_backoff(net_t *n)
              (unsigned long long)(n->cfg->reconnect_fast_ms / 1000),
              (unsigned long long)(n->cfg->reconnect_slow_ms / 1000),
              (unsigned long long)(2 * n->cfg->reconnect_slow_ms / 1000));
-    parent_connect(n, true);
+    if (parent_connect(n, true)) {
+        /* Looked for quickly again for a while rather than not at all. */
+        log_error("link: cannot connect to the parent again: %s", zmq_strerror(errno));
+        n->down_since = mono_ms();
+        if (parent_connect(n, false))
+            log_error("link: cannot connect to the parent: %s", zmq_strerror(errno));
+    }
 }
 
 static void *net_main(void *arg)
