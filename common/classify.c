@@ -627,24 +627,12 @@ static int stub_cb(void *arg, const record_t *r)
     return ids_add(&x->ids, &x->n, &x->cap, r->id);
 }
 
-/* Whether record id is still a stub here (it may have come back since
- * the walk). */
-static bool still_stub(stxn_t *t, const char *id)
-{
-    record_t *r = NULL;
-    code_t v = 0;
-    bool stub = store_get(t, id, &r, NULL) == LX_OK && r->n == 1
-                && code_parse(record_str(r, "village_code"), &v) == LX_OK
-                && !code_contains(store_code_of(t), v);
-    record_destroy(&r);
-    return stub;
-}
-
 /* A child who moved out of this node's subtree left a stub here, with
  * what it held in the history; later writes (retention's too) go where
  * the child is now. So this node applies retention to that history
- * itself, on the dates its own policy gives, in batches; x takes the
- * stubs it was due for (their conflict log entries are next). */
+ * itself, on the dates its own policy gives, in batches (each stub
+ * checked again by store_scrub_history: it may have come back); x
+ * takes the stubs it was due for (their conflict log entries are next). */
 static int retention_stubs(store_t *s, const char *today, policy_stats_t *st, stubs_t *x,
                            const char **marker, why_t *why)
 {
@@ -663,8 +651,7 @@ static int retention_stubs(store_t *s, const char *today, policy_stats_t *st, st
             break;
         for (size_t k = i; !rc && k < x->n && k < i + DAILY_BATCH; k++) {
             uint64_t removed = 0;
-            if (still_stub(t, x->ids[k]))
-                rc = store_scrub_history(t, x->ids[k], *marker, &removed);
+            rc = store_scrub_history(t, x->ids[k], *marker, &removed);
             st->stubs += removed > 0;
         }
         if (!rc)

@@ -246,10 +246,11 @@ int store_each_conflict_from(stxn_t *t, uint64_t from, store_conflict_cb cb, voi
  * history), with the village it went to. A cb result other than 0 stops
  * the walk and is returned. */
 int store_each_stub(stxn_t *t, store_record_cb cb, void *arg);
-/* Removes from the history every version of record id's fields that
+/* Removes from the history every version of the fields of stub id that
  * retention of the kind `marker` (SCHEMA_NAME_ANONYMISED or _PURGED)
- * removes, adding how many to *removed (may be NULL). For a stub, which
- * no later write reaches: its node applies retention itself. */
+ * removes, adding how many to *removed (may be NULL): no later write
+ * reaches a stub, so its node applies retention itself. A record that is
+ * not (or no longer) a stub here is left alone. */
 int store_scrub_history(stxn_t *t, const char *id, const char *marker, uint64_t *removed);
 /* Retention reaches the conflict log: the entries of a record whose name
  * is a retention marker, about a field that kind of retention removes
