@@ -2317,25 +2317,36 @@ static int asof_apply(stxn_t *t, MDB_cursor *hc, hlc_t cut, record_t *r)
 /* What stored record bytes are at a cut, from their versions alone. */
 enum { PK_SLOW, PK_CURRENT, PK_NEWER };
 
+/* From stored record bytes, undecoded: how many versions they list, how
+ * many of those are after cut, and how many fields follow. False when
+ * the bytes are not in record_pack's form. */
+static bool packed_head(const unsigned char *p, size_t n, hlc_t cut, uint32_t *nv,
+                        uint32_t *after, uint32_t *nf)
+{
+    mp_rd_t r = {p, p + n, false};
+    if (mp_rd_array(&r) != 3)
+        return false;
+    mp_rd_str(&r);  /* the id */
+    *nv = mp_rd_array(&r);
+    *after = 0;
+    for (uint32_t i = 0; i < *nv && !r.bad; i++) {
+        if (mp_rd_array(&r) != 3)
+            return false;
+        *after += mp_rd_uint(&r) > cut;
+        mp_rd_uint(&r);  /* origin */
+        mp_rd_str(&r);   /* author */
+    }
+    *nf = mp_rd_array(&r);
+    return !r.bad;
+}
+
 /* PK_CURRENT: no version after cut and not a stub: the bytes are the
  * record as of cut. PK_NEWER: every version is after the cut (created
  * since, unless the history says otherwise). PK_SLOW: decode it. */
 static int packed_at(const unsigned char *p, size_t n, hlc_t cut)
 {
-    mp_rd_t r = {p, p + n, false};
-    if (mp_rd_array(&r) != 3)
-        return PK_SLOW;
-    mp_rd_str(&r);  /* the id */
-    uint32_t nv = mp_rd_array(&r), after = 0;
-    for (uint32_t i = 0; i < nv && !r.bad; i++) {
-        if (mp_rd_array(&r) != 3)
-            return PK_SLOW;
-        after += mp_rd_uint(&r) > cut;
-        mp_rd_uint(&r);  /* origin */
-        mp_rd_str(&r);   /* author */
-    }
-    uint32_t nf = mp_rd_array(&r);
-    if (r.bad || nv == 0 || nf <= 1)
+    uint32_t nv, after, nf;
+    if (!packed_head(p, n, cut, &nv, &after, &nf) || nv == 0 || nf <= 1)
         return PK_SLOW;
     return after == 0 ? PK_CURRENT : after == nv ? PK_NEWER : PK_SLOW;
 }
@@ -2503,8 +2514,11 @@ int store_each_stub(stxn_t *t, store_record_cb cb, void *arg)
     MDB_val k, d;
     for (rc = mdb_cursor_get(c, &k, &d, MDB_FIRST); !rc; rc = mdb_cursor_get(c, &k, &d, MDB_NEXT)) {
         record_t *r;
-        /* A stub holds its village alone (store_apply_ex). */
-        if (k.mv_size > 64 || record_decode(d.mv_data, d.mv_size, &r, NULL))
+        uint32_t nv, after, nf;
+        /* A stub holds its village alone (store_apply_ex): any other
+         * record is passed over undecoded. */
+        if (k.mv_size > 64 || (packed_head(d.mv_data, d.mv_size, 0, &nv, &after, &nf) && nf != 1)
+            || record_decode(d.mv_data, d.mv_size, &r, NULL))
             continue;
         code_t v = record_village(r);
         bool stub = r->n == 1 && v && !is_live(t->s, v);
