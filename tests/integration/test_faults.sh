@@ -37,8 +37,13 @@ ADDED=$TMP/added
 : > $ADDED
 stopped=()
 killed=()
+# A stopped node may hold its store's write lock (LMDB's writer mutex):
+# a command writing there would wait until the node runs again, and the
+# loop that resumes it would wait on the command. Writes go elsewhere.
+is_stopped() { local s; for s in "${stopped[@]:-}"; do [ "$s" = "$1" ] && return 0; done; return 1; }
 edit() {
     local c=$1 id f v
+    is_stopped $c && return 0
     id=$(lx child list --data $T/$c/data --limit 60 2>/dev/null | awk 'NR % 7 == 3 {print $1}' | shuf -n 1 --random-source=<(yes $RANDOM))
     [ -n "$id" ] || return 0
     case $((RANDOM % 3)) in
@@ -55,6 +60,7 @@ print(r["id"], f, r["_versions"][f]["hlc"])' $f >> $ACK
 }
 add() {
     local v=$1 n=$((RANDOM % 9000 + 1000)) id
+    is_stopped $v && return 0
     id=$(lx child add --data $T/$v/data --json "{\"village_code\":\"$v\",\"name\":\"故障测试$n\",\"gender\":\"female\",\"birth_date\":\"2015-06-0$((RANDOM % 9 + 1))\",\"categories\":[\"left_behind\"]}" 2>/dev/null | tail -1)
     [ -n "$id" ] && echo "$id" >> $ADDED
 }
