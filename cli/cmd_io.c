@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "common/csv.h"
+#include "common/csvout.h"
 #include "common/divs.h"
 #include "common/effective.h"
 #include "common/gen.h"
@@ -373,109 +374,86 @@ static const char *EXPORT_USAGE =
 
 typedef struct {
     FILE *f;
-    bool json;
-    uint64_t n;
-    json_t *local;   /* CSV: the local (x_) columns after the default ones */
+    uint64_t n;       /* records written */
+    csvout_t *csv;    /* CSV: the columns */
 } exportctx_t;
 
 /* Local fields held in records, for the CSV columns: those this node's
- * schema defines and those that came from below. */
-static int local_cb(void *arg, const record_t *r)
+ * schema defines and those that came from below. Read from the stored
+ * bytes; a record the reader does not take is decoded. */
+static void local_add(void *arg, const char *name)
 {
     json_t *names = arg;
-    for (uint32_t i = 0; i < r->n; i++)
-        if (schema_local_name(r->f[i].name) && !json_object_get(names, r->f[i].name))
-            json_object_set_new(names, r->f[i].name, json_true());
-    return 0;
+    if (!json_object_get(names, name))
+        json_object_set_new(names, name, json_true());
+}
+
+static int local_cb(void *arg, const void *buf, size_t len)
+{
+    if (csvout_packed_locals(buf, len, local_add, arg))
+        return 0;
+    record_t *r;
+    int rc = record_decode(buf, len, &r, NULL);
+    for (uint32_t i = 0; !rc && i < r->n; i++)
+        if (schema_local_name(r->f[i].name))
+            local_add(arg, r->f[i].name);
+    if (!rc)
+        record_destroy(&r);
+    return rc;
 }
 
 static int by_name(const void *a, const void *b)
 {
-    return strcmp(json_string_value(*(json_t *const *)a), json_string_value(*(json_t *const *)b));
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-/* The sorted list of local column names. */
-static json_t *local_columns(stxn_t *t, code_t under, const effective_t *eff)
+/* The CSV's columns: the local names sorted after the schema's. */
+static int columns(stxn_t *t, code_t under, const effective_t *eff, csvout_t **out)
 {
     json_t *names = json_object();
+    if (!names)
+        return LX_ENOMEM;
     for (size_t i = schema_count(); eff && i < eff->nfields; i++)
         json_object_set_new(names, eff->fields[i].def.name, json_true());
-    if (store_each_record(t, under, local_cb, names)) {
-        json_decref(names);
-        return NULL;
+    int rc = store_each_packed(t, under, local_cb, names);
+    size_t n = json_object_size(names), k = 0;
+    const char **local = rc ? NULL : malloc((n ? n : 1) * sizeof *local);
+    if (local) {
+        const char *name;
+        json_t *v;
+        json_object_foreach(names, name, v)
+            local[k++] = name;
+        qsort(local, k, sizeof *local, by_name);
+        *out = csvout_new(local, k);
     }
-    json_t *arr = json_array();
-    const char *k;
-    json_t *v;
-    json_object_foreach(names, k, v)
-        json_array_append_new(arr, json_string(k));
+    if (!rc && !*out)
+        rc = LX_ENOMEM;
+    free(local);
     json_decref(names);
-    size_t n = json_array_size(arr);
-    json_t **items = malloc((n ? n : 1) * sizeof *items);
-    for (size_t i = 0; items && i < n; i++)
-        items[i] = json_incref(json_array_get(arr, i));
-    if (items) {
-        qsort(items, n, sizeof *items, by_name);
-        json_array_clear(arr);
-        for (size_t i = 0; i < n; i++)
-            json_array_append_new(arr, items[i]);
-    }
-    free(items);
-    return arr;
+    return rc;
 }
 
-static void csv_val(FILE *f, const val_t *v)
-{
-    char buf[1024], *joined = buf;
-    size_t need = 1;
-    switch (v->kind) {
-    case VAL_NIL: break;
-    case VAL_BOOL: fputs(v->b ? "true" : "false", f); break;
-    case VAL_STR: csv_put_cell(f, v->s); break;
-    case VAL_LIST:
-        /* Items joined by ';', on the stack unless they are long. */
-        for (uint32_t i = 0; i < v->n; i++)
-            need += strlen(v->items[i]) + 1;
-        if (need > sizeof buf && !(joined = malloc(need)))
-            return;
-        joined[0] = '\0';
-        for (uint32_t i = 0, o = 0; i < v->n; i++) {
-            size_t n = strlen(v->items[i]);
-            if (i)
-                joined[o++] = ';';
-            memcpy(joined + o, v->items[i], n + 1);
-            o += (uint32_t)n;
-        }
-        csv_put_cell(f, joined);
-        if (joined != buf)
-            free(joined);
-        break;
-    }
-}
-
-static int export_cb(void *arg, const record_t *r)
+static int export_json(void *arg, const record_t *r)
 {
     exportctx_t *x = arg;
-    if (x->json) {
-        json_t *j = recjson_from_record(r, false);
-        fputs(x->n ? ",\n" : "[\n", x->f);
-        json_dumpf(j, x->f, JSON_COMPACT);
-        json_decref(j);
-    } else {
-        csv_put_cell(x->f, r->id);
-        for (size_t i = 0; i < schema_count(); i++) {
-            const field_t *fl = record_field(r, schema_at(i)->name);
-            fputc(',', x->f);
-            if (fl)
-                csv_val(x->f, &fl->val);
-        }
-        for (size_t i = 0; i < json_array_size(x->local); i++) {
-            const field_t *fl = record_field(r, json_string_value(json_array_get(x->local, i)));
-            fputc(',', x->f);
-            if (fl)
-                csv_val(x->f, &fl->val);
-        }
-        fputs("\r\n", x->f);
+    json_t *j = recjson_from_record(r, false);
+    fputs(x->n ? ",\n" : "[\n", x->f);
+    json_dumpf(j, x->f, JSON_COMPACT);
+    json_decref(j);
+    x->n++;
+    return ferror(x->f) ? LX_EIO : 0;
+}
+
+static int export_csv(void *arg, const void *buf, size_t len)
+{
+    exportctx_t *x = arg;
+    if (!csvout_packed(x->csv, x->f, buf, len)) {
+        record_t *r;
+        int rc = record_decode(buf, len, &r, NULL);
+        if (rc)
+            return rc;
+        csvout_record(x->csv, x->f, r);
+        record_destroy(&r);
     }
     x->n++;
     return ferror(x->f) ? LX_EIO : 0;
@@ -529,27 +507,21 @@ int cmd_export(int argc, char **argv)
         store_close(&s);
         return cli_fail("export", "%s", why.msg);
     }
-    exportctx_t x = {f, json, 0, NULL};
+    exportctx_t x = {f, 0, NULL};
     stxn_t *t = NULL;
     effective_t *eff = NULL;
     char today[11];
     policy_today(hlc_wall_ms(), today);
     int rc = store_begin(s, false, &t);
-    if (!rc && !json && !(rc = policy_effective(t, today, &eff, &why))
-        && !(x.local = local_columns(t, under, eff)))
-        rc = LX_ENOMEM;
-    if (!rc && !json) {
-        fputs("id", f);
-        for (size_t i = 0; i < schema_count(); i++)
-            fprintf(f, ",%s", schema_at(i)->name);
-        for (size_t i = 0; i < json_array_size(x.local); i++)
-            fprintf(f, ",%s", json_string_value(json_array_get(x.local, i)));
-        fputs("\r\n", f);
-    }
+    if (!rc && !json && !(rc = policy_effective(t, today, &eff, &why)))
+        rc = columns(t, under, eff, &x.csv);
+    if (!rc && !json)
+        csvout_header(x.csv, f);
     if (!rc)
-        rc = store_each_record(t, under, export_cb, &x);
+        rc = json ? store_each_record(t, under, export_json, &x)
+                  : store_each_packed(t, under, export_csv, &x);
     effective_free(&eff);
-    json_decref(x.local);
+    csvout_destroy(&x.csv);
     store_abort(&t);
     store_close(&s);
     if (json)
@@ -670,7 +642,7 @@ int cmd_gen(int argc, char **argv)
             if (k)
                 fputc(',', f);
             if (fl)
-                csv_val(f, &fl->val);
+                csvout_val(f, &fl->val);
         }
         fputs("\r\n", f);
         record_destroy(&r);

@@ -325,15 +325,28 @@ int csv_next(csv_t *c, csv_row_t *row, why_t *why)
 void csv_put_cell(FILE *f, const char *s)
 {
     assert(s);
-    if (!strpbrk(s, ",\"\r\n")) {
-        fputs(s, f);
+    csv_put_celln(f, s, strlen(s));
+}
+
+void csv_put_celln(FILE *f, const char *s, size_t n)
+{
+    const char *end = s + n, *p = s;
+    while (p < end && *p != ',' && *p != '"' && *p != '\r' && *p != '\n')
+        p++;
+    if (p == end) {
+        fwrite_unlocked(s, 1, n, f);
         return;
     }
-    fputc('"', f);
-    for (; *s; s++) {
-        if (*s == '"')
-            fputc('"', f);
-        fputc(*s, f);
+    /* Quoted, each quote doubled: the runs between quotes at once. */
+    putc_unlocked('"', f);
+    for (const char *q; s < end; s = q + 1) {
+        q = memchr(s, '"', (size_t)(end - s));
+        if (!q) {
+            fwrite_unlocked(s, 1, (size_t)(end - s), f);
+            break;
+        }
+        fwrite_unlocked(s, 1, (size_t)(q - s) + 1, f);
+        putc_unlocked('"', f);
     }
-    fputc('"', f);
+    putc_unlocked('"', f);
 }

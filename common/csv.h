@@ -36,5 +36,7 @@ size_t csv_offset(const csv_t *c);
 
 /* Writes one cell, quoted when it holds a comma, quote, CR or LF. */
 void csv_put_cell(FILE *f, const char *s);
+/* The same for n bytes at s (NUL bytes written as they are). */
+void csv_put_celln(FILE *f, const char *s, size_t n);
 
 #endif

@@ -7,8 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MAX_FIELDS 256
-#define MAX_ITEMS 64
+#define MAX_FIELDS RECORD_MAX_FIELDS
+#define MAX_ITEMS RECORD_MAX_ITEMS
 #define MAX_AUTHOR 160
 
 /* ---- values ---- */
@@ -236,7 +236,7 @@ static int name_from_obj(const msgpack_object *o, char **out, why_t *why)
     int rc = mp_str(o, "field name", &s, why);
     if (rc)
         return rc;
-    if (s[0] == '\0' || strlen(s) > 64) {
+    if (s[0] == '\0' || strlen(s) > RECORD_NAME_MAX) {
         free(s);
         return why_set(why, LX_ECORRUPT, "field name: empty or too long");
     }
@@ -739,7 +739,7 @@ bool field_encodable(const field_t *f)
 bool record_id_valid(const char *id)
 {
     size_t n = id ? strlen(id) : 0;
-    if (n == 0 || n > 64)
+    if (n == 0 || n > RECORD_ID_MAX)
         return false;
     for (size_t i = 0; i < n; i++) {
         char ch = id[i];

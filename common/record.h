@@ -15,6 +15,13 @@
 #include "hlc.h"
 #include "mp.h"
 
+/* What the decoder takes at most: characters of a record id and of a
+ * field name, fields of a record or change, items of a list. */
+#define RECORD_ID_MAX 64
+#define RECORD_NAME_MAX 64
+#define RECORD_MAX_FIELDS 256
+#define RECORD_MAX_ITEMS 64
+
 /* A field value: null (cleared), bool, UTF-8 string or list of strings. */
 typedef enum { VAL_NIL = 0, VAL_BOOL, VAL_STR, VAL_LIST } val_kind_t;
 

@@ -2220,7 +2220,9 @@ int store_each_record(stxn_t *t, code_t under, store_record_cb cb, void *arg)
     return store_each_record_range(t, lo, hi, cb, arg);
 }
 
-int store_each_record_range(stxn_t *t, code_t lo, code_t hi, store_record_cb cb, void *arg)
+/* The stored bytes of every live record whose village lies in [lo, hi),
+ * in village then id order. */
+static int each_live(stxn_t *t, code_t lo, code_t hi, store_packed_cb cb, void *arg)
 {
     MDB_cursor *c;
     int rc = mdb_cursor_open(t->txn, t->s->byvil, &c);
@@ -2234,20 +2236,45 @@ int store_each_record_range(stxn_t *t, code_t lo, code_t hi, store_record_cb cb,
         if (k.mv_size <= 8 || get_u64(k.mv_data) >= hi)
             break;
         MDB_val rk = {k.mv_size - 8, (char *)k.mv_data + 8}, rd;
-        record_t *r;
         if ((rc = mdb_get(t->txn, t->s->rec, &rk, &rd))) {
             rc = lmdb_err(rc == MDB_NOTFOUND ? MDB_CORRUPTED : rc, NULL, "walk");
             break;
         }
-        if ((rc = record_decode(rd.mv_data, rd.mv_size, &r, NULL)))
-            break;
-        rc = cb(arg, r);
-        record_destroy(&r);
-        if (rc)
+        if ((rc = cb(arg, rd.mv_data, rd.mv_size)))
             break;
     }
     mdb_cursor_close(c);
     return rc == MDB_NOTFOUND ? LX_OK : rc;
+}
+
+typedef struct {
+    store_record_cb cb;
+    void *arg;
+} decoding_t;
+
+static int decode_cb(void *arg, const void *buf, size_t len)
+{
+    decoding_t *x = arg;
+    record_t *r;
+    int rc = record_decode(buf, len, &r, NULL);
+    if (rc)
+        return rc;
+    rc = x->cb(x->arg, r);
+    record_destroy(&r);
+    return rc;
+}
+
+int store_each_record_range(stxn_t *t, code_t lo, code_t hi, store_record_cb cb, void *arg)
+{
+    decoding_t x = {cb, arg};
+    return each_live(t, lo, hi, decode_cb, &x);
+}
+
+int store_each_packed(stxn_t *t, code_t under, store_packed_cb cb, void *arg)
+{
+    code_t lo, hi;
+    code_range(under ? under : t->s->code, &lo, &hi);
+    return each_live(t, lo, hi, cb, arg);
 }
 
 /* Fills r (holding the fields of the current record whose versions are at

@@ -124,6 +124,9 @@ int store_each_record_asof(stxn_t *t, code_t under, hlc_t cut, store_record_cb c
  * `under`: the caller checks the village. */
 typedef int (*store_packed_cb)(void *arg, const void *buf, size_t len);
 int store_each_packed_asof(stxn_t *t, code_t under, hlc_t cut, store_packed_cb cb, void *arg);
+/* store_each_record's walk, handing over each record's stored bytes
+ * (record_pack form, valid during the call) instead of decoding it. */
+int store_each_packed(stxn_t *t, code_t under, store_packed_cb cb, void *arg);
 
 /* The same walk split between two threads, each in its own transaction
  * on one snapshot: one walker takes the records from the first forwards,

@@ -14,6 +14,7 @@
 
 #include "common/code.h"
 #include "common/err.h"
+#include "xorshift.h"
 
 #define N(a) (sizeof(a) / sizeof *(a))
 
@@ -351,15 +352,6 @@ static void test_range(void **state)
 }
 
 /* ---- key encoding ---- */
-
-static uint64_t xorshift64(uint64_t *s)
-{
-    uint64_t x = *s;
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    return *s = x;
-}
 
 static void test_be(void **state)
 {

@@ -13,6 +13,7 @@
 
 #include "common/err.h"
 #include "common/hlc.h"
+#include "xorshift.h"
 
 #define SKEW 100u /* ms, for the skew tests */
 
@@ -123,15 +124,6 @@ static void test_counter_carry(void **state)
     assert_int_equal(b, hlc_make(1001, 0));
     hlc_t d = hlc_now(&c, 1000);
     assert_int_equal(d, hlc_make(1001, 1));
-}
-
-static uint64_t xorshift64(uint64_t *s)
-{
-    uint64_t x = *s;
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    return *s = x;
 }
 
 /* A wall clock that stands, steps back, creeps and jumps at random: the

@@ -17,6 +17,7 @@
 #include "common/mp.h"
 #include "common/record.h"
 #include "common/schema.h"
+#include "xorshift.h"
 
 #define N(a) (sizeof(a) / sizeof *(a))
 
@@ -1985,15 +1986,6 @@ static void test_field_wire_form(void **state)
 }
 
 /* ---- random mutations ---- */
-
-static uint64_t xorshift64(uint64_t *s)
-{
-    uint64_t x = *s;
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    return *s = x;
-}
 
 /* What a caller relies on after a successful decode: a valid id, fields
  * strictly sorted by name, and an encoding that decodes to itself. */
