@@ -59,6 +59,7 @@ int cmd_report(int argc, char **argv);
 bool cmd_rflow_is(const char *word);
 int cmd_rflow(int argc, char **argv);
 int cmd_digest(int argc, char **argv);
+int cmd_backup(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_conflicts(int argc, char **argv);
 int cmd_gen(int argc, char **argv);

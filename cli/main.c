@@ -12,6 +12,7 @@ static const cmd_t commands[] = {
     {"export", cmd_export, "export every live record as CSV or JSON"},
     {"report", cmd_report, "the quarterly roll-up as JSON, CSV, XLSX or HTML"},
     {"digest", cmd_digest, "digest of the live state under a code"},
+    {"backup", cmd_backup, "a consistent copy of the store, while the node runs"},
     {"status", cmd_status, "the node's state"},
     {"conflicts", cmd_conflicts, "list conflicts and duplicates"},
     {"gen", cmd_gen, "generate synthetic children as CSV"},

@@ -318,6 +318,38 @@ int store_create(const char *dir, code_t code, why_t *why)
     return lmdb_err(rc, why, dir);
 }
 
+int store_backup(store_t *s, const char *dir, why_t *why)
+{
+    char part[4200], dst[4200];
+    snprintf(part, sizeof part, "%s/data.mdb.part", dir);
+    snprintf(dst, sizeof dst, "%s/data.mdb", dir);
+    struct stat st;
+    if (stat(dst, &st) == 0)
+        return why_set(why, LX_EEXIST, "%s: already holds a store", dir);
+    int fd = open(part, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return why_set(why, LX_EIO, "%s: %s", part, strerror(errno));
+    /* A read transaction's snapshot: writers go on meanwhile. */
+    int rc = mdb_env_copyfd2(s->env, fd, MDB_CP_COMPACT);
+    if (!rc && fdatasync(fd))
+        rc = errno;
+    if (close(fd) && !rc)
+        rc = errno;
+    if (!rc && rename(part, dst))
+        rc = errno;
+    if (rc) {
+        unlink(part);
+        return lmdb_err(rc, why, dst);
+    }
+    /* The name too, or a crash could leave the directory without it. */
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dfd < 0 || fsync(dfd))
+        rc = why_set(why, LX_EIO, "%s: %s", dir, strerror(errno));
+    if (dfd >= 0)
+        close(dfd);
+    return rc;
+}
+
 static void hist_scrub_all(store_t *s);
 
 int store_open(const char *dir, unsigned flags, store_t **out, why_t *why)

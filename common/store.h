@@ -36,6 +36,14 @@ enum {
  * LX_EEXIST when dir already holds a store. */
 int store_create(const char *dir, code_t code, why_t *why);
 
+/* Writes a consistent copy of the store as it stands to dir/data.mdb (dir
+ * must exist), while writers go on: compacted, so that pages the store no
+ * longer uses (where retention's removed values may linger) stay behind;
+ * mode 0600; flushed, and under its name only once whole. The copy is a
+ * store: `--data dir` reads it, and a node started on it converges with
+ * its parent. LX_EEXIST when dir already holds a store. */
+int store_backup(store_t *s, const char *dir, why_t *why);
+
 /* Opens an existing store. *out owned by the caller (store_close). */
 int store_open(const char *dir, unsigned flags, store_t **out, why_t *why);
 void store_close(store_t **self_p);

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# A village restored from an old backup converges: the handshake moves its
-# sequence numbers past what its parent saw, and anti-entropy (unit
-# digests compared after catching up) brings back the records written after
-# the backup, which the parent's log would never echo back to their origin.
+# `lianxin backup` while the node runs (a whole store, mode 0600, refused
+# over another), and a village restored from that old backup converges:
+# the handshake moves its sequence numbers past what its parent saw, and
+# anti-entropy (unit digests compared after catching up) brings back the
+# records written after the backup, which the parent's log would never
+# echo back to their origin.
 . "$(dirname "$0")/lib.sh"
 T=$TMP/tree
 printf '[tree]\nname = k\nbase_port = '"$(port 23950)"'\n[node 510121106000]\nname = 五凤镇\n[node 510121106218]\nname = 金箱村\n[node 510121106219]\nname = 白岩村\n' > $TMP/t.ini
@@ -18,11 +20,25 @@ for c in $P $V $W; do start $c; done
 lx gen --subtree $V --count 50 --seed 8 --out $TMP/a.csv
 lx import --data $T/$V/data --csv $TMP/a.csv >/dev/null
 wait_for same || fail "first sync"
-stop $V
-cp -a $T/$V/data $TMP/backup
-start $V
+# The backup, taken while the village runs.
+umask 022
+out=$(lx backup --data $T/$V/data --out $TMP/backup) || fail "backup"
+assert_contains "$out" "(50 records)" "backup reports the records"
+assert_eq "$(stat -c %a $TMP/backup)" 700 "backup directory mode"
+assert_eq "$(stat -c %a $TMP/backup/data.mdb)" 600 "backup file mode"
+assert_eq "$(lx digest --data $TMP/backup)" "$(lx digest --data $T/$V/data)" "the backup's digest"
+err=$(must_fail 1 lx backup --data $T/$V/data --out $TMP/backup)
+assert_contains "$err" "already holds a store" "a second backup over the first"
+err=$(must_fail 1 lx backup --data $TMP/nothing --out $TMP/b3)
+[ -e $TMP/b3 ] && fail "a failed backup left its directory"
 lx gen --subtree $V --count 30 --seed 9 --out $TMP/b.csv
-lx import --data $T/$V/data --csv $TMP/b.csv >/dev/null
+# Another, taken while an import writes: a whole store, before or after.
+lx import --data $T/$V/data --csv $TMP/b.csv >/dev/null &
+imp=$!
+lx backup --data $T/$V/data --out $TMP/during >/dev/null || fail "backup during an import"
+wait $imp || fail "import"
+n=$(records $TMP/during)
+[ "$n" = 50 ] || [ "$n" = 80 ] || fail "a backup during an import holds $n records"
 id=$(lx child list --data $T/$V/data --limit 1 | cut -f1)
 lx child update --data $T/$V/data "$id" --set risk_level=high >/dev/null
 wait_for same || fail "second sync"

@@ -17,7 +17,7 @@ lx init --data "$D" --code 510104017000 >/dev/null || fail "init"
 must_fail 1 lx init --data "$D" --code 510104017000 | grep -q "already holds a store" || fail "second init refused"
 must_fail 1 lx init --data "$TMP/x" --code 51010401700 | grep -q "not a 12-digit" || fail "short code refused"
 must_fail 2 lx init --data "$TMP/x" >/dev/null
-for c in keygen init child import export digest status conflicts gen; do
+for c in keygen init child import export digest backup status conflicts gen; do
     lx $c --help | grep -q "usage" || fail "$c --help"
 done
 

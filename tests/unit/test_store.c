@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -594,6 +595,108 @@ static void test_clock_persists(void **state)
     assert_true(h2 > h1);
     /* A second create over the same directory is refused. */
     assert_int_equal(store_create(p, NODE, &why), LX_EEXIST);
+    store_close(&s);
+    rmrf(d);
+    free(d);
+}
+
+/* Whether the file at path holds the bytes needle. */
+static bool file_holds(const char *path, const char *needle)
+{
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = malloc((size_t)n);
+    assert_non_null(buf);
+    assert_int_equal(fread(buf, 1, (size_t)n, f), (size_t)n);
+    fclose(f);
+    bool found = memmem(buf, (size_t)n, needle, strlen(needle)) != NULL;
+    free(buf);
+    return found;
+}
+
+/* store_backup: a copy that opens as the same store (digest, records),
+ * mode 0600, refused over an existing one, taken while a write
+ * transaction is open (holding the snapshot before it), and without the
+ * bytes of values the store no longer holds, which its own file keeps in
+ * free pages. */
+static void test_backup(void **state)
+{
+    (void)state;
+    char *d = tmpdir();
+    char p[300], b[300], path[400];
+    snprintf(p, sizeof p, "%s/s", d);
+    snprintf(b, sizeof b, "%s/b", d);
+    store_t *s = open_new(p, NODE);
+    hlc_t h = hlc_make(hlc_wall_ms() - 1000, 0);
+    for (int i = 0; i < 300; i++) {
+        char id[32], name[32];
+        snprintf(id, sizeof id, "v%d", i);
+        snprintf(name, sizeof name, "child-%d", i);
+        field_t f[2] = {fw("name", name, h, VIL[0], 0), fw("village_code", "510104001001", h, VIL[0], 0)};
+        apply1(s, id, f, 2, 0, LX_OK);
+        field_free(&f[0]);
+        field_free(&f[1]);
+    }
+    /* A value written, then removed (a blob stands for any value). */
+    static const char secret[] = "REMOVED-VALUE-7f3a9c";
+    stxn_t *t;
+    char big[3000];
+    for (size_t i = 0; i + sizeof secret <= sizeof big; i += sizeof secret - 1)
+        memcpy(big + i, secret, sizeof secret - 1);
+    big[sizeof big - 1] = 0;
+    assert_int_equal(store_begin(s, true, &t), LX_OK);
+    assert_int_equal(store_blob_put(t, "gone", big, sizeof big), LX_OK);
+    assert_int_equal(store_commit(&t), LX_OK);
+    assert_int_equal(store_begin(s, true, &t), LX_OK);
+    assert_int_equal(store_blob_del(t, "gone"), LX_OK);
+    assert_int_equal(store_commit(&t), LX_OK);
+    snprintf(path, sizeof path, "%s/data.mdb", p);
+    assert_true(file_holds(path, secret)); /* what the copy must leave behind */
+
+    unsigned char want[STORE_DIGEST_LEN], got[STORE_DIGEST_LEN];
+    assert_int_equal(store_begin(s, false, &t), LX_OK);
+    assert_int_equal(store_digest(t, 0, want), LX_OK);
+    store_abort(&t);
+    /* Taken while a writer holds an open transaction with more. */
+    stxn_t *w;
+    assert_int_equal(store_begin(s, true, &w), LX_OK);
+    assert_int_equal(store_blob_put(w, "later", "x", 1), LX_OK);
+    assert_int_equal(mkdir(b, 0700), 0);
+    why_t why = {""};
+    assert_int_equal(store_backup(s, b, &why), LX_OK);
+    assert_int_equal(store_commit(&w), LX_OK);
+    assert_int_equal(store_backup(s, b, &why), LX_EEXIST);
+
+    snprintf(path, sizeof path, "%s/data.mdb", b);
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_mode & 0777, 0600);
+    assert_false(file_holds(path, secret));
+    snprintf(path, sizeof path, "%s/data.mdb.part", b);
+    assert_int_not_equal(access(path, F_OK), 0);
+
+    store_t *c;
+    assert_int_equal(store_open(b, STORE_RDONLY, &c, &why), LX_OK);
+    assert_int_equal(store_code(c), NODE);
+    assert_int_equal(store_begin(c, false, &t), LX_OK);
+    assert_int_equal(store_digest(t, 0, got), LX_OK);
+    assert_memory_equal(got, want, sizeof want);
+    store_stats_t ss = {0};
+    store_stats(t, &ss);
+    assert_int_equal(ss.records, 300);
+    void *blob = NULL;
+    size_t blen = 0;
+    assert_int_equal(store_blob_get(t, "later", &blob, &blen), LX_ENOTFOUND);
+    store_abort(&t);
+    store_close(&c);
+
+    /* Into a directory that is not there: refused, nothing left behind. */
+    snprintf(path, sizeof path, "%s/none/deeper", d);
+    assert_int_equal(store_backup(s, path, &why), LX_EIO);
+    assert_non_null(strstr(why.msg, "none/deeper"));
     store_close(&s);
     rmrf(d);
     free(d);
@@ -1433,6 +1536,7 @@ int main(void)
         cmocka_unit_test(test_idn_filter),
         cmocka_unit_test(test_idn_filter_idle),
         cmocka_unit_test(test_clock_persists),
+        cmocka_unit_test(test_backup),
         cmocka_unit_test(test_verify_detects_damage),
         cmocka_unit_test(test_layout_upgrade),
         cmocka_unit_test(test_hist_scrub_once),
