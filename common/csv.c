@@ -2,6 +2,7 @@
 #include "err.h"
 
 #include <assert.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -328,17 +329,18 @@ void csv_put_cell(FILE *f, const char *s)
     csv_put_celln(f, s, strlen(s));
 }
 
-void csv_put_celln(FILE *f, const char *s, size_t n)
+static bool needs_quotes(const char *s, size_t n)
 {
-    const char *end = s + n, *p = s;
-    while (p < end && *p != ',' && *p != '"' && *p != '\r' && *p != '\n')
-        p++;
-    if (p == end) {
-        fwrite_unlocked(s, 1, n, f);
-        return;
-    }
-    /* Quoted, each quote doubled: the runs between quotes at once. */
-    putc_unlocked('"', f);
+    const char *end = s + n;
+    while (s < end && *s != ',' && *s != '"' && *s != '\r' && *s != '\n')
+        s++;
+    return s < end;
+}
+
+/* n bytes at s with each quote doubled: the runs between quotes at once. */
+static void put_doubled(FILE *f, const char *s, size_t n)
+{
+    const char *end = s + n;
     for (const char *q; s < end; s = q + 1) {
         q = memchr(s, '"', (size_t)(end - s));
         if (!q) {
@@ -348,5 +350,31 @@ void csv_put_celln(FILE *f, const char *s, size_t n)
         fwrite_unlocked(s, 1, (size_t)(q - s) + 1, f);
         putc_unlocked('"', f);
     }
+}
+
+void csv_put_celln(FILE *f, const char *s, size_t n)
+{
+    if (!needs_quotes(s, n)) {
+        fwrite_unlocked(s, 1, n, f);
+        return;
+    }
     putc_unlocked('"', f);
+    put_doubled(f, s, n);
+    putc_unlocked('"', f);
+}
+
+void csv_put_joined(FILE *f, const char *const *items, const uint32_t *lens, size_t n)
+{
+    bool quote = false;
+    for (size_t i = 0; i < n && !quote; i++)
+        quote = needs_quotes(items[i], lens ? lens[i] : strlen(items[i]));
+    if (quote)
+        putc_unlocked('"', f);
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            putc_unlocked(';', f);
+        put_doubled(f, items[i], lens ? lens[i] : strlen(items[i]));
+    }
+    if (quote)
+        putc_unlocked('"', f);
 }

@@ -38,5 +38,8 @@ size_t csv_offset(const csv_t *c);
 void csv_put_cell(FILE *f, const char *s);
 /* The same for n bytes at s (NUL bytes written as they are). */
 void csv_put_celln(FILE *f, const char *s, size_t n);
+/* One cell of n items joined by ';' (a list), quoted as csv_put_cell
+ * would quote the joined text; lens NULL for NUL-terminated items. */
+void csv_put_joined(FILE *f, const char *const *items, const uint32_t *lens, size_t n);
 
 #endif

@@ -62,38 +62,13 @@ void csvout_header(const csvout_t *o, FILE *f)
     fputs("\r\n", f);
 }
 
-/* A list's items joined by ';', as one cell; their lengths in lens, or
- * (lens NULL) NUL-terminated. */
-static void put_joined(FILE *f, const char *const *items, const uint32_t *lens, uint32_t n)
-{
-    if (!n)
-        return; /* an empty cell */
-    char buf[1024], *joined = buf;
-    size_t need = 1;
-    for (uint32_t i = 0; i < n; i++)
-        need += (lens ? lens[i] : strlen(items[i])) + 1;
-    if (need > sizeof buf && !(joined = malloc(need)))
-        return;
-    size_t o = 0;
-    for (uint32_t i = 0; i < n; i++) {
-        size_t k = lens ? lens[i] : strlen(items[i]);
-        if (i)
-            joined[o++] = ';';
-        memcpy(joined + o, items[i], k);
-        o += k;
-    }
-    csv_put_celln(f, joined, o);
-    if (joined != buf)
-        free(joined);
-}
-
 void csvout_val(FILE *f, const val_t *v)
 {
     switch (v->kind) {
     case VAL_NIL: break;
     case VAL_BOOL: fputs(v->b ? "true" : "false", f); break;
     case VAL_STR: csv_put_cell(f, v->s); break;
-    case VAL_LIST: put_joined(f, (const char *const *)v->items, NULL, v->n); break;
+    case VAL_LIST: csv_put_joined(f, (const char *const *)v->items, NULL, v->n); break;
     }
 }
 
@@ -177,7 +152,7 @@ static void put_stored(FILE *f, const unsigned char *p, const unsigned char *end
             items[i] = s.p;
             lens[i] = s.n;
         }
-        put_joined(f, items, lens, n < RECORD_MAX_ITEMS ? n : RECORD_MAX_ITEMS);
+        csv_put_joined(f, items, lens, n < RECORD_MAX_ITEMS ? n : RECORD_MAX_ITEMS);
         return;
     }
     mp_sv_t s = mp_rd_str_body(&r, b);
@@ -228,12 +203,15 @@ static bool read_stored(const void *buf, size_t len, mp_sv_t *id, field_fn each,
     if (!sv_ok(*id) || !sv_copy(*id, idbuf, sizeof idbuf) || !record_id_valid(idbuf))
         return false;
     uint32_t nv = mp_rd_array(&r);
+    if (nv > RECORD_MAX_FIELDS)
+        return false;
     for (uint32_t i = 0; i < nv && !r.bad; i++) {
         if (mp_rd_array(&r) != 3)
             return false;
         mp_rd_uint(&r);
         mp_rd_uint(&r);
-        if (!sv_ok(mp_rd_str(&r)))
+        mp_sv_t author = mp_rd_str(&r);
+        if (!sv_ok(author) || author.n > RECORD_AUTHOR_MAX)
             return false;
     }
     uint32_t nf = mp_rd_array(&r);
@@ -287,6 +265,8 @@ static bool row_field(void *arg, int num, mp_sv_t name, const unsigned char *val
     return true;
 }
 
+/* Notes where each column's value lies in o->at: one row at a time per
+ * csvout_t (the export's one thread). */
 bool csvout_packed(const csvout_t *o, FILE *f, const void *buf, size_t len)
 {
     size_t ncol = o->nschema + o->nlocal;

@@ -9,7 +9,7 @@
 
 #define MAX_FIELDS RECORD_MAX_FIELDS
 #define MAX_ITEMS RECORD_MAX_ITEMS
-#define MAX_AUTHOR 160
+#define MAX_AUTHOR RECORD_AUTHOR_MAX
 
 /* ---- values ---- */
 

@@ -21,6 +21,7 @@
 #define RECORD_NAME_MAX 64
 #define RECORD_MAX_FIELDS 256
 #define RECORD_MAX_ITEMS 64
+#define RECORD_AUTHOR_MAX 160
 
 /* A field value: null (cleared), bool, UTF-8 string or list of strings. */
 typedef enum { VAL_NIL = 0, VAL_BOOL, VAL_STR, VAL_LIST } val_kind_t;

@@ -410,6 +410,134 @@ static void test_mutations(void **state)
     csvout_destroy(&o);
 }
 
+/* Both ways agree on bytes: the reader takes them and writes the
+ * decoder's row, or neither takes them. */
+static void agree(const csvout_t *o, const unsigned char *b, size_t len, bool taken)
+{
+    record_t *d = NULL;
+    int rc = record_decode(b, len, &d, NULL);
+    char *fast = row_packed(o, b, len);
+    if (!taken) {
+        assert_null(fast);
+        assert_int_not_equal(rc, LX_OK);
+        return;
+    }
+    assert_int_equal(rc, LX_OK);
+    assert_non_null(fast);
+    char *slow = row_record(o, d);
+    assert_string_equal(fast, slow);
+    free(slow);
+    free(fast);
+    record_destroy(&d);
+}
+
+/* Stored bytes written by hand: nv versions (the first with an author of
+ * alen bytes), then one field, "name" by its number or (by_text) by its
+ * name, with the value "x". */
+static unsigned char *by_hand(uint32_t nv, size_t alen, bool by_text, size_t *len)
+{
+    msgpack_sbuffer sb;
+    msgpack_packer pk;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    char author[400];
+    assert_true(alen < sizeof author);
+    memset(author, 'a', alen);
+    msgpack_pack_array(&pk, 3);
+    msgpack_pack_str_with_body(&pk, ID, strlen(ID));
+    msgpack_pack_array(&pk, nv);
+    for (uint32_t i = 0; i < nv; i++) {
+        msgpack_pack_array(&pk, 3);
+        msgpack_pack_uint64(&pk, 1000 + i);
+        msgpack_pack_uint64(&pk, 510104001001ULL);
+        msgpack_pack_str_with_body(&pk, author, i ? 3 : alen);
+    }
+    msgpack_pack_array(&pk, 1);
+    msgpack_pack_array(&pk, 4);
+    if (by_text)
+        msgpack_pack_str_with_body(&pk, "name", 4);
+    else
+        msgpack_pack_uint8(&pk, (uint8_t)schema_num("name"));
+    msgpack_pack_str_with_body(&pk, "x", 1);
+    msgpack_pack_uint32(&pk, 0);
+    msgpack_pack_uint32(&pk, 0);
+    unsigned char *b = malloc(sb.size);
+    assert_non_null(b);
+    memcpy(b, sb.data, sb.size);
+    *len = sb.size;
+    msgpack_sbuffer_destroy(&sb);
+    return b;
+}
+
+/* The decoder's limits are the reader's, and the long forms of strings
+ * and lists read as the short ones. */
+static void test_limits(void **state)
+{
+    (void)state;
+    csvout_t *o = cols();
+    size_t len;
+    unsigned char *b;
+    struct {
+        uint32_t nv;
+        size_t alen;
+        bool by_text, taken;
+    } cases[] = {
+        {1, 3, false, true},
+        {1, 3, true, true},                        /* a schema field kept by name */
+        {RECORD_MAX_FIELDS, 3, false, true},       /* the most versions */
+        {RECORD_MAX_FIELDS + 1, 3, false, false},  /* one too many */
+        {300, 3, false, false},
+        {1, RECORD_AUTHOR_MAX, false, true},       /* the longest author */
+        {1, RECORD_AUTHOR_MAX + 1, false, false},  /* one byte too long */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        b = by_hand(cases[i].nv, cases[i].alen, cases[i].by_text, &len);
+        agree(o, b, len, cases[i].taken);
+        free(b);
+    }
+    b = by_hand(1, 3, true, &len);
+    char *row = row_packed(o, b, len);
+    assert_non_null(row);
+    assert_true(strncmp(row, ID ",x,", strlen(ID) + 3) == 0);
+    free(row);
+    free(b);
+
+    /* Lists of 17 items (a 0xdc header), of the most items, of one too
+     * many; items joined past 1024 bytes; strings of 0xd9 and 0xda form. */
+    char item[300];
+    const char *items[RECORD_MAX_ITEMS + 1];
+    memset(item, 'z', sizeof item - 1);
+    item[sizeof item - 1] = '\0';
+    item[5] = ',';
+    for (size_t i = 0; i <= RECORD_MAX_ITEMS; i++)
+        items[i] = item + (i % 7) * 20;
+    size_t counts[] = {17, RECORD_MAX_ITEMS, RECORD_MAX_ITEMS + 1};
+    for (size_t c = 0; c < 3; c++) {
+        record_t *r = record_new(ID);
+        put_list(r, "categories", items, counts[c]);
+        put_str(r, "name", item + 250);                /* 49 bytes: 0xd9 */
+        put_str(r, "household_address", item);        /* 299 bytes: 0xda */
+        b = pack(r, &len);
+        assert_non_null(memchr(b, 0xdc, len));
+        assert_non_null(memchr(b, 0xd9, len));
+        assert_non_null(memchr(b, 0xda, len));
+        agree(o, b, len, counts[c] <= RECORD_MAX_ITEMS);
+        if (counts[c] <= RECORD_MAX_ITEMS) {
+            row = row_packed(o, b, len);
+            /* The list cell: quoted (an item holds a comma), every item. */
+            size_t semis = 0;
+            for (const char *p = row; *p; p++)
+                semis += *p == ';';
+            assert_int_equal(semis, counts[c] - 1);
+            assert_true(strlen(row) > 1024 * (c + 1));
+            free(row);
+        }
+        free(b);
+        record_destroy(&r);
+    }
+    csvout_destroy(&o);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -417,6 +545,7 @@ int main(void)
         cmocka_unit_test(test_row),
         cmocka_unit_test(test_not_taken),
         cmocka_unit_test(test_locals),
+        cmocka_unit_test(test_limits),
         cmocka_unit_test(test_mutations),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
