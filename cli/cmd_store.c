@@ -146,6 +146,23 @@ int cmd_digest(int argc, char **argv)
     return 0;
 }
 
+/* fsync of the directory that holds path. */
+static int sync_parent(const char *path, why_t *why)
+{
+    char buf[4096];
+    snprintf(buf, sizeof buf, "%s", path);
+    size_t n = strlen(buf);
+    while (n > 1 && buf[n - 1] == '/')
+        buf[--n] = '\0';
+    char *slash = strrchr(buf, '/');
+    const char *parent = !slash ? "." : slash == buf ? "/" : (*slash = '\0', buf);
+    int fd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int rc = fd < 0 || fsync(fd) ? why_set(why, LX_EIO, "%s: %s", parent, strerror(errno)) : 0;
+    if (fd >= 0)
+        close(fd);
+    return rc;
+}
+
 int cmd_backup(int argc, char **argv)
 {
     static const char *U = "lianxin backup --data DIR --out DIR";
@@ -160,10 +177,10 @@ int cmd_backup(int argc, char **argv)
         else if (ch == 'o')
             out = optarg;
         else if (ch == 'h')
-            return printf("usage: %s\nWrites a consistent copy of the store to DIR/data.mdb "
-                          "(DIR is created, mode 0700),\nwhile the node runs on. To come back "
-                          "from it: stop the node, put DIR in place of\nits data directory and "
-                          "start it; it takes from its parent what was written since.\n",
+            return printf("usage: %s\nWrites a consistent copy of the store to DIR/data.mdb, mode 0600, while the\n"
+                          "node runs on. DIR is created mode 0700 (an existing empty one keeps its\n"
+                          "mode). To come back from it: stop the node, put DIR in place of its data\n"
+                          "directory and start it; it takes from its parent what was written since.\n",
                           U), 0;
         else
             return cli_usage("backup", U, "bad option");
@@ -175,23 +192,35 @@ int cmd_backup(int argc, char **argv)
     store_t *s = cli_open("backup", data, STORE_RDONLY);
     if (!s)
         return 1;
-    if (mkdir(out, 0700) && errno != EEXIST) {
+    bool made = mkdir(out, 0700) == 0;
+    if (!made && errno != EEXIST) {
         store_close(&s);
         return cli_fail("backup", "%s: %s", out, strerror(errno));
     }
     why_t why = {""};
-    stxn_t *t;
+    int rc = store_backup(s, out, &why);
+    store_close(&s);
+    /* The new directory's name made durable too; and none left behind
+     * by a backup that failed. */
+    if (!rc && made && sync_parent(out, &why))
+        rc = LX_EIO;
+    if (rc && made)
+        rmdir(out);
+    if (rc)
+        return cli_fail("backup", "%s", why.msg[0] ? why.msg : err_str(rc));
+    /* Counted in the copy: what it holds, and that it opens as a store. */
     store_stats_t st = {0};
-    int rc = store_begin(s, false, &t);
+    stxn_t *t;
+    if (!(s = cli_open("backup", out, STORE_RDONLY)))
+        return 1;
+    rc = store_begin(s, false, &t);
     if (!rc) {
         store_stats(t, &st);
         store_abort(&t);
     }
-    if (!rc)
-        rc = store_backup(s, out, &why);
     store_close(&s);
     if (rc)
-        return cli_fail("backup", "%s", why.msg[0] ? why.msg : err_str(rc));
+        return cli_fail("backup", "%s: %s", out, err_str(rc));
     printf("backed up %s (%llu records) to %s/data.mdb\n", data,
            (unsigned long long)st.records, out);
     return 0;

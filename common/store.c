@@ -323,10 +323,15 @@ int store_backup(store_t *s, const char *dir, why_t *why)
     char part[4200], dst[4200];
     snprintf(part, sizeof part, "%s/data.mdb.part", dir);
     snprintf(dst, sizeof dst, "%s/data.mdb", dir);
-    struct stat st;
-    if (stat(dst, &st) == 0)
+    /* Before copying a whole store for nothing; link() below decides. */
+    if (access(dst, F_OK) == 0)
         return why_set(why, LX_EEXIST, "%s: already holds a store", dir);
-    int fd = open(part, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    /* Exclusive: a second backup into the same directory, or a link put
+     * there in its place, is refused rather than written through. */
+    int fd = open(part, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0 && errno == EEXIST)
+        return why_set(why, LX_EEXIST, "%s: exists (a backup running, or one cut short: "
+                       "remove it)", part);
     if (fd < 0)
         return why_set(why, LX_EIO, "%s: %s", part, strerror(errno));
     /* A read transaction's snapshot: writers go on meanwhile. */
@@ -335,16 +340,19 @@ int store_backup(store_t *s, const char *dir, why_t *why)
         rc = errno;
     if (close(fd) && !rc)
         rc = errno;
-    if (!rc && rename(part, dst))
+    /* link() never replaces: a store that appeared meanwhile stays. */
+    if (!rc && link(part, dst))
         rc = errno;
-    if (rc) {
-        unlink(part);
+    unlink(part);
+    if (rc == EEXIST)
+        return why_set(why, LX_EEXIST, "%s: already holds a store", dir);
+    if (rc)
         return lmdb_err(rc, why, dst);
-    }
     /* The name too, or a crash could leave the directory without it. */
     int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dfd < 0 || fsync(dfd))
-        rc = why_set(why, LX_EIO, "%s: %s", dir, strerror(errno));
+        rc = why_set(why, LX_EIO, "%s: written, but not made durable: %s", dir,
+                     strerror(errno));
     if (dfd >= 0)
         close(dfd);
     return rc;

@@ -41,7 +41,8 @@ int store_create(const char *dir, code_t code, why_t *why);
  * longer uses (where retention's removed values may linger) stay behind;
  * mode 0600; flushed, and under its name only once whole. The copy is a
  * store: `--data dir` reads it, and a node started on it converges with
- * its parent. LX_EEXIST when dir already holds a store. */
+ * its parent. LX_EEXIST when dir already holds a store, or the part file
+ * of another backup (data.mdb.part, which a backup cut short leaves). */
 int store_backup(store_t *s, const char *dir, why_t *why);
 
 /* Opens an existing store. *out owned by the caller (store_close). */

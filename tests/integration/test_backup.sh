@@ -30,7 +30,18 @@ assert_eq "$(lx digest --data $TMP/backup)" "$(lx digest --data $T/$V/data)" "th
 err=$(must_fail 1 lx backup --data $T/$V/data --out $TMP/backup)
 assert_contains "$err" "already holds a store" "a second backup over the first"
 err=$(must_fail 1 lx backup --data $TMP/nothing --out $TMP/b3)
-[ -e $TMP/b3 ] && fail "a failed backup left its directory"
+[ -e $TMP/b3 ] && fail "a backup of no store made its directory"
+# A copy that fails once its directory is made (a file size limit, as a
+# full disk would): refused, and neither the directory nor a part left.
+err=$( (trap '' XFSZ; ulimit -f 8; "$LIANXIN" backup --data $T/$V/data --out $TMP/b4) 2>&1) \
+    && fail "a backup past the file size limit succeeded"
+assert_contains "$err" "$TMP/b4" "the failed backup names its directory"
+[ -e $TMP/b4 ] && fail "a failed backup left its directory"
+# Another backup's part file in the way: refused, the file left alone.
+mkdir $TMP/b5 && echo x > $TMP/b5/data.mdb.part
+err=$(must_fail 1 lx backup --data $T/$V/data --out $TMP/b5)
+assert_contains "$err" "data.mdb.part: exists" "a part file in the way"
+assert_eq "$(cat $TMP/b5/data.mdb.part)" x "the part file in the way is untouched"
 lx gen --subtree $V --count 30 --seed 9 --out $TMP/b.csv
 # Another, taken while an import writes: a whole store, before or after.
 lx import --data $T/$V/data --csv $TMP/b.csv >/dev/null &

@@ -693,6 +693,29 @@ static void test_backup(void **state)
     store_abort(&t);
     store_close(&c);
 
+    /* Another backup's part file, or a link in its place: refused, and
+     * neither the part file nor the link's target written or removed. */
+    char b2[300], target[400];
+    snprintf(b2, sizeof b2, "%s/b2", d);
+    assert_int_equal(mkdir(b2, 0700), 0);
+    snprintf(path, sizeof path, "%s/data.mdb.part", b2);
+    FILE *pf = fopen(path, "w");
+    assert_non_null(pf);
+    fputs("another", pf);
+    fclose(pf);
+    why.msg[0] = '\0';
+    assert_int_equal(store_backup(s, b2, &why), LX_EEXIST);
+    assert_non_null(strstr(why.msg, "data.mdb.part"));
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_equal(st.st_size, 7);
+    assert_int_equal(unlink(path), 0);
+    snprintf(target, sizeof target, "%s/target", d);
+    assert_int_equal(symlink(target, path), 0);
+    assert_int_equal(store_backup(s, b2, &why), LX_EEXIST);
+    assert_int_not_equal(access(target, F_OK), 0);
+    assert_int_equal(unlink(path), 0);
+    assert_int_equal(store_backup(s, b2, &why), LX_OK);
+
     /* Into a directory that is not there: refused, nothing left behind. */
     snprintf(path, sizeof path, "%s/none/deeper", d);
     assert_int_equal(store_backup(s, path, &why), LX_EIO);
