@@ -451,7 +451,15 @@ int main(int argc, char **argv)
         val_t v = {0};
         val_set_str(&v, val);
         field_t fw;
-        ver_t ver = {.hlc = h, .origin = vil, .author = "510121106218/local/bench"};
+        /* An edit names the version it replaces, as every local write
+         * does (classify.c): a sequential edit, not a conflict. */
+        record_t *held = NULL;
+        const field_t *had = NULL;
+        if (store_get(t, id0, &held, NULL) == LX_OK)
+            had = record_field(held, "risk_level");
+        ver_t ver = {.hlc = h, .origin = vil, .base = had ? had->ver.hlc : 0,
+                     .author = "510121106218/local/bench"};
+        record_destroy(&held);
         field_init(&fw, "risk_level", &v, &ver);
         apply_t res;
         store_apply(t, id0, &fw, 1, 0, &res, &why);
