@@ -149,13 +149,8 @@ int cmd_digest(int argc, char **argv)
 /* fsync of the directory that holds path. */
 static int sync_parent(const char *path, why_t *why)
 {
-    char buf[4096];
-    snprintf(buf, sizeof buf, "%s", path);
-    size_t n = strlen(buf);
-    while (n > 1 && buf[n - 1] == '/')
-        buf[--n] = '\0';
-    char *slash = strrchr(buf, '/');
-    const char *parent = !slash ? "." : slash == buf ? "/" : (*slash = '\0', buf);
+    char parent[4200];
+    cli_beside(path, ".", parent, sizeof parent);
     int fd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     int rc = fd < 0 || fsync(fd) ? why_set(why, LX_EIO, "%s: %s", parent, strerror(errno)) : 0;
     if (fd >= 0)
