@@ -5,7 +5,9 @@
  *
  *   bench_repl LIANXIN DIR N SAMPLES
  *
- * Ports 26000-26200 and 31000-31004, moved by env LX_PORT_OFFSET. */
+ * Ports 26000-26200 and 31000-31004, moved by env LX_PORT_OFFSET. With
+ * BENCH_MARK set it writes "e2e_start" to stderr as the end-to-end run
+ * begins, so that a profiler can be started on that window. */
 #include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
@@ -424,6 +426,8 @@ int main(int argc, char **argv)
      * the province (every hop commits durably before acknowledging). */
     cpu_t c0, c1;
     cpu_snap(&c0);
+    if (getenv("BENCH_MARK"))
+        fprintf(stderr, "e2e_start\n");
     double t0 = now();
     if (ingest(vs, recs, 0, n, 1000))
         return 1;
