@@ -191,6 +191,16 @@ for who in ("village", "township", "county", "city", "province", "bench"):
     w("| %s | %s | %s | %s | %s |" % (who, cell("cpu_e2e_" + who), cell("cpu_e2e_%s_sys" % who),
                                     cell("cpu_catchup_" + who), cell("cpu_catchup_%s_sys" % who)))
 w("| all | %s | | %s | |" % (cell("cpu_e2e_total"), cell("cpu_catchup_total")))
+
+
+def busy(rate, cpu):
+    """The share of the machine's cores the run kept busy (medians)."""
+    r, c = med(rate), med(cpu)
+    return "%.0f%%" % (100 * r * c / 1e6 / os.cpu_count()) if r and c else "—"
+
+
+w("| the %d cores busy (rate × CPU per change) | %s | | %s | |" % (
+    os.cpu_count(), busy("e2e_changes", "cpu_e2e_total"), busy("catchup_changes", "cpu_catchup_total")))
 w("")
 w("### The department API (HTTPS, keep-alive; wrk, 2 threads, 16 connections, one node of 10,000 children)")
 w("")
