@@ -97,8 +97,12 @@ static int bundle_export(int argc, char **argv)
         for (uint32_t i = 0; i < lk.n; i++)
             if (lk.links[i].is_parent)
                 pl = &lk.links[i];
-    if (!rc && !pl)
-        rc = why_set(&why, LX_EINVAL, "%s: this node has no parent to carry changes to", data);
+    if (!rc && !pl && code_level(store_code(s)) == LEVEL_PROVINCE)
+        rc = why_set(&why, LX_EINVAL, "%s: a province has no parent to carry changes to", data);
+    else if (!rc && !pl)
+        rc = why_set(&why, LX_EINVAL,
+                     "%s: no parent on record (a node records its parent when it first runs: "
+                     "start `lianxin node --config FILE` once)", data);
     msgpack_sbuffer sb;
     msgpack_sbuffer_init(&sb);
     collect_t c = {.t = t};

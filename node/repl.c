@@ -327,6 +327,11 @@ int repl_new(const node_config_t *cfg, store_t *store, repl_mode_t mode,
         r->last_seq_seen = store_last_seq(t);
         store_abort(&t);
     }
+    /* The links are saved at the first tick, not at their first change:
+     * until then `status` would call a node whose parent never answered
+     * "not running", and `bundle export` would find no parent to write
+     * for (an offline village's very case). */
+    r->dirty = mode == REPL_RUN;
     if (!rc)
         rc = resv_take(r);
     if (rc) {

@@ -59,4 +59,20 @@ assert_eq "$(lx status --data $T/$V/data --json | python3 -c 'import json,sys; p
 err=$(must_fail 1 lx restore --config $T/$V/node.ini)
 assert_contains "$err" "restore needs an empty store" "restore over a store with records"
 assert_eq "$(lx digest --data $T/$V/data)" "$before" "the refused restore changed nothing"
+
+# A store made by `init` (set up by hand, not rendered) has no links on
+# record until its node runs: export says so. The node records them as it
+# starts, so status calls it running, with its parent (which does not
+# answer here), and export then knows where the bundle goes.
+mv $T/$W/data $TMP/w-rendered
+lx init --data $T/$W/data --code $W >/dev/null || fail "init"
+lx child add --data $T/$W/data --json '{"village_code":"510121106219","name":"手工建库","gender":"female","birth_date":"2013-03-03"}' >/dev/null || fail "child add"
+err=$(must_fail 1 lx bundle export --data $T/$W/data --out $TMP/w.lxb)
+assert_contains "$err" "no parent on record" "export before the node ever ran"
+"$LIANXIN" node --config $T/$W/node.ini >>$T/$W/node.log 2>&1 & WPID=$!; PIDS+=($WPID)
+alone() { lx status --data $T/$W/data --json | python3 -c 'import json,sys; s=json.load(sys.stdin); p=s["parent"]; sys.exit(0 if s["running"] and p and p["code"]=="510121106000" and not p["connected"] and p["unacked"]==1 else 1)'; }
+wait_for alone || fail "a node whose parent never answered: $(lx status --data $T/$W/data --json)"
+out=$(lx bundle export --data $T/$W/data --out $TMP/w.lxb) || fail "export from a store made by init"
+assert_contains "$out" "1 changes" "export once the node ran"
+kill -TERM $WPID; wait $WPID 2>/dev/null
 echo ok
