@@ -176,6 +176,34 @@ static int write_file(const char *path, const char *data, mode_t mode, bool keep
     return LX_OK;
 }
 
+/* Copies the [token NAME] sections of a node.ini rendered before (the
+ * departments' API tokens that `lianxin token add` appended) to f, as
+ * they are: rendering again must not revoke them. A missing file has
+ * none. */
+static int keep_tokens(FILE *f, const char *path, why_t *why)
+{
+    FILE *in = fopen(path, "r");
+    if (!in)
+        return errno == ENOENT ? LX_OK : why_set(why, LX_EIO, "%s: %s", path, strerror(errno));
+    char *line = NULL;
+    size_t cap = 0;
+    bool keep = false;
+    while (getline(&line, &cap, in) > 0) {
+        const char *p = line + strspn(line, " \t");
+        if (*p == '[') {
+            keep = strncmp(p, "[token ", 7) == 0;
+            if (keep)
+                fputc('\n', f);
+        }
+        if (keep && *p != '\n')
+            fputs(line, f);
+    }
+    int rc = ferror(in) ? why_set(why, LX_EIO, "%s: cannot read", path) : LX_OK;
+    free(line);
+    fclose(in);
+    return rc;
+}
+
 /* Makes a node's keys unless they exist. */
 static int ensure_keys(const char *dir, why_t *why)
 {
@@ -337,10 +365,12 @@ int topology_render(const topology_t *t, const char *out, why_t *why)
             fprintf(f, "\n[child %s]\nname = %s\ncurve_pub = %s\nsign_pub = %s\n",
                     code_fmt(t->nodes[j].code, c), t->nodes[j].name, pk[j].curve, pk[j].sign);
         }
-        fclose(f);
         code_fmt(nd->code, c);
         snprintf(path, sizeof path, "%s/%s/node.ini", out, c);
-        rc = write_file(path, buf, 0644, false, why);
+        rc = keep_tokens(f, path, why);
+        fclose(f);
+        if (!rc)
+            rc = write_file(path, buf, 0644, false, why);
         free(buf);
         if (!rc)
             rc = seed_links(t, i, out, why);

@@ -42,6 +42,12 @@ import json, sys
 t = {x["name"]: x for x in json.load(sys.stdin)}
 assert t["jintang-edu"]["role"] == "education", t
 assert t["jinxiang-op"]["scope"] == "510121106218", t' || fail "token list"
+# Rendering the tree again (`scripts/tree up` does, at every start) keeps
+# every token, once; the API checks below use them.
+before=$(lx token list --config "$TREE/$X/node.ini" --json)
+for i in 1 2; do lx topology render --topology "$TMP/tree.ini" --out "$TREE" >/dev/null || fail "render again"; done
+assert_eq "$(lx token list --config "$TREE/$X/node.ini" --json)" "$before" "tokens after rendering again"
+assert_eq "$(grep -c '^\[token ' "$TREE/$X/node.ini")" 4 "each token section once"
 lx node --config "$TREE/$X/node.ini" --help >/dev/null
 
 for c in "${NODES[@]}"; do start_node $c; done
