@@ -299,8 +299,10 @@ static int bundle_import(int argc, char **argv)
 int cmd_bundle(int argc, char **argv)
 {
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        if (argc < 2)
+            return cli_usage("bundle", U, "export or import?");
         printf("usage: %s\n", U);
-        return argc < 2 ? EXIT_USAGE : 0;
+        return 0;
     }
     if (strcmp(argv[1], "export") == 0)
         return bundle_export(argc - 1, argv + 1);

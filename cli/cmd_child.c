@@ -360,8 +360,10 @@ static int child_list(int argc, char **argv)
 int cmd_child(int argc, char **argv)
 {
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        if (argc < 2)
+            return cli_usage("child", CHILD_USAGE, "which subcommand?");
         printf("usage: %s\n", CHILD_USAGE);
-        return argc < 2 ? EXIT_USAGE : 0;
+        return 0;
     }
     const char *sub = argv[1];
     if (strcmp(sub, "add") == 0)

@@ -605,8 +605,10 @@ static int policy_apply(int argc, char **argv)
 int cmd_policy(int argc, char **argv)
 {
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        if (argc < 2)
+            return cli_usage("policy", U, "which subcommand?");
         printf("usage: %s\n\n%s\n", U, HELP);
-        return argc < 2 ? EXIT_USAGE : 0;
+        return 0;
     }
     const char *sub = argv[1];
     if (strcmp(sub, "issue") == 0)

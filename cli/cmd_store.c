@@ -260,7 +260,9 @@ int cmd_status(int argc, char **argv)
                ns.have_links ? (alive ? ", running" : ", not running") : "");
         printf("records     %llu in %llu villages\n", (unsigned long long)st->records,
                (unsigned long long)st->villages);
-        printf("log         %llu changes, last clock %s\n",
+        /* The sequence number, not a count: each start numbers on past
+         * what the last run reserved. */
+        printf("log         last entry %llu, last clock %s\n",
                (unsigned long long)st->last_seq, hlc_fmt(st->hlc, when, sizeof when));
         printf("conflicts   %llu\n", (unsigned long long)st->conflicts);
         printf("duplicates  %llu records share an ID number\n",

@@ -12,10 +12,12 @@ int cmd_topology(int argc, char **argv)
                                    {"out", required_argument, 0, 'o'},
                                    {"help", no_argument, 0, 'h'}, {0}};
     if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+        if (argc < 2)
+            return cli_usage("topology", U, "render?");
         printf("usage: %s\nWrites, for every node of the tree, DIR/CODE/node.ini, its keys "
-               "(secrets 0600)\nand an initialised store at DIR/CODE/data. Existing keys and "
-               "stores are kept.\n", U);
-        return argc < 2 ? EXIT_USAGE : 0;
+               "(secrets 0600)\nand an initialised store at DIR/CODE/data. Existing keys, "
+               "stores and the\n[token] sections of an existing node.ini are kept.\n", U);
+        return 0;
     }
     if (strcmp(argv[1], "render") != 0)
         return cli_usage("topology", U, "unknown subcommand '%s'", argv[1]);

@@ -20,6 +20,14 @@ must_fail 2 lx init --data "$TMP/x" >/dev/null
 for c in keygen init child import export digest backup status conflicts gen; do
     lx $c --help | grep -q "usage" || fail "$c --help"
 done
+# A command with subcommands, given none: exit 2, and stderr says why and
+# how (CONTRACT: a one-line message on stderr); stdout stays empty.
+for c in child bundle topology policy token audit; do
+    err=$(must_fail 2 lx $c)
+    assert_contains "$err" "lianxin $c: " "$c without a subcommand"
+    assert_contains "$err" "usage: lianxin $c" "$c without a subcommand"
+    [ -z "$(lx $c 2>/dev/null)" ] || fail "$c without a subcommand wrote to stdout"
+done
 
 # child add / get / update / list
 ID1=$(idnum 510104 20150301 123)
