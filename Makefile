@@ -50,8 +50,13 @@ $(BUILD)/tests/lxaudit: tests/integration/lxaudit.c $(BUILD)/liblx.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -MMD -MP -o $@ $< $(BUILD)/liblx.a $(LDLIBS)
 
+# A wall clock moved ahead for one command (LD_PRELOAD, LX_CLOCK_SHIFT_MS).
+$(BUILD)/tests/clockshift.so: tests/integration/clockshift.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -shared -fPIC -o $@ $< -ldl
+
 # The whole suite: unit tests, integration tests, short fuzz runs.
-test: all unit $(BUILD)/tests/lxpeer $(BUILD)/tests/lxaudit
+test: all unit $(BUILD)/tests/lxpeer $(BUILD)/tests/lxaudit $(BUILD)/tests/clockshift.so
 	@BUILD=$(BUILD) tests/run-all
 
 # The suite under AddressSanitizer and UndefinedBehaviorSanitizer.

@@ -249,6 +249,8 @@ static int bundle_import(int argc, char **argv)
     stxn_t *t = NULL;
     if (!rc)
         rc = store_begin(s, true, &t);
+    uint64_t skewed = 0;
+    char last_why[160] = "";
     /* Same checks as the network: the child's scope, the clock. */
     apply_opts_t o = {.from = child, .within = child};
     for (uint32_t i = 0; !rc && i < a[5].via.array.size; i++) {
@@ -264,6 +266,8 @@ static int bundle_import(int argc, char **argv)
             r = store_apply_ex(t, c.id, c.w, c.n, &o, &res, &w);
         if (r == LX_ESCOPE || r == LX_ESKEW || r == LX_EINVAL) {
             refused++;
+            skewed += r == LX_ESKEW;
+            snprintf(last_why, sizeof last_why, "bundle: record %s: %s", c.id, w.msg);
             fprintf(stderr, "lianxin bundle: refused a change to record %s: %s\n", c.id, w.msg);
         } else if (r) {
             rc = r;
@@ -282,6 +286,9 @@ static int bundle_import(int argc, char **argv)
      * where we were; otherwise the gap is left for the network. */
     if (!rc && first <= in + 1 && last > in)
         rc = store_meta_put(t, key, last);
+    /* Refusals count in status as the network's do. */
+    if (!rc)
+        rc = links_note_bundle(t, child, refused, skewed, last_why);
     if (!rc)
         rc = store_commit(&t);
     store_abort(&t);

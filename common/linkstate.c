@@ -161,6 +161,62 @@ uint64_t links_unacked(stxn_t *t, const linkstate_t *ls, uint64_t cap)
     return c.n;
 }
 
+static void bundle_key(char *buf, size_t n, const char *what, code_t child)
+{
+    char c[CODE_STRLEN + 1];
+    snprintf(buf, n, "bundle-%s/%s", what, code_fmt(child, c));
+}
+
+static int meta_add(stxn_t *t, const char *key, uint64_t n)
+{
+    uint64_t v = 0;
+    int rc = store_meta_get(t, key, &v);
+    if (rc && rc != LX_ENOTFOUND)
+        return rc;
+    return store_meta_put(t, key, v + n);
+}
+
+int links_note_bundle(stxn_t *t, code_t child, uint64_t refused, uint64_t skew,
+                      const char *reason)
+{
+    if (!refused)
+        return LX_OK;
+    char key[64];
+    bundle_key(key, sizeof key, "refused", child);
+    int rc = meta_add(t, key, refused);
+    if (!rc && skew)
+        rc = meta_add(t, "bundle-skew", skew);
+    bundle_key(key, sizeof key, "reason", child);
+    if (!rc)
+        rc = store_blob_put(t, key, reason, strnlen(reason, sizeof ((linkstate_t *)0)->reason - 1));
+    return rc;
+}
+
+/* What bundle imports refused, counted into the links as loaded. */
+static void fold_bundles(stxn_t *t, links_t *lk)
+{
+    char key[64];
+    uint64_t v;
+    if (store_meta_get(t, "bundle-skew", &v) == LX_OK)
+        lk->skew += v;
+    for (uint32_t i = 0; i < lk->n; i++) {
+        linkstate_t *l = &lk->links[i];
+        bundle_key(key, sizeof key, "refused", l->code);
+        if (l->is_parent || store_meta_get(t, key, &v) != LX_OK)
+            continue;
+        l->refusals += v;
+        lk->refusals += v;
+        void *why = NULL;
+        size_t len = 0;
+        bundle_key(key, sizeof key, "reason", l->code);
+        if (!l->reason[0] && store_blob_get(t, key, &why, &len) == LX_OK && len < sizeof l->reason) {
+            memcpy(l->reason, why, len);
+            l->reason[len] = '\0';
+        }
+        free(why);
+    }
+}
+
 int nodestate_load(stxn_t *t, nodestate_t *ns)
 {
     memset(ns, 0, sizeof *ns);
@@ -168,6 +224,8 @@ int nodestate_load(stxn_t *t, nodestate_t *ns)
     if (rc)
         return rc;
     ns->have_links = links_load(t, &ns->lk) == LX_OK;
+    if (ns->have_links)
+        fold_bundles(t, &ns->lk);
     if (ns->have_links && (ns->unacked = calloc(ns->lk.n ? ns->lk.n : 1, sizeof *ns->unacked)))
         for (uint32_t i = 0; i < ns->lk.n; i++)
             ns->unacked[i] = links_unacked(t, &ns->lk.links[i], 10000000);

@@ -60,6 +60,25 @@ err=$(must_fail 1 lx restore --config $T/$V/node.ini)
 assert_contains "$err" "restore needs an empty store" "restore over a store with records"
 assert_eq "$(lx digest --data $T/$V/data)" "$before" "the refused restore changed nothing"
 
+# A change from a PC whose clock runs an hour ahead is refused at import,
+# and the refusal counts in the parent's status as the network's would.
+SHIFT=$(dirname "$LIANXIN")/tests/clockshift.so
+[ -f "$SHIFT" ] || fail "$SHIFT: not built (make test builds it)"
+ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}verify_asan_link_order=0 LD_PRELOAD=$SHIFT LX_CLOCK_SHIFT_MS=3600000 \
+    lx child add --data $T/$W/data --json '{"village_code":"510121106219","name":"钟快","gender":"male","birth_date":"2012-01-01"}' >/dev/null \
+    || fail "child add with the clock ahead"
+lx bundle export --data $T/$W/data --out $TMP/skew.lxb >/dev/null || fail "export (clock ahead)"
+out=$(lx bundle import --data $T/$P/data $TMP/skew.lxb 2>$TMP/skew.err) || fail "import (clock ahead)"
+assert_contains "$out" "0 changes applied (0 changed records), 1 refused" "a change from an hour ahead"
+assert_contains "$(cat $TMP/skew.err)" "ahead of the local clock" "the refusal says why"
+lx status --data $T/$P/data --json | python3 -c '
+import json, sys
+s = json.load(sys.stdin)
+w = [c for c in s["children"] if c["code"] == "510121106219"][0]
+assert s["refusals"]["clock_skew"] >= 1, s
+assert s["refused"] >= 1 and w["refused"] >= 1, s
+assert "ahead of the local clock" in w["last_refusal"], w' || fail "bundle refusals in status: $(lx status --data $T/$P/data --json)"
+
 # A store made by `init` (set up by hand, not rendered) has no links on
 # record until its node runs: export says so. The node records them as it
 # starts, so status calls it running, with its parent (which does not
