@@ -23,6 +23,22 @@ typedef struct {
     tnode_t *cur;
 } tparse_t;
 
+/* "HOST:PORT" with a host and a port of 1..65535, as node.ini takes it:
+ * a topology that renders must give configurations that load. */
+static bool host_port(const char *s)
+{
+    const char *colon = strrchr(s, ':');
+    if (!colon || colon == s || !colon[1] || strlen(colon + 1) > 5)
+        return false;
+    long port = 0;
+    for (const char *d = colon + 1; *d; d++) {
+        if (*d < '0' || *d > '9')
+            return false;
+        port = port * 10 + (*d - '0');
+    }
+    return port >= 1 && port <= 65535;
+}
+
 static int on_item(void *user, const char *section, const char *name, const char *value)
 {
     tparse_t *p = user;
@@ -74,19 +90,65 @@ static int on_item(void *user, const char *section, const char *name, const char
     }
     if (!p->cur)
         return 0;
-    if (strcmp(name, "name") == 0)
+    const char *bad = NULL;
+    if (strcmp(name, "name") == 0) {
         snprintf(p->cur->name, sizeof p->cur->name, "%s", value);
-    else if (strcmp(name, "zmq") == 0 && strncmp(value, "tcp://", 6) == 0)
+    } else if (strcmp(name, "zmq") == 0) {
+        if (strncmp(value, "tcp://", 6) != 0 || !host_port(value + 6))
+            bad = "expected tcp://HOST:PORT";
         snprintf(p->cur->zmq, sizeof p->cur->zmq, "%s", value);
-    else if (strcmp(name, "http") == 0)
+    } else if (strcmp(name, "http") == 0) {
+        if (!host_port(value))
+            bad = "expected HOST:PORT";
         snprintf(p->cur->http, sizeof p->cur->http, "%s", value);
-    else {
-        why_set(p->why, LX_EINVAL, "[%s] %s: unknown key or bad value", section, name);
+    } else {
+        bad = "unknown key";
+    }
+    if (bad) {
+        why_set(p->why, LX_EINVAL, "[%s] %s: %s", section, name, bad);
         return 0;
     }
     return 1;
 }
 
+
+/* The parser reports a section only with its first key, so a [node CODE]
+ * with no keys would be left out of the tree without a word (and a
+ * section written twice in a row would be read as one): every header is
+ * checked against the nodes read, with its line. */
+static int check_headers(const char *path, const topology_t *t, why_t *why)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return why_set(why, LX_ENOTFOUND, "%s: cannot open", path);
+    bool *seen = calloc(t->n ? t->n : 1, sizeof *seen);
+    char *line = NULL;
+    size_t cap = 0;
+    int rc = seen ? LX_OK : LX_ENOMEM;
+    for (int no = 1; !rc && getline(&line, &cap, f) > 0; no++) {
+        const char *h = line + strspn(line, " \t");
+        code_t c;
+        char code[CODE_STRLEN + 1];
+        if (strncmp(h, "[node ", 6) != 0 || sscanf(h + 6, "%12[0-9]]", code) != 1
+            || code_parse(code, &c))
+            continue;
+        size_t i = 0;
+        while (i < t->n && t->nodes[i].code != c)
+            i++;
+        if (i == t->n)
+            rc = why_set(why, LX_EINVAL, "%s line %d: [node %s] has no keys (give it its "
+                         "name = ...)", path, no, code);
+        else if (seen[i])
+            rc = why_set(why, LX_EINVAL, "%s line %d: [node %s]: the node appears twice",
+                         path, no, code);
+        else
+            seen[i] = true;
+    }
+    free(line);
+    free(seen);
+    fclose(f);
+    return rc;
+}
 
 int topology_load(const char *path, topology_t **out, why_t *why)
 {
@@ -107,6 +169,8 @@ int topology_load(const char *path, topology_t **out, why_t *why)
         rc = why_prefix(why, LX_EINVAL, "%s line %d", path, line);
     else if (t->n == 0)
         rc = why_set(why, LX_EINVAL, "%s: no [node CODE] sections", path);
+    else
+        rc = check_headers(path, t, why);
     /* Each node's parent: the deepest other node whose subtree holds it. */
     int roots = 0;
     for (size_t i = 0; !rc && i < t->n; i++) {
@@ -122,9 +186,17 @@ int topology_load(const char *path, topology_t **out, why_t *why)
             roots++;
     }
     if (!rc && roots != 1) {
-        char c[CODE_STRLEN + 1];
+        /* Named: the first three of them. */
+        char list[160] = "", c[CODE_STRLEN + 1];
+        for (size_t i = 0, k = 0; i < t->n && k < 3; i++) {
+            if (t->nodes[i].parent >= 0)
+                continue;
+            size_t at = strlen(list);
+            snprintf(list + at, sizeof list - at, "%s[node %s]", k++ ? ", " : "",
+                     code_fmt(t->nodes[i].code, c));
+        }
         rc = why_set(why, LX_EINVAL, "%s: %d nodes have no ancestor in the file (one root "
-                     "expected; e.g. %s)", path, roots, code_fmt(t->nodes[0].code, c));
+                     "expected): %s%s", path, roots, list, roots > 3 ? ", ..." : "");
     }
     /* Ports in file order, unless a node names its own. */
     for (size_t i = 0; !rc && i < t->n; i++) {

@@ -20,6 +20,26 @@ must_fail 2 lx init --data "$TMP/x" >/dev/null
 for c in keygen init child import export digest backup status conflicts gen; do
     lx $c --help | grep -q "usage" || fail "$c --help"
 done
+# topology render refuses a file it could only render into configurations
+# that fail later, naming the line and key, and writes nothing.
+topo_bad() {
+    printf '[tree]\nname = k\nbase_port = %s\n[node 510121106000]\nname = 五凤镇\n%s\n[node 510121106218]\nname = 金箱村\n' \
+        "$(port 45900)" "$1" > $TMP/bad.ini
+    err=$(must_fail 1 lx topology render --topology $TMP/bad.ini --out $TMP/badtree)
+    assert_contains "$err" "$2" "topology with '$1'"
+    [ ! -e $TMP/badtree ] || fail "a refused topology wrote $TMP/badtree"
+}
+topo_bad "http = nonsense" "bad.ini line 6: [node 510121106000] http: expected HOST:PORT"
+topo_bad "http = 127.0.0.1:0" "http: expected HOST:PORT"
+topo_bad "zmq = tcp://nohost" "zmq: expected tcp://HOST:PORT"
+topo_bad "zmq = 127.0.0.1:4000" "zmq: expected tcp://HOST:PORT"
+topo_bad "colour = red" "colour: unknown key"
+topo_bad "[node 510122000000]" "bad.ini line 6: [node 510122000000] has no keys"
+topo_bad "[node 510122000000]
+name = 简阳" "2 nodes have no ancestor in the file (one root expected): [node 510121106000], [node 510122000000]"
+topo_bad "[node 510121106000]
+name = 又一个" "bad.ini line 6: [node 510121106000]: the node appears twice"
+
 # A command with subcommands, given none: exit 2, and stderr says why and
 # how (CONTRACT: a one-line message on stderr); stdout stays empty.
 for c in child bundle topology policy token audit; do
