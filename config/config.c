@@ -257,6 +257,9 @@ typedef struct {
     ini_item_fn fn;
     void *user;
     char section[256];   /* the section of the last key */
+    char **seen;         /* the sections reported, in order */
+    size_t nseen;
+    bool nomem;
 } sections_t;
 
 static int on_key(void *user, const char *section, const char *name, const char *value)
@@ -264,16 +267,84 @@ static int on_key(void *user, const char *section, const char *name, const char 
     sections_t *x = user;
     if (strcmp(x->section, section) != 0 || !x->section[0]) {
         snprintf(x->section, sizeof x->section, "%s", section);
+        char **ns = realloc(x->seen, (x->nseen + 1) * sizeof *ns);
+        if (!ns || !(ns[x->nseen] = strdup(section))) {
+            x->seen = ns ? ns : x->seen;
+            x->nomem = true;
+            return 0;
+        }
+        x->seen = ns;
+        x->nseen++;
         if (!x->fn(x->user, section, NULL, NULL))
             return 0;
     }
     return x->fn(x->user, section, name, value);
 }
 
-int ini_parse_sections(const char *path, ini_item_fn fn, void *user)
+/* The file's section headers as inih reads them ("[" after blanks, up to
+ * the first "]") against the sections it reported: each in turn, and
+ * none twice. Returns the line of the first that is not, or 0. */
+static int check_headers(const char *path, const sections_t *x, why_t *why)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    char *line = NULL, **heads = NULL;
+    size_t cap = 0, nh = 0, j = 0;
+    int bad = 0;
+    bool after_key = false;
+    for (int no = 1; !bad && getline(&line, &cap, f) > 0; no++) {
+        char *h = line + strspn(line, " \t\r\n"), *end;
+        /* Blank and comment lines; an indented line after a key goes on
+         * that key's value (inih's multi-line values). */
+        if (!*h || *h == ';' || *h == '#' || (h > line && after_key))
+            continue;
+        after_key = *h != '[';
+        if (*h != '[' || !(end = strchr(h + 1, ']')))
+            continue;
+        *end = '\0';
+        h++;
+        bool twice = false;
+        for (size_t i = 0; i < nh && !twice; i++)
+            twice = strcmp(heads[i], h) == 0;
+        char **nhs = realloc(heads, (nh + 1) * sizeof *nhs);
+        if (nhs)
+            heads = nhs;
+        if (!nhs || !(heads[nh] = strdup(h))) {
+            why_set(why, LX_ENOMEM, "out of memory");
+            bad = no;
+            break;
+        }
+        nh++;
+        if (twice)
+            why_set(why, LX_EINVAL, "[%s]: the section appears twice", h);
+        else if (j < x->nseen && strcmp(x->seen[j], h) == 0)
+            j++;
+        else
+            why_set(why, LX_EINVAL, "[%s]: a section with no keys", h);
+        if (why->msg[0])
+            bad = no;
+    }
+    for (size_t i = 0; i < nh; i++)
+        free(heads[i]);
+    free(heads);
+    free(line);
+    fclose(f);
+    return bad;
+}
+
+int ini_parse_sections(const char *path, ini_item_fn fn, void *user, why_t *why)
 {
     sections_t x = {.fn = fn, .user = user};
-    return ini_parse(path, on_key, &x);
+    int line = ini_parse(path, on_key, &x);
+    if (line > 0 && x.nomem && !why->msg[0])
+        why_set(why, LX_ENOMEM, "out of memory");
+    if (line == 0)
+        line = check_headers(path, &x, why);
+    for (size_t i = 0; i < x.nseen; i++)
+        free(x.seen[i]);
+    free(x.seen);
+    return line;
 }
 
 /* The first line of a key file; a secret one must be readable by its
@@ -350,7 +421,7 @@ int config_load(const char *path, node_config_t **out, why_t *why)
     if (!why)
         p.why = why = &local;
     why->msg[0] = '\0';
-    int line = ini_parse_sections(path, on_item, &p);
+    int line = ini_parse_sections(path, on_item, &p, why);
     int rc = LX_OK;
     if (line < 0)
         rc = why_set(why, LX_ENOTFOUND, "%s: cannot open", path);

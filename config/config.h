@@ -72,10 +72,13 @@ typedef struct {
 /* Parses an INI file calling fn for every key, and once with name and
  * value NULL when a new section starts (inih reports keys only, unless
  * built with INI_CALL_HANDLER_ON_NEW_SECTION). fn returns 0 to stop.
- * Returns ini_parse's result: 0, the first bad line, or -1. */
+ * Returns ini_parse's result: 0, the first bad line, or -1. Then every
+ * section header is checked, since inih never reports a section without
+ * keys and reads one written twice in a row as one: such a line is
+ * returned, with why saying which. */
 typedef int (*ini_item_fn)(void *user, const char *section, const char *name,
                            const char *value);
-int ini_parse_sections(const char *path, ini_item_fn fn, void *user);
+int ini_parse_sections(const char *path, ini_item_fn fn, void *user, why_t *why);
 
 /* Loads and checks a node configuration and its keys. *out owned by the
  * caller (config_free). */

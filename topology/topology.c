@@ -112,44 +112,6 @@ static int on_item(void *user, const char *section, const char *name, const char
 }
 
 
-/* The parser reports a section only with its first key, so a [node CODE]
- * with no keys would be left out of the tree without a word (and a
- * section written twice in a row would be read as one): every header is
- * checked against the nodes read, with its line. */
-static int check_headers(const char *path, const topology_t *t, why_t *why)
-{
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return why_set(why, LX_ENOTFOUND, "%s: cannot open", path);
-    bool *seen = calloc(t->n ? t->n : 1, sizeof *seen);
-    char *line = NULL;
-    size_t cap = 0;
-    int rc = seen ? LX_OK : LX_ENOMEM;
-    for (int no = 1; !rc && getline(&line, &cap, f) > 0; no++) {
-        const char *h = line + strspn(line, " \t");
-        code_t c;
-        char code[CODE_STRLEN + 1];
-        if (strncmp(h, "[node ", 6) != 0 || sscanf(h + 6, "%12[0-9]]", code) != 1
-            || code_parse(code, &c))
-            continue;
-        size_t i = 0;
-        while (i < t->n && t->nodes[i].code != c)
-            i++;
-        if (i == t->n)
-            rc = why_set(why, LX_EINVAL, "%s line %d: [node %s] has no keys (give it its "
-                         "name = ...)", path, no, code);
-        else if (seen[i])
-            rc = why_set(why, LX_EINVAL, "%s line %d: [node %s]: the node appears twice",
-                         path, no, code);
-        else
-            seen[i] = true;
-    }
-    free(line);
-    free(seen);
-    fclose(f);
-    return rc;
-}
-
 int topology_load(const char *path, topology_t **out, why_t *why)
 {
     topology_t *t = calloc(1, sizeof *t);
@@ -161,7 +123,7 @@ int topology_load(const char *path, topology_t **out, why_t *why)
         why = &local;
     why->msg[0] = '\0';
     tparse_t p = {.t = t, .why = why};
-    int line = ini_parse_sections(path, on_item, &p);
+    int line = ini_parse_sections(path, on_item, &p, why);
     int rc = LX_OK;
     if (line < 0)
         rc = why_set(why, LX_ENOTFOUND, "%s: cannot open", path);
@@ -169,8 +131,6 @@ int topology_load(const char *path, topology_t **out, why_t *why)
         rc = why_prefix(why, LX_EINVAL, "%s line %d", path, line);
     else if (t->n == 0)
         rc = why_set(why, LX_EINVAL, "%s: no [node CODE] sections", path);
-    else
-        rc = check_headers(path, t, why);
     /* Each node's parent: the deepest other node whose subtree holds it. */
     int roots = 0;
     for (size_t i = 0; !rc && i < t->n; i++) {

@@ -34,11 +34,11 @@ topo_bad "http = 127.0.0.1:0" "http: expected HOST:PORT"
 topo_bad "zmq = tcp://nohost" "zmq: expected tcp://HOST:PORT"
 topo_bad "zmq = 127.0.0.1:4000" "zmq: expected tcp://HOST:PORT"
 topo_bad "colour = red" "colour: unknown key"
-topo_bad "[node 510122000000]" "bad.ini line 6: [node 510122000000] has no keys"
+topo_bad "[node 510122000000]" "bad.ini line 6: [node 510122000000]: a section with no keys"
 topo_bad "[node 510122000000]
 name = 简阳" "2 nodes have no ancestor in the file (one root expected): [node 510121106000], [node 510122000000]"
 topo_bad "[node 510121106000]
-name = 又一个" "bad.ini line 6: [node 510121106000]: the node appears twice"
+name = 又一个" "bad.ini line 6: [node 510121106000]: the section appears twice"
 
 # A command with subcommands, given none: exit 2, and stderr says why and
 # how (CONTRACT: a one-line message on stderr); stdout stays empty.

@@ -113,6 +113,21 @@ static void test_refused(void **state)
     expect_refused(body, "appears twice");
     expect_refused("[node]\ncode = 510121106000\ndata = d\nkeys = keys\n"
                    "[child 510121106218]\ncurve_pub = short\n", "curve_pub");
+    /* inih reports neither a section with no keys (a child left out of
+     * the allowlist without a word) nor one written twice in a row (read
+     * as one, the later keys winning): both refused, with the line. */
+    snprintf(body, sizeof body, "[node]\ncode = 510121106000\ndata = d\nkeys = keys\n"
+             "bind = tcp://127.0.0.1:1\n[child 510121106219]\n; its keys to come\n"
+             "[child 510121106218]\ncurve_pub = %s\n", child_pub);
+    expect_refused(body, "line 6: [child 510121106219]: a section with no keys");
+    snprintf(body, sizeof body, "[node]\ncode = 510121106000\ndata = d\nkeys = keys\n"
+             "bind = tcp://127.0.0.1:1\n[child 510121106218]\ncurve_pub = %s\n"
+             "[child 510121106218] ; again\ncurve_pub = %s\n", child_pub, child_pub);
+    expect_refused(body, "line 8: [child 510121106218]: the section appears twice");
+    snprintf(body, sizeof body, "[node]\ncode = 510121106000\ndata = d\nkeys = keys\n"
+             "bind = tcp://127.0.0.1:1\n[child 510121106218]\ncurve_pub = %s\n[parent]\n",
+             child_pub);
+    expect_refused(body, "line 8: [parent]: a section with no keys");
     expect_refused("[node]\ncode = 510121106000\ndata = d\nkeys = keys\n[parent]\n"
                    "code = 510121000000\n", "[parent] needs");
     /* A secret key readable by others is refused. */
