@@ -363,6 +363,14 @@ int policy_write(stxn_t *t, record_t *r, const write_opts_t *o, apply_t *res, wh
     } else if (!rc && o->mode == WRITE_NEW) {
         rc = why_set(why, LX_EEXIST, "a record with id %s already exists", r->id);
     }
+    /* A child who moved out of this node's subtree left only a stub here
+     * (its new village, nothing personal): the file is kept where the
+     * child is now, and edits are made there. */
+    const char *vc = !rc ? record_str(cur, "village_code") : NULL;
+    code_t vcode;
+    if (vc && code_parse(vc, &vcode) == LX_OK && !code_contains(node, vcode))
+        rc = why_set(why, LX_ESCOPE, "record %s moved to village %s, outside this node: "
+                     "edit it where the child is now", r->id, vc);
     if (!rc)
         rc = write_merged(t, r, cur, o, eff, res, why);
     for (uint32_t i = 0; i < r->n; i++)

@@ -290,6 +290,11 @@ for c in $TOWN_B $COUNTY_B $CITY_B $PROV; do
 done
 wait_until 10 tree_converged
 for c in $VIL_A $TOWN_A $COUNTY_A $CITY_A; do is_stub "$c" "$MID" || fail "$WHY (after an edit on the gaining side)"; done
+# An edit at the village the child left says where the child went, and
+# leaves the stub as it was.
+err=$(must_fail 1 lx child update --data "$(data $VIL_A)" "$MID" --set risk_level=low)
+assert_contains "$err" "moved to village $VIL_B, outside this node" "an edit of a stub"
+is_stub $VIL_A "$MID" || fail "$WHY (after a refused edit of the stub)"
 echo "3. move across counties: full record on the gaining side, stubs on the losing side (${SECONDS}s)"
 
 # ---- 4. a village restored from its parent ---------------------------------
