@@ -305,8 +305,8 @@ static int conflict_cb(void *arg, const conflict_t *c)
 {
     listctx_t *x = arg;
     if (x->json) {
-        json_array_append_new(x->arr, json_pack("{s:I, s:s, s:s, s:o, s:o}",
-            "seq", (json_int_t)c->seq, "id", c->id, "field", c->kept->name,
+        json_array_append_new(x->arr, json_pack("{s:s, s:I, s:s, s:s, s:o, s:o}",
+            "kind", "conflict", "seq", (json_int_t)c->seq, "id", c->id, "field", c->kept->name,
             "kept", field_json(c->kept), "lost", field_json(c->lost)));
         return 0;
     }
@@ -329,7 +329,8 @@ static int dup_cb(void *arg, const char *idnum, const char *id)
     size_t n = strlen(idnum);
     snprintf(masked, sizeof masked, "%.4s**********%s", idnum, n > 4 ? idnum + n - 4 : "");
     if (x->json) {
-        json_array_append_new(x->arr, json_pack("{s:s, s:s}", "id_number", masked, "id", id));
+        json_array_append_new(x->arr, json_pack("{s:s, s:s, s:s}", "kind", "duplicate",
+                                                "id_number", masked, "id", id));
         return 0;
     }
     printf("duplicate %s  %s\n", masked, id);
@@ -349,23 +350,21 @@ int cmd_conflicts(int argc, char **argv)
     if (!s)
         return 1;
     stxn_t *t;
-    listctx_t cx = {o.json, json_array()}, dx = {o.json, json_array()};
+    /* --json: one array (CONTRACT: a command that lists prints one JSON
+     * array of objects), each object's "kind" a conflict or a duplicate. */
+    listctx_t x = {o.json, json_array()};
     rc = store_begin(s, false, &t);
     if (!rc) {
-        rc = store_each_conflict(t, conflict_cb, &cx);
+        rc = store_each_conflict(t, conflict_cb, &x);
         if (!rc)
-            rc = store_each_duplicate(t, dup_cb, &dx);
+            rc = store_each_duplicate(t, dup_cb, &x);
         store_abort(&t);
     }
     store_close(&s);
     if (!rc && o.json) {
-        json_t *j = json_pack("{s:o, s:o}", "conflicts", cx.arr, "duplicates", dx.arr);
-        json_dumpf(j, stdout, JSON_INDENT(2));
+        json_dumpf(x.arr, stdout, JSON_INDENT(2));
         putchar('\n');
-        json_decref(j);
-    } else {
-        json_decref(cx.arr);
-        json_decref(dx.arr);
     }
+    json_decref(x.arr);
     return rc ? cli_fail("conflicts", "%s", err_str(rc)) : 0;
 }

@@ -92,7 +92,7 @@ json.dump(r, open(sys.argv[2], "w"), ensure_ascii=False)' $A $TMP/again.json > $
 nid=$(lx child add --data "$(D $T)" --json @$TMP/again.json 2>/dev/null | tail -1) || fail "child add at T"
 lx conflicts --data "$(D $T)" --json | python3 -c '
 import json, sys
-ids = {d["id"] for d in json.load(sys.stdin)["duplicates"]}
+ids = {d["id"] for d in json.load(sys.stdin) if d["kind"] == "duplicate"}
 sys.exit(0 if {sys.argv[1], sys.argv[2]} <= ids else 1)' "$(cat $TMP/first)" "$nid" \
     || fail "the child entered twice is not listed as a duplicate at T"
 

@@ -144,7 +144,7 @@ field_is() { # field_is NODE ID FIELD VALUE
 }
 has_conflict() { # has_conflict NODE ID FIELD: prints the entry, if there is one
     local out
-    out=$(lx conflicts --data "$(data "$1")" --json | jexpr '[c for c in j["conflicts"]
+    out=$(lx conflicts --data "$(data "$1")" --json | jexpr '[c for c in j if c["kind"] == "conflict"
         if c["id"] == sys.argv[2] and c["field"] == sys.argv[3]]' "$2" "$3")
     [ "$out" != "[]" ] || { WHY="$1 lists no conflict for $2 $3"; return 1; }
     printf '%s' "$out"
@@ -241,7 +241,7 @@ for c in $TOWN_A $COUNTY_A $PROV; do
     assert_contains "$got" '"value": "high"' "the conflict at $c names the village's value"
     assert_contains "$got" '"value": "low"' "the conflict at $c names the county's value"
 done
-n=$(lx conflicts --data "$(data $PROV)" --json | python3 -c 'import json,sys; print(sum(1 for c in json.load(sys.stdin)["conflicts"] if c["id"] == sys.argv[1]))' "$CID")
+n=$(lx conflicts --data "$(data $PROV)" --json | python3 -c 'import json,sys; print(sum(1 for c in json.load(sys.stdin) if c["kind"] == "conflict" and c["id"] == sys.argv[1]))' "$CID")
 assert_eq "$n" 1 "the province lists the pair once"
 echo "2. concurrent edits: every node holds risk_level=low; the conflict is listed at the village and at every level above (${SECONDS}s)"
 
