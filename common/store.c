@@ -1665,6 +1665,11 @@ int store_apply_ex(stxn_t *t, const char *id, const field_t *w, uint32_t n,
                             : (in_new && (res->created || in_cur));
         if (!ok && !o->either && !res->created)
             ok = edit_crossed_move(t, id, r, ws, n, o->within);
+        /* From a parent, the stub of a child who moved out of our subtree
+         * (a restore sends them): a new record of its village alone. */
+        if (!ok && o->either && res->created && n == 1 && nv
+            && strcmp(ws[0]->name, "village_code") == 0)
+            ok = true;
         if (!ok) {
             char a[CODE_STRLEN + 1], b[CODE_STRLEN + 1];
             rc = why_set(why, LX_ESCOPE, "record in village %s (to %s) is outside %s",

@@ -1022,6 +1022,67 @@ static void on_pull(repl_t *r, link_t *l, code_t unit)
 
 static uint64_t send_audit_chains(repl_t *r, link_t *l, stxn_t *t);
 
+/* The records our log saw leave the child's subtree (a move out of it):
+ * a restored child gets their stubs back, as it had them. */
+typedef struct {
+    code_t child;
+    char (*ids)[65];
+    size_t n, cap;
+} gone_t;
+
+static int gone_cb(void *arg, const loghdr_t *h)
+{
+    gone_t *g = arg;
+    if (!h->prev || !code_contains(g->child, h->prev) || code_contains(g->child, h->village)
+        || strlen(h->id) > 64)
+        return 0;
+    if (g->n == g->cap) {
+        size_t cap = g->cap ? 2 * g->cap : 64;
+        char (*ids)[65] = realloc(g->ids, cap * sizeof *ids);
+        if (!ids)
+            return LX_ENOMEM;
+        g->ids = ids;
+        g->cap = cap;
+    }
+    strcpy(g->ids[g->n++], h->id);
+    return 0;
+}
+
+static int cmp_id(const void *a, const void *b) { return strcmp(a, b); }
+
+/* Sends the child a stub (the record's id and its village_code, with its
+ * version) of each record that moved out of its subtree and is still
+ * out; returns how many. */
+static uint64_t send_stubs(repl_t *r, link_t *l, stxn_t *t)
+{
+    gone_t g = {.child = l->code};
+    repair_t x = {.r = r, .l = l, .t = t};
+    if (store_each_log_hdr(t, 1, gone_cb, &g) == LX_OK && g.n) {
+        qsort(g.ids, g.n, sizeof *g.ids, cmp_id);
+        wire_batch_begin(&x.b, &r->sb, WM_REPAIR, 0);
+        for (size_t i = 0; i < g.n; i++) {
+            record_t *rec = NULL;
+            field_t *vf;
+            code_t v;
+            if ((i && strcmp(g.ids[i], g.ids[i - 1]) == 0) || store_get(t, g.ids[i], &rec, NULL)
+                || !(vf = (field_t *)record_field(rec, "village_code")) || vf->val.kind != VAL_STR
+                || code_parse(vf->val.s, &v) || code_contains(l->code, v)) {
+                record_destroy(&rec);
+                continue; /* seen, gone, or back inside (sent whole) */
+            }
+            record_t stub = {.id = rec->id, .n = 1, .cap = 1, .f = vf};
+            repair_cb(&x, &stub);
+            record_destroy(&rec);
+        }
+        if (x.b.n) {
+            wire_batch_end(&x.b, 0);
+            net_send(r->net, l->code, r->sb.data, r->sb.size);
+        }
+    }
+    free(g.ids);
+    return x.count;
+}
+
 static void on_restore(repl_t *r, link_t *l)
 {
     stxn_t *t;
@@ -1029,15 +1090,16 @@ static void on_restore(repl_t *r, link_t *l)
         return;
     /* One read transaction: the snapshot is our state at one sequence. */
     uint64_t count = send_records(r, l, t, l->code);
+    uint64_t stubs = send_stubs(r, l, t);
     uint64_t last = store_last_seq(t);
     uint64_t entries = send_audit_chains(r, l, t);
     store_abort(&t);
     wire_restored(&r->sb, l->applied, last);
     send_frame(r, l);
     char lc[CODE_STRLEN + 1];
-    log_info("restore: sent child %s its %" PRIu64 " records as of sequence %" PRIu64
-             " and %" PRIu64 " audit entries of its subtree", code_fmt(l->code, lc), count, last,
-             entries);
+    log_info("restore: sent child %s its %" PRIu64 " records and %" PRIu64 " moved-out stubs "
+             "as of sequence %" PRIu64 " and %" PRIu64 " audit entries of its subtree",
+             code_fmt(l->code, lc), count, stubs, last, entries);
     l->pos = last + 1;
     l->acked = last;
     l->ninflight = 0;

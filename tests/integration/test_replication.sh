@@ -309,6 +309,9 @@ assert_eq "$(lx digest --data "$(data $RV)")" "$(lx digest --data "$(data $RP)" 
     "restored digest equals the parent's digest of the village"
 assert_eq "$(lx digest --data "$(data $RV)")" "$before" "restored digest equals the digest before"
 assert_eq "$(records "$(data $RV)")" "${VCOUNT[$RV]}" "records after restore"
+# The child who moved away in 3. is a stub here again, as before the loss.
+is_stub $RV "$MID" || fail "$WHY (the restored village's stub of the child who moved away)"
+grep -q "and 1 moved-out stubs" "$TREE/$RP/node.log" || fail "the parent's log does not count the stub it sent"
 start_node $RV
 wait_until 15 links_ok any $RV
 for k in 1 2; do
