@@ -93,12 +93,12 @@ static int bundle_export(int argc, char **argv)
     links_t lk = {0};
     int rc = store_begin(s, false, &t);
     const linkstate_t *pl = NULL;
-    if (!rc && links_load(t, &lk) == LX_OK)
-        for (uint32_t i = 0; i < lk.n; i++)
-            if (lk.links[i].is_parent)
-                pl = &lk.links[i];
-    if (!rc && !pl && code_level(store_code(s)) == LEVEL_PROVINCE)
-        rc = why_set(&why, LX_EINVAL, "%s: a province has no parent to carry changes to", data);
+    bool recorded = !rc && links_load(t, &lk) == LX_OK;
+    for (uint32_t i = 0; recorded && i < lk.n; i++)
+        if (lk.links[i].is_parent)
+            pl = &lk.links[i];
+    if (!rc && !pl && (recorded || code_level(store_code(s)) == LEVEL_PROVINCE))
+        rc = why_set(&why, LX_EINVAL, "%s: this node has no parent to carry changes to", data);
     else if (!rc && !pl)
         rc = why_set(&why, LX_EINVAL,
                      "%s: no parent on record (a node records its parent when it first runs: "
@@ -249,8 +249,6 @@ static int bundle_import(int argc, char **argv)
     stxn_t *t = NULL;
     if (!rc)
         rc = store_begin(s, true, &t);
-    uint64_t skewed = 0;
-    char last_why[160] = "";
     /* Same checks as the network: the child's scope, the clock. */
     apply_opts_t o = {.from = child, .within = child};
     for (uint32_t i = 0; !rc && i < a[5].via.array.size; i++) {
@@ -266,9 +264,14 @@ static int bundle_import(int argc, char **argv)
             r = store_apply_ex(t, c.id, c.w, c.n, &o, &res, &w);
         if (r == LX_ESCOPE || r == LX_ESKEW || r == LX_EINVAL) {
             refused++;
-            skewed += r == LX_ESKEW;
-            snprintf(last_why, sizeof last_why, "bundle: record %s: %s", c.id, w.msg);
             fprintf(stderr, "lianxin bundle: refused a change to record %s: %s\n", c.id, w.msg);
+            /* Counted in status as the network's refusals are. */
+            char reason[160];
+            hlc_t latest = 0;
+            for (uint32_t k = 0; k < c.n; k++)
+                latest = c.w[k].ver.hlc > latest ? c.w[k].ver.hlc : latest;
+            snprintf(reason, sizeof reason, "bundle: record %s: %s", c.id, w.msg);
+            rc = links_note_bundle(t, child, c.id, latest, r == LX_ESKEW, reason);
         } else if (r) {
             rc = r;
         } else {
@@ -286,9 +289,6 @@ static int bundle_import(int argc, char **argv)
      * where we were; otherwise the gap is left for the network. */
     if (!rc && first <= in + 1 && last > in)
         rc = store_meta_put(t, key, last);
-    /* Refusals count in status as the network's do. */
-    if (!rc)
-        rc = links_note_bundle(t, child, refused, skewed, last_why);
     if (!rc)
         rc = store_commit(&t);
     store_abort(&t);

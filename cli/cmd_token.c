@@ -31,7 +31,7 @@ static int token_add(const char *path, const char *name, const char *role, const
     code_t sc = c->code;
     int rc = 0;
     if (!token_name_ok(name))
-        rc = cli_usage("token add", TOKEN_USAGE, "--name %s: 1-63 of a-z 0-9 - _ .", name);
+        rc = cli_usage("token add", TOKEN_USAGE, "--name %s: 1-43 of a-z 0-9 - _ .", name);
     else if (!known)
         rc = cli_usage("token add", TOKEN_USAGE, "--role %s: not a role of the access policy "
                        "(civil_affairs, education, public_security, justice, health, "
@@ -87,7 +87,7 @@ static int token_add(const char *path, const char *name, const char *role, const
 static int token_revoke(const char *path, const char *name)
 {
     if (!token_name_ok(name))
-        return cli_usage("token revoke", TOKEN_USAGE, "--name %s: 1-63 of a-z 0-9 - _ .", name);
+        return cli_usage("token revoke", TOKEN_USAGE, "--name %s: 1-43 of a-z 0-9 - _ .", name);
     FILE *in = fopen(path, "r");
     if (!in)
         return cli_fail("token revoke", "%s: %s", path, strerror(errno));

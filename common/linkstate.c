@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <sys/file.h>
 #include <unistd.h>
@@ -176,16 +177,21 @@ static int meta_add(stxn_t *t, const char *key, uint64_t n)
     return store_meta_put(t, key, v + n);
 }
 
-int links_note_bundle(stxn_t *t, code_t child, uint64_t refused, uint64_t skew,
+int links_note_bundle(stxn_t *t, code_t child, const char *id, hlc_t hlc, bool skew,
                       const char *reason)
 {
-    if (!refused)
-        return LX_OK;
-    char key[64];
+    char key[128], c[CODE_STRLEN + 1];
+    snprintf(key, sizeof key, "bundle-seen/%s/%.64s/%016" PRIx64, code_fmt(child, c), id, hlc);
+    uint64_t seen;
+    int rc = store_meta_get(t, key, &seen);
+    if (rc != LX_ENOTFOUND)
+        return rc; /* counted when a bundle first carried it (or a failure) */
+    rc = store_meta_put(t, key, 1);
     bundle_key(key, sizeof key, "refused", child);
-    int rc = meta_add(t, key, refused);
+    if (!rc)
+        rc = meta_add(t, key, 1);
     if (!rc && skew)
-        rc = meta_add(t, "bundle-skew", skew);
+        rc = meta_add(t, "bundle-skew", 1);
     bundle_key(key, sizeof key, "reason", child);
     if (!rc)
         rc = store_blob_put(t, key, reason, strnlen(reason, sizeof ((linkstate_t *)0)->reason - 1));

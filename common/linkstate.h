@@ -42,10 +42,11 @@ void links_free(links_t *l);
 int node_lock(const char *data, int *fd, why_t *why);
 bool node_running(const char *data);
 
-/* Changes of child's that `bundle import` refused (skew of them for the
- * clock), and the last reason: kept beside the links, which only the
- * running node writes, and counted with them in `status`. */
-int links_note_bundle(stxn_t *t, code_t child, uint64_t refused, uint64_t skew,
+/* A change of child's (record id, its latest write's hlc) that `bundle
+ * import` refused, for the clock when skew, and why: kept beside the
+ * links, which only the running node writes, and counted with them in
+ * `status`, once however many bundles carry the change again. */
+int links_note_bundle(stxn_t *t, code_t child, const char *id, hlc_t hlc, bool skew,
                       const char *reason);
 
 /* Log entries after acked that go over the link (unacknowledged). Counts

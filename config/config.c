@@ -104,7 +104,7 @@ static int on_item(void *user, const char *section, const char *name, const char
         } else if (strncmp(section, "token ", 6) == 0) {
             const char *nm = section + 6;
             if (!token_name_ok(nm)) {
-                why_set(p->why, LX_EINVAL, "[%s]: a token's name is 1-63 of a-z 0-9 - _ .",
+                why_set(p->why, LX_EINVAL, "[%s]: a token's name is 1-43 of a-z 0-9 - _ .",
                         section);
                 return 0;
             }
@@ -281,9 +281,16 @@ static int on_key(void *user, const char *section, const char *name, const char 
     return x->fn(x->user, section, name, value);
 }
 
-/* The file's section headers as inih reads them ("[" after blanks, up to
- * the first "]") against the sections it reported: each in turn, and
- * none twice. Returns the line of the first that is not, or 0. */
+/* inih keeps a section's name in 50 bytes: longer names come cut. */
+#define INIH_SECTION_MAX 49
+
+/* The file's section headers as inih reads them (after a UTF-8 BOM on the
+ * first line and blanks, from "[" to the first "]", cut as inih cuts
+ * them) against the sections it reported, each in turn. A header that
+ * does not come in its turn was not reported: a section with no keys, or
+ * one that follows itself (inih reads the two as one; a section named
+ * again further on is reported again, and left to the caller). Returns
+ * the line of the first such header, or 0. */
 static int check_headers(const char *path, const sections_t *x, why_t *why)
 {
     FILE *f = fopen(path, "r");
@@ -294,7 +301,8 @@ static int check_headers(const char *path, const sections_t *x, why_t *why)
     int bad = 0;
     bool after_key = false;
     for (int no = 1; !bad && getline(&line, &cap, f) > 0; no++) {
-        char *h = line + strspn(line, " \t\r\n"), *end;
+        char *h = line + (no == 1 && strncmp(line, "\xEF\xBB\xBF", 3) == 0 ? 3 : 0), *end;
+        h += strspn(h, " \t\r\n");
         /* Blank and comment lines; an indented line after a key goes on
          * that key's value (inih's multi-line values). */
         if (!*h || *h == ';' || *h == '#' || (h > line && after_key))
@@ -304,6 +312,8 @@ static int check_headers(const char *path, const sections_t *x, why_t *why)
             continue;
         *end = '\0';
         h++;
+        if (strlen(h) > INIH_SECTION_MAX)
+            h[INIH_SECTION_MAX] = '\0';
         bool twice = false;
         for (size_t i = 0; i < nh && !twice; i++)
             twice = strcmp(heads[i], h) == 0;
@@ -316,10 +326,11 @@ static int check_headers(const char *path, const sections_t *x, why_t *why)
             break;
         }
         nh++;
-        if (twice)
-            why_set(why, LX_EINVAL, "[%s]: the section appears twice", h);
-        else if (j < x->nseen && strcmp(x->seen[j], h) == 0)
+        if (j < x->nseen && strcmp(x->seen[j], h) == 0)
             j++;
+        else if (twice)
+            why_set(why, LX_EINVAL, "[%s]: the section follows itself (the two would be "
+                    "read as one)", h);
         else
             why_set(why, LX_EINVAL, "[%s]: a section with no keys", h);
         if (why->msg[0])
@@ -524,8 +535,10 @@ void config_free(node_config_t **self_p)
 
 bool token_name_ok(const char *nm)
 {
+    /* "[token NAME]" must fit the 49 bytes inih keeps of a section's
+     * name, or the name would come back cut. */
     size_t n = strlen(nm);
-    bool ok = n > 0 && n < sizeof ((token_t *)0)->name;
+    bool ok = n > 0 && n <= TOKEN_NAME_MAX && n < sizeof ((token_t *)0)->name;
     for (size_t i = 0; ok && i < n; i++)
         ok = (nm[i] >= 'a' && nm[i] <= 'z') || (nm[i] >= '0' && nm[i] <= '9') || nm[i] == '-'
              || nm[i] == '_' || nm[i] == '.';

@@ -93,7 +93,9 @@ const token_t *config_token(const node_config_t *c, const char *secret);
  * its hash. */
 void token_make(char secret[48], unsigned char hash[TOKEN_HASHLEN]);
 void token_hash(const char *secret, unsigned char hash[TOKEN_HASHLEN]);
-/* A token's name: 1-63 of a-z 0-9 - _ . */
+/* A token's name: 1-43 of a-z 0-9 - _ . (a longer one would not fit the
+ * section name inih keeps). */
+#define TOKEN_NAME_MAX 43
 bool token_name_ok(const char *name);
 
 /* The child with that code, or NULL. */

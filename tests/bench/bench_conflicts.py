@@ -258,7 +258,8 @@ def lx():
         "--author", "%s/civil_affairs/li" % code["county"])
     start("village_a")
     s1 = wait_until(lambda: same(a1, ["risk_level"])) or fields(a1, ["risk_level"])
-    nconf = {lv: len([x for x in conflicts(lv).get("conflicts", []) if x.get("id") == a1]) for lv in UP}
+    nconf = {lv: len([x for x in conflicts(lv) if x.get("kind") == "conflict" and x.get("id") == a1])
+             for lv in UP}
     md.append("| 1. same field at village (`high`, first) and county (`medium`, later) | Lianxin | %s | "
               "every level holds the later write (the county's), the village included; the overwritten "
               "edit is in the conflict log at %s |"
@@ -273,7 +274,7 @@ def lx():
     for lv in LEVELS:
         s2[lv] = ",".join(("A" if get(lv, x) else "") for x in [a9]) + ("+B" if get(lv, b9) else "")
         s2[lv] = s2[lv].strip("+") or None
-    dups = {lv: len(conflicts(lv).get("duplicates", [])) for lv in LEVELS}
+    dups = {lv: len([x for x in conflicts(lv) if x.get("kind") == "duplicate"]) for lv in LEVELS}
     md.append("| 2. one child (one ID number) registered in villages A and B | Lianxin | %s | both records are "
               "kept and flagged as duplicates at %s, where a person merges or exits one; replication goes on |"
               % (row(LEVELS, s2), ", ".join(lv for lv in LEVELS if dups[lv]) or "no level"))

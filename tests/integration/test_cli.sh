@@ -38,7 +38,13 @@ topo_bad "[node 510122000000]" "bad.ini line 6: [node 510122000000]: a section w
 topo_bad "[node 510122000000]
 name = 简阳" "2 nodes have no ancestor in the file (one root expected): [node 510121106000], [node 510122000000]"
 topo_bad "[node 510121106000]
-name = 又一个" "bad.ini line 6: [node 510121106000]: the section appears twice"
+name = 又一个" "bad.ini line 6: [node 510121106000]: the section follows itself"
+
+# A topology saved with a UTF-8 BOM (as Notepad saves Chinese text) renders.
+printf '\xEF\xBB\xBF[tree]\nname = k\nbase_port = %s\n[node 510121106000]\nname = 五凤镇\n[node 510121106218]\nname = 金箱村\n' \
+    "$(port 45900)" > $TMP/bom.ini
+lx topology render --topology $TMP/bom.ini --out $TMP/bomtree >/dev/null || fail "a topology with a BOM"
+[ -f $TMP/bomtree/510121106218/node.ini ] || fail "the BOM topology's village was not rendered"
 
 # A command with subcommands, given none: exit 2, and stderr says why and
 # how (CONTRACT: a one-line message on stderr); stdout stays empty.

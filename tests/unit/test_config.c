@@ -123,7 +123,7 @@ static void test_refused(void **state)
     snprintf(body, sizeof body, "[node]\ncode = 510121106000\ndata = d\nkeys = keys\n"
              "bind = tcp://127.0.0.1:1\n[child 510121106218]\ncurve_pub = %s\n"
              "[child 510121106218] ; again\ncurve_pub = %s\n", child_pub, child_pub);
-    expect_refused(body, "line 8: [child 510121106218]: the section appears twice");
+    expect_refused(body, "line 8: [child 510121106218]: the section follows itself");
     snprintf(body, sizeof body, "[node]\ncode = 510121106000\ndata = d\nkeys = keys\n"
              "bind = tcp://127.0.0.1:1\n[child 510121106218]\ncurve_pub = %s\n[parent]\n",
              child_pub);
@@ -182,6 +182,24 @@ static void test_api_settings(void **state)
     assert_null(config_token(c, secret));
     assert_null(config_token(c, ""));
     config_free(&c);
+    /* What inih takes, the header check takes too: a UTF-8 BOM (Notepad
+     * writes one), a section named again further on ([node] here), and a
+     * section name longer than inih keeps (cut to 49 bytes: a token named
+     * before names were held to 43 keeps its first 43 characters). */
+    char longname[51];
+    memset(longname, 'a', 50);
+    longname[50] = '\0';
+    snprintf(body, sizeof body, "\xEF\xBB\xBF" N "[token %s]\nrole = education\nhash = %s\n"
+             "[node]\nhttp_timeout_ms = 5000\n", longname, hex);
+    assert_int_equal(config_load(write_ini(body), &c, &why), LX_OK);
+    assert_int_equal(c->ntokens, 1);
+    assert_int_equal(strlen(c->tokens[0].name), TOKEN_NAME_MAX);
+    assert_int_equal(c->http_timeout_ms, 5000);
+    config_free(&c);
+    longname[TOKEN_NAME_MAX + 1] = '\0';
+    assert_false(token_name_ok(longname));
+    longname[TOKEN_NAME_MAX] = '\0';
+    assert_true(token_name_ok(longname));
 #undef N
 }
 
