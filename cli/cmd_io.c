@@ -376,6 +376,8 @@ typedef struct {
     FILE *f;
     uint64_t n;       /* records written */
     csvout_t *csv;    /* CSV: the columns */
+    char *jbuf;       /* JSON: one record's text */
+    size_t jcap;
 } exportctx_t;
 
 /* Local fields held in records, for the CSV columns: those this node's
@@ -437,9 +439,26 @@ static int export_json(void *arg, const record_t *r)
 {
     exportctx_t *x = arg;
     json_t *j = recjson_from_record(r, false);
-    fputs(x->n ? ",\n" : "[\n", x->f);
-    json_dumpf(j, x->f, JSON_COMPACT);
+    if (!j)
+        return LX_ENOMEM;
+    /* Dumped into a buffer and written at once: json_dumpf makes an
+     * fwrite of every token, which took a fifth of the export. */
+    size_t n = json_dumpb(j, x->jbuf, x->jcap, JSON_COMPACT);
+    if (n > x->jcap) {
+        char *nb = realloc(x->jbuf, n);
+        if (nb) {
+            x->jbuf = nb;
+            x->jcap = n;
+            n = json_dumpb(j, x->jbuf, x->jcap, JSON_COMPACT);
+        } else {
+            n = 0;
+        }
+    }
     json_decref(j);
+    if (n == 0 || n > x->jcap)
+        return LX_ENOMEM;
+    fputs(x->n ? ",\n" : "[\n", x->f);
+    fwrite(x->jbuf, 1, n, x->f);
     x->n++;
     return ferror(x->f) ? LX_EIO : 0;
 }
@@ -507,7 +526,7 @@ int cmd_export(int argc, char **argv)
         store_close(&s);
         return cli_fail("export", "%s", why.msg);
     }
-    exportctx_t x = {f, 0, NULL};
+    exportctx_t x = {f, 0, NULL, NULL, 0};
     stxn_t *t = NULL;
     effective_t *eff = NULL;
     char today[11];
@@ -522,6 +541,7 @@ int cmd_export(int argc, char **argv)
                   : store_each_packed(t, under, export_csv, &x);
     effective_free(&eff);
     csvout_destroy(&x.csv);
+    free(x.jbuf);
     store_abort(&t);
     store_close(&s);
     if (json)
