@@ -93,9 +93,9 @@ static int token_revoke(const char *path, const char *name)
         return cli_fail("token revoke", "%s: %s", path, strerror(errno));
     struct stat st;
     fstat(fileno(in), &st);
-    char tmp[4200], want[120], line[4096];
+    char tmp[4200], want[120], line[4096], head[INI_SECTION_MAX + 1];
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    snprintf(want, sizeof want, "[token %s]", name);
+    snprintf(want, sizeof want, "token %s", name);
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, st.st_mode & 0777);
     FILE *out = fd >= 0 ? fdopen(fd, "w") : NULL;
     if (!out) {
@@ -106,12 +106,8 @@ static int token_revoke(const char *path, const char *name)
     }
     bool skipping = false, found = false;
     while (fgets(line, sizeof line, in)) {
-        char *p = line + strspn(line, " \t");
-        if (p[0] == '[') {
-            size_t n = strcspn(p, "\r\n");
-            while (n && (p[n - 1] == ' ' || p[n - 1] == '\t'))
-                n--;
-            skipping = n == strlen(want) && strncmp(p, want, n) == 0;
+        if (ini_header(line, head)) {
+            skipping = strcmp(head, want) == 0;
             found |= skipping;
         }
         if (!skipping)

@@ -281,51 +281,53 @@ static int on_key(void *user, const char *section, const char *name, const char 
     return x->fn(x->user, section, name, value);
 }
 
-/* inih keeps a section's name in 50 bytes: longer names come cut. */
-#define INIH_SECTION_MAX 49
-
-/* The file's section headers as inih reads them (after a UTF-8 BOM on the
- * first line and blanks, from "[" to the first "]", cut as inih cuts
- * them) against the sections it reported, each in turn. A header that
- * does not come in its turn was not reported: a section with no keys, or
- * one that follows itself (inih reads the two as one; a section named
- * again further on is reported again, and left to the caller). Returns
- * the line of the first such header, or 0. */
-static int check_headers(const char *path, const sections_t *x, why_t *why)
+const char *ini_header(const char *line, char name[INI_SECTION_MAX + 1])
 {
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return -1;
-    char *line = NULL, **heads = NULL;
-    size_t cap = 0, nh = 0, j = 0;
+    const char *h = line + strspn(line, " \t"), *end;
+    if (*h != '[' || !(end = strchr(h + 1, ']')))
+        return NULL;
+    size_t n = (size_t)(end - (h + 1));
+    n = n > INI_SECTION_MAX ? INI_SECTION_MAX : n;
+    memcpy(name, h + 1, n);
+    name[n] = '\0';
+    return name;
+}
+
+/* The text's section headers as inih reads them (after a UTF-8 BOM, and
+ * not an indented line after a key, which goes on that key's value)
+ * against the sections it reported, each in turn. A header that does not
+ * come in its turn was not reported: a section with no keys, or one that
+ * follows itself (inih reads the two as one; a section named again
+ * further on is reported again, and left to the caller). Returns the
+ * line of the first such header, or 0. The text is cut into lines. */
+static int check_headers(char *text, size_t len, const sections_t *x, why_t *why)
+{
+    char (*heads)[INI_SECTION_MAX + 1] = NULL, h[INI_SECTION_MAX + 1];
+    size_t nh = 0, j = 0, at = len >= 3 && memcmp(text, "\xEF\xBB\xBF", 3) == 0 ? 3 : 0;
     int bad = 0;
     bool after_key = false;
-    for (int no = 1; !bad && getline(&line, &cap, f) > 0; no++) {
-        char *h = line + (no == 1 && strncmp(line, "\xEF\xBB\xBF", 3) == 0 ? 3 : 0), *end;
-        h += strspn(h, " \t\r\n");
-        /* Blank and comment lines; an indented line after a key goes on
-         * that key's value (inih's multi-line values). */
-        if (!*h || *h == ';' || *h == '#' || (h > line && after_key))
+    for (int no = 1; !bad && at < len; no++) {
+        char *line = text + at, *nl = memchr(line, '\n', len - at);  /* ended in place */
+        at = nl ? (size_t)(nl - text) + 1 : len;
+        if (nl)
+            *nl = '\0';
+        const char *p = line + strspn(line, " \t\r");
+        if (!*p || *p == ';' || *p == '#' || (p > line && after_key))
             continue;
-        after_key = *h != '[';
-        if (*h != '[' || !(end = strchr(h + 1, ']')))
+        after_key = *p != '[';
+        if (!ini_header(p, h))
             continue;
-        *end = '\0';
-        h++;
-        if (strlen(h) > INIH_SECTION_MAX)
-            h[INIH_SECTION_MAX] = '\0';
         bool twice = false;
         for (size_t i = 0; i < nh && !twice; i++)
             twice = strcmp(heads[i], h) == 0;
-        char **nhs = realloc(heads, (nh + 1) * sizeof *nhs);
-        if (nhs)
-            heads = nhs;
-        if (!nhs || !(heads[nh] = strdup(h))) {
+        char (*nhs)[INI_SECTION_MAX + 1] = realloc(heads, (nh + 1) * sizeof *nhs);
+        if (!nhs) {
             why_set(why, LX_ENOMEM, "out of memory");
             bad = no;
             break;
         }
-        nh++;
+        heads = nhs;
+        memcpy(heads[nh++], h, sizeof h);
         if (j < x->nseen && strcmp(x->seen[j], h) == 0)
             j++;
         else if (twice)
@@ -336,25 +338,68 @@ static int check_headers(const char *path, const sections_t *x, why_t *why)
         if (why->msg[0])
             bad = no;
     }
-    for (size_t i = 0; i < nh; i++)
-        free(heads[i]);
     free(heads);
-    free(line);
-    fclose(f);
     return bad;
+}
+
+/* inih's reader over a text in memory: fgets's contract (a line, its
+ * newline kept, at most num - 1 bytes; NULL at the end). */
+typedef struct {
+    const char *p, *end;
+} text_rd_t;
+
+static char *text_gets(char *str, int num, void *stream)
+{
+    text_rd_t *r = stream;
+    if (r->p >= r->end || num < 2)
+        return NULL;
+    size_t n = (size_t)(r->end - r->p), max = (size_t)num - 1;
+    const char *nl = memchr(r->p, '\n', n < max ? n : max);
+    n = nl ? (size_t)(nl - r->p) + 1 : (n < max ? n : max);
+    memcpy(str, r->p, n);
+    str[n] = '\0';
+    r->p += n;
+    return str;
 }
 
 int ini_parse_sections(const char *path, ini_item_fn fn, void *user, why_t *why)
 {
+    /* Read once: inih and the header check see the same text, even when
+     * the file is rewritten meanwhile (token add, under a running node). */
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -1;
+    char *text = NULL;
+    size_t len = 0, cap = 0;
+    for (;;) {
+        if (len == cap) {
+            char *nt = realloc(text, cap = cap ? 2 * cap : 4096);
+            if (!nt)
+                break;
+            text = nt;
+        }
+        size_t got = fread(text + len, 1, cap - len, f);
+        len += got;
+        if (got == 0)
+            break;
+    }
+    bool failed = !text || ferror(f) || !feof(f);
+    fclose(f);
+    if (failed) {
+        free(text);
+        return -1;
+    }
     sections_t x = {.fn = fn, .user = user};
-    int line = ini_parse(path, on_key, &x);
+    text_rd_t rd = {text, text + len};
+    int line = ini_parse_stream(text_gets, &rd, on_key, &x);
     if (line > 0 && x.nomem && !why->msg[0])
         why_set(why, LX_ENOMEM, "out of memory");
     if (line == 0)
-        line = check_headers(path, &x, why);
+        line = check_headers(text, len, &x, why);
     for (size_t i = 0; i < x.nseen; i++)
         free(x.seen[i]);
     free(x.seen);
+    free(text);
     return line;
 }
 

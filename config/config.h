@@ -79,6 +79,11 @@ typedef struct {
 typedef int (*ini_item_fn)(void *user, const char *section, const char *name,
                            const char *value);
 int ini_parse_sections(const char *path, ini_item_fn fn, void *user, why_t *why);
+/* The section a header line names, as inih reads it (after blanks, from
+ * "[" to the first "]", cut to the 49 bytes inih keeps), copied to name;
+ * NULL when the line is no header. */
+#define INI_SECTION_MAX 49
+const char *ini_header(const char *line, char name[INI_SECTION_MAX + 1]);
 
 /* Loads and checks a node configuration and its keys. *out owned by the
  * caller (config_free). */

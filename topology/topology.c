@@ -220,14 +220,14 @@ static int keep_tokens(FILE *f, const char *path, why_t *why)
     char *line = NULL;
     size_t cap = 0;
     bool keep = false;
+    char name[INI_SECTION_MAX + 1];
     while (getline(&line, &cap, in) > 0) {
-        const char *p = line + strspn(line, " \t");
-        if (*p == '[') {
-            keep = strncmp(p, "[token ", 7) == 0;
+        if (ini_header(line, name)) {
+            keep = strncmp(name, "token ", 6) == 0;
             if (keep)
                 fputc('\n', f);
         }
-        if (keep && *p != '\n')
+        if (keep && line[strspn(line, " \t")] != '\n')
             fputs(line, f);
     }
     int rc = ferror(in) ? why_set(why, LX_EIO, "%s: cannot read", path) : LX_OK;
