@@ -1063,27 +1063,24 @@ static int byidn_set(stxn_t *t, const char *num, const char *id, bool del)
  * a busy stretch of new children does not fill it before the next pause. */
 #define NF_ROOM_IDLE 131072
 
-/* The number filter (s->nf) made ready for write transaction t: built
- * from byidn and the pending map when it is not. False when it cannot be
- * had (no memory): callers search instead. */
-static bool nf_ready(stxn_t *t)
+/* A filter over every number byidn and the pending map hold as write
+ * transaction t sees them, built into *out; false when it cannot be had
+ * (no memory, or the index cannot be read). */
+static bool nf_build(stxn_t *t, bloom_t *out)
 {
     store_t *s = t->s;
-    if (s->nf_ok)
-        return true;
     bool idle = s->flags & STORE_FILTER_IDLE;
-    if (idle && !t->nf_build) {
-        s->nf_due = true; /* built in a pause (store_idn_filter), not in this write */
-        return false;
-    }
     MDB_stat st;
     MDB_cursor *c;
+    bloom_t nf = {0};
     if (!t->write || mdb_stat(t->txn, s->byidn, &st)
-        || !bloom_init(&s->nf, 2 * (st.ms_entries + idnmap_count(s->pend))
-                                   + (idle ? NF_ROOM_IDLE : 1024)))
+        || !bloom_init(&nf, 2 * (st.ms_entries + idnmap_count(s->pend))
+                                + (idle ? NF_ROOM_IDLE : 1024)))
         return false;
-    if (mdb_cursor_open(t->txn, s->byidn, &c))
+    if (mdb_cursor_open(t->txn, s->byidn, &c)) {
+        bloom_free(&nf);
         return false;
+    }
     MDB_val k, d;
     int rc;
     char num[IDNUM_MAX + 1];
@@ -1093,22 +1090,46 @@ static bool nf_ready(stxn_t *t)
         if (nl && nl <= IDNUM_MAX) {
             memcpy(num, k.mv_data, nl);
             num[nl] = 0;
-            bloom_add(&s->nf, idnmap_hash(num));
+            bloom_add(&nf, idnmap_hash(num));
         }
     }
     mdb_cursor_close(c);
-    if (rc != MDB_NOTFOUND)
-        return false;
-    for (size_t i = 0; i < idnmap_count(s->pend); i++) {
+    for (size_t i = 0; rc == MDB_NOTFOUND && i < idnmap_count(s->pend); i++) {
         idnmap_ent_t e;
         idnmap_at(s->pend, i, &e);
         if (e.now[0])
-            bloom_add(&s->nf, e.hnow);
+            bloom_add(&nf, e.hnow);
     }
-    return s->nf_ok = true;
+    if (rc != MDB_NOTFOUND || nf.full) {
+        bloom_free(&nf);
+        return false;
+    }
+    bloom_free(out);
+    *out = nf;
+    return true;
 }
 
-bool store_idn_filter_due(const store_t *s) { return !s->nf_ok && s->nf_due; }
+/* The number filter (s->nf) made ready for write transaction t: built
+ * from byidn and the pending map when it is not. False when it cannot be
+ * had (no memory): callers search instead. */
+static bool nf_ready(stxn_t *t)
+{
+    store_t *s = t->s;
+    if (s->nf_ok)
+        return true;
+    if ((s->flags & STORE_FILTER_IDLE) && !t->nf_build) {
+        s->nf_due = true; /* built in a pause (store_idn_filter), not in this write */
+        return false;
+    }
+    return s->nf_ok = nf_build(t, &s->nf);
+}
+
+/* Due: none is held, or the one held grew stages (it answers on, but a
+ * single stage asks fewer questions and errs less). */
+bool store_idn_filter_due(const store_t *s)
+{
+    return s->nf_due && (!s->nf_ok || s->nf.nst > 1);
+}
 
 bool store_idn_filter(store_t *s)
 {
@@ -1122,8 +1143,9 @@ bool store_idn_filter(store_t *s)
     t->nf_build = true;
     /* The filter covers the index and the pending map as this
      * transaction sees them; it writes nothing, so its abort keeps the
-     * map (and what pend_sync read for it). */
-    bool ok = pend_ready(t) == 0 && nf_ready(t);
+     * map (and what pend_sync read for it). A grown filter that is built
+     * again stays in use until the new one is whole. */
+    bool ok = pend_ready(t) == 0 && (s->nf_ok ? nf_build(t, &s->nf) : nf_ready(t));
     store_abort(&t);
     s->nf_due = !ok;
     return ok;
@@ -1141,9 +1163,11 @@ static bool nf_fresh(stxn_t *t, const char *ni)
     uint64_t h = idnmap_hash(ni);
     bool fresh = !bloom_maybe(&s->nf, h);
     bloom_add(&s->nf, h);
-    if (s->nf.n > s->nf.cap)
-        s->nf_ok = false; /* full: built again, twice the size, when next needed
+    if (s->nf.full)
+        s->nf_ok = false; /* it could grow no more: built again when next needed
                              (or, STORE_FILTER_IDLE, at the next pause) */
+    else if (s->nf.nst > 1)
+        s->nf_due = true; /* it grew: built again as one stage at a pause */
     return fresh;
 }
 

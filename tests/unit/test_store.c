@@ -18,9 +18,11 @@
 
 #include <lmdb.h>
 
+#include "common/bloom.h"
 #include "common/idnmap.h"
 #include "common/merge.h"
 #include "common/store.h"
+#include "xorshift.h"
 
 static const code_t NODE = 510104000000ULL;
 static const code_t VIL[] = {510104001001ULL, 510104001002ULL, 510104002001ULL,
@@ -1213,6 +1215,95 @@ static void test_idn_filter(void **state)
     }
 }
 
+/* A node's filter (STORE_FILTER_IDLE) filled past the room it was built
+ * with grows instead of dropping out: a long burst of new children keeps
+ * it (before, every new number from then on was searched for in the
+ * index until a pause), duplicates still come out right, and the next
+ * pause builds it again as one. */
+static void test_idn_filter_burst(void **state)
+{
+    (void)state;
+    char *d = tmpdir();
+    char p[300], id[32], num[32];
+    snprintf(p, sizeof p, "%s/s", d);
+    why_t why = {""};
+    store_t *s = NULL;
+    assert_int_equal(store_create(p, NODE, &why), LX_OK);
+    assert_int_equal(store_open(p, STORE_NOSYNC | STORE_FILTER_IDLE, &s, &why), LX_OK);
+    store_set_idn_defer(s, 100000);
+    hlc_t h = hlc_make(hlc_wall_ms() - 1000000, 0);
+    assert_true(store_idn_filter(s)); /* built empty, with room for 131,072 */
+    stxn_t *t;
+    for (int i = 0; i < 140000; i += 10000) {
+        assert_int_equal(store_begin(s, true, &t), LX_OK);
+        for (int k = i; k < i + 10000; k++) {
+            snprintf(id, sizeof id, "a%d", k);
+            snprintf(num, sizeof num, "5101042010%08d", k);
+            put_num(t, id, num, &h);
+        }
+        assert_int_equal(store_commit(&t), LX_OK);
+        assert_true(store_idn_filter_ready(s));
+    }
+    assert_true(store_idn_filter_due(s)); /* grown: one stage again at a pause */
+    assert_int_equal(store_begin(s, true, &t), LX_OK);
+    put_num(t, "b1", "510104201000000017", &h);  /* folded into the index */
+    put_num(t, "b2", "510104201000139999", &h);  /* pending */
+    put_num(t, "b3", "510104201099999999", &h);  /* new */
+    assert_int_equal(count_pairs(t), 4);
+    assert_int_equal(store_commit(&t), LX_OK);
+    assert_true(store_idn_filter(s));
+    assert_true(store_idn_filter_ready(s));
+    assert_false(store_idn_filter_due(s));
+    assert_int_equal(store_begin(s, true, &t), LX_OK);
+    put_num(t, "b4", "510104201099999999", &h);  /* b3's: the rebuilt filter knows it */
+    put_num(t, "b5", "510104201000000018", &h);
+    assert_int_equal(count_pairs(t), 8);
+    assert_int_equal(store_commit(&t), LX_OK);
+    store_close(&s);
+    rmrf(d);
+    free(d);
+}
+
+/* The number filter grows by stages: every hash added answers "maybe"
+ * however far past its first size it goes, hashes never added mostly
+ * answer "no", and once no stage can be added it says it is full. */
+static void test_bloom_grows(void **state)
+{
+    (void)state;
+    bloom_t b = {0};
+    assert_true(bloom_init(&b, 1000));
+    uint64_t x = 88172645463325252ULL;
+    uint64_t *added = malloc(20000 * sizeof *added);
+    for (int i = 0; i < 20000; i++) {
+        added[i] = xorshift64(&x);
+        bloom_add(&b, added[i]);
+    }
+    assert_int_equal(bloom_count(&b), 20000);
+    assert_true(b.nst >= 4 && b.nst < BLOOM_STAGES); /* 1000 + 2000 + 4000 + 8000 + ... */
+    assert_false(b.full);
+    for (int i = 0; i < 20000; i++)
+        assert_true(bloom_maybe(&b, added[i]));
+    int wrong = 0;
+    for (int i = 0; i < 100000; i++)
+        wrong += bloom_maybe(&b, xorshift64(&x));
+    /* About 1 in 400 per full stage: four or five stages, under 2%. */
+    assert_true(wrong < 2000);
+    /* Beyond the last stage: full, and still no false "no". */
+    size_t total = 0;
+    for (unsigned k = 0; k < BLOOM_STAGES; k++)
+        total += (size_t)1000 << k;
+    for (size_t i = 20000; i <= total; i++)
+        bloom_add(&b, xorshift64(&x));
+    assert_int_equal(b.nst, BLOOM_STAGES);
+    assert_true(b.full);
+    for (int i = 0; i < 20000; i++)
+        assert_true(bloom_maybe(&b, added[i]));
+    bloom_free(&b);
+    assert_int_equal(b.nst, 0);
+    assert_false(bloom_maybe(&b, added[0])); /* an empty set holds nothing */
+    free(added);
+}
+
 /* A store opened STORE_FILTER_IDLE (the node) never builds the number
  * filter inside a write, where reading a large index would hold a batch
  * up: its writes search for other holders until store_idn_filter, called
@@ -1558,6 +1649,8 @@ int main(void)
         cmocka_unit_test(test_idn_pending),
         cmocka_unit_test(test_idn_filter),
         cmocka_unit_test(test_idn_filter_idle),
+        cmocka_unit_test(test_bloom_grows),
+        cmocka_unit_test(test_idn_filter_burst),
         cmocka_unit_test(test_clock_persists),
         cmocka_unit_test(test_backup),
         cmocka_unit_test(test_verify_detects_damage),
