@@ -1290,6 +1290,49 @@ static int cmp_fold(const void *a, const void *b)
     return c ? c : strcmp(x->id, y->id);
 }
 
+/* Puts f in byidn's order: a radix sort on the numbers' integer keys
+ * (qsort's comparisons took a third of a fold of 131,072 numbers), then
+ * each run of one key (text numbers, key 0; a number two records hold)
+ * by qsort. The order only spares LMDB page visits: no two entries are
+ * the same (number, id) pair, so any order writes the same index. */
+static void fold_sort(fold_t *f, size_t m)
+{
+    fold_t *tmp = m > 1 ? malloc(m * sizeof *tmp) : NULL;
+    if (!tmp) {
+        qsort(f, m, sizeof *f, cmp_fold);
+        return;
+    }
+    fold_t *a = f, *b = tmp;
+    for (unsigned shift = 0; shift < 64; shift += 8) {
+        size_t at[256] = {0}, sum = 0;
+        for (size_t i = 0; i < m; i++)
+            at[(a[i].key >> shift) & 255]++;
+        if (at[(a[0].key >> shift) & 255] == m)
+            continue; /* one digit for all: nothing moves */
+        for (unsigned d = 0; d < 256; d++) {
+            size_t c = at[d];
+            at[d] = sum;
+            sum += c;
+        }
+        for (size_t i = 0; i < m; i++)
+            b[at[(a[i].key >> shift) & 255]++] = a[i];
+        fold_t *x = a;
+        a = b;
+        b = x;
+    }
+    if (a != f)
+        memcpy(f, a, m * sizeof *f);
+    free(tmp);
+    for (size_t i = 0, j; i < m; i = j) {
+        for (j = i + 1; j < m && f[j].key == f[i].key; j++)
+            ;
+        if (j - i > 1)
+            qsort(f + i, j - i, sizeof *f, cmp_fold);
+    }
+}
+
+#define FOLD_AHEAD 16
+
 /* Moves pending changes into byidn (in key order, so each page is
  * visited once) and out of idnp: every one when max is 0, else at most
  * max (the latest entered), so that an idle node folds in short steps
@@ -1312,11 +1355,18 @@ static int idn_fold(stxn_t *t, size_t max)
         if (e.now[0])
             f[m++] = (fold_t){numkey(e.now), e.now, e.id, false};
     }
-    qsort(f, m, sizeof *f, cmp_fold);
+    fold_sort(f, m);
     t->idn_touched = true;
     int rc = 0;
-    for (size_t i = 0; !rc && i < m; i++)
+    for (size_t i = 0; !rc && i < m; i++) {
+        /* The strings lie all over the map's pool once sorted: ask for
+         * them ahead, or each put waits on memory twice. */
+        if (i + FOLD_AHEAD < m) {
+            __builtin_prefetch(f[i + FOLD_AHEAD].num);
+            __builtin_prefetch(f[i + FOLD_AHEAD].id);
+        }
         rc = byidn_set(t, f[i].num, f[i].id, f[i].del);
+    }
     free(f);
     if (!rc && take == n) {
         rc = mdb_drop(t->txn, s->idnp, 0);
