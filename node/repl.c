@@ -195,7 +195,7 @@ struct repl {
     stxn_t *gtx;
     uint64_t now;           /* the loop's clock at the last message or tick */
     uint64_t resv;          /* our log numbers durably reserved: sent on early up to here */
-    uint64_t last_data;     /* when a batch or repair was last applied */
+    uint64_t last_data;     /* when a batch or repair was last applied, or the log grew */
     struct { link_t *l; uint64_t upto, before; } gack[GROUP_BATCHES];
     uint32_t ngack, gchanges;
     /* Audit up: the chains of the AUDIT in flight (first and last seq
@@ -611,6 +611,11 @@ void repl_pump(repl_t *r, uint64_t now)
     if (store_begin(r->store, false, &t))
         return;
     uint64_t last = store_last_seq(t);
+    /* The log grew by a write of our own (the API, a command): that is
+     * activity too, or a village's idle work (a fold step, with its
+     * flush) would run between an operator's edits and hold them up. */
+    if (last > r->last_seq_seen)
+        r->last_data = now;
     r->last_seq_seen = last;
     for (size_t i = 0; i < r->nlinks; i++)
         pump_link(r, &r->links[i], t, last, now);

@@ -44,8 +44,9 @@ void repl_pump(repl_t *r, uint64_t now_ms);
  * them): the caller may go on draining its input first. */
 bool repl_group_open(const repl_t *r);
 
-/* When a batch or repair was last applied (the loop's clock; 0: never):
- * the node's idle work waits for a pause in data, not in heartbeats. */
+/* When a batch or repair was last applied, or the log last grew by a
+ * local write (the loop's clock; 0: never): the node's idle work waits
+ * for a pause in data, not in heartbeats. */
 uint64_t repl_last_data(const repl_t *r);
 
 /* At a clean stop, with nothing left open and the network stopped: gives

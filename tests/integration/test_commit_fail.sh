@@ -16,7 +16,8 @@
 # and a child entered twice is still flagged at T; the villages notice
 # the stop at once and T's return as soon as it is back. Last, T dies
 # between sending a group on and committing it, and a command writes at T
-# before it is back: nothing is lost on the way to C.
+# before it is back: nothing is lost on the way to C. And T's idle fold
+# waits while an operator edits at T.
 . "$(dirname "$0")/lib.sh"
 trap 'exit 143' TERM INT HUP
 TREE=$TMP/t
@@ -132,4 +133,23 @@ start_node $T
 wait_until 20 at_least $T 107
 wait_until 20 at_least $C 107
 wait_until 15 same $A
+
+# An operator writing at T is activity, as batches are: T folds its
+# pending ID-number changes (128 a tick, each step with its flush, once
+# the count has stood still a second) after the edits pause, not in
+# between them, where a step would hold the next edit up.
+id=$(lx child list --data "$(D $T)" --json --limit 1 | python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["id"])')
+( while :; do
+      lx child update --data "$(D $T)" "$id" --set risk_level=high >/dev/null 2>&1
+      lx child update --data "$(D $T)" "$id" --set risk_level=low >/dev/null 2>&1
+  done ) & EDITS=$!
+lx gen --subtree $A --count 400 --seed 11 --out $TMP/g.csv
+lx import --data "$(D $A)" --csv $TMP/g.csv --quiet >/dev/null || fail "import at A"
+wait_until 20 at_least $T 507
+sleep 2.5
+p=$(pending $T)
+kill $EDITS; wait $EDITS 2>/dev/null
+[ "$p" -ge 300 ] || fail "T folded its pending ID numbers while an operator wrote: $p of the 400 left"
+no_pending() { [ "$(pending $1)" -eq 0 ]; }
+wait_until 15 no_pending $T
 echo ok
