@@ -119,6 +119,7 @@ struct stxn {
     bool idn_touched;       /* s->pend changed: an abort must reload it */
     bool pend_synced;       /* s->pend is idnp as this transaction sees it */
     bool nf_build;          /* store_idn_filter's: it may build the filter */
+    bool nf_built;          /* built from this transaction's view: void if it is not committed */
     vdelta_t *vd;           /* pending per-village sum changes */
     size_t nvd, capvd;
 };
@@ -595,6 +596,8 @@ static int commit(stxn_t **txn_p, bool lazy)
         t->s->was_full = true;
     if (t->write && t->idn_touched)
         pend_ended(t->s, rc == 0);
+    if (rc && t->nf_built)
+        t->s->nf_ok = false;
     if (!rc && t->write && t->seq != t->seq0 && !(t->s->flags & STORE_NOPOKE)) {
         /* Tell a node running on this store that its log grew, so it
          * sends the change at once (it also looks every 50 ms). */
@@ -629,6 +632,8 @@ void store_abort(stxn_t **txn_p)
         return;
     if (t->write && t->idn_touched)
         pend_ended(t->s, false);
+    if (t->nf_built)
+        t->s->nf_ok = false; /* it holds what this transaction's view lacked */
     mdb_txn_abort(t->txn);
     txn_free(t);
     *txn_p = NULL;
@@ -1121,7 +1126,9 @@ static bool nf_ready(stxn_t *t)
         s->nf_due = true; /* built in a pause (store_idn_filter), not in this write */
         return false;
     }
-    return s->nf_ok = nf_build(t, &s->nf);
+    s->nf_ok = nf_build(t, &s->nf);
+    t->nf_built = s->nf_ok && !t->nf_build; /* store_idn_filter's writes nothing */
+    return s->nf_ok;
 }
 
 /* Due: none is held, or the one held grew stages (it answers on, but a
