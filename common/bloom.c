@@ -21,6 +21,8 @@ static bool stage_init(bloom_stage_t *s, size_t cap)
 bool bloom_init(bloom_t *b, size_t cap)
 {
     bloom_free(b);
+    if (cap == 0)
+        cap = 1; /* each stage twice the last: never 0 */
     if (!stage_init(&b->st[0], cap))
         return false;
     b->nst = 1;
@@ -63,6 +65,8 @@ void bloom_add(bloom_t *b, uint64_t h)
 
 bool bloom_maybe(const bloom_t *b, uint64_t h)
 {
+    if (!b->nst)
+        return true; /* never built (or its memory was refused): it cannot say "absent" */
     uint64_t step = ((h << 32) | (h >> 32)) | 1;
     for (unsigned k = 0; k < b->nst; k++) {
         const bloom_stage_t *s = &b->st[k];

@@ -40,7 +40,8 @@ void bloom_free(bloom_t *b);
  * its size and b->full is set: the caller should build the set again. */
 void bloom_add(bloom_t *b, uint64_t h);
 /* False: h was never added. True: it may have been (about 1 in 400 per
- * full stage). */
+ * full stage), or the set has no stage (never built, or built without
+ * memory), which cannot tell. */
 bool bloom_maybe(const bloom_t *b, uint64_t h);
 /* Hashes added. */
 size_t bloom_count(const bloom_t *b);

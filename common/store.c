@@ -1297,11 +1297,12 @@ static int cmp_fold(const void *a, const void *b)
     return c ? c : strcmp(x->id, y->id);
 }
 
-/* Puts f in byidn's order: a radix sort on the numbers' integer keys
- * (qsort's comparisons took a third of a fold of 131,072 numbers), then
- * each run of one key (text numbers, key 0; a number two records hold)
- * by qsort. The order only spares LMDB page visits: no two entries are
- * the same (number, id) pair, so any order writes the same index. */
+/* Puts f in nearly byidn's order: a radix sort on the numbers' integer
+ * keys (qsort's comparisons took a third of a fold of 131,072 numbers),
+ * then each run of one key (text numbers, key 0, which come first instead
+ * of among the others; a number two records hold) by qsort. The order only
+ * spares LMDB page visits: no two entries are the same (number, id) pair,
+ * so any order writes the same index. */
 static void fold_sort(fold_t *f, size_t m)
 {
     fold_t *tmp = m > 1 ? malloc(m * sizeof *tmp) : NULL;

@@ -1333,7 +1333,14 @@ static void test_bloom_grows(void **state)
         assert_true(bloom_maybe(&b, added[i]));
     bloom_free(&b);
     assert_int_equal(b.nst, 0);
-    assert_false(bloom_maybe(&b, added[0])); /* an empty set holds nothing */
+    assert_true(bloom_maybe(&b, added[0])); /* no stage: it cannot say "absent" */
+    assert_true(bloom_init(&b, 0));
+    for (int i = 0; i < 100; i++)
+        bloom_add(&b, added[i]);
+    assert_true(b.nst < BLOOM_STAGES && !b.full); /* sized 0: stages of 1, 2, 4, ... */
+    for (int i = 0; i < 100; i++)
+        assert_true(bloom_maybe(&b, added[i]));
+    bloom_free(&b);
     free(added);
 }
 
