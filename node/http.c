@@ -576,8 +576,10 @@ const divs_t *http_divs(http_t *h)
 void http_wrote(http_t *h)
 {
     h->eff_at = 0;   /* read again at the next request: a write may change it */
-    if (h->repl)
+    if (h->repl) {
+        repl_note_write(h->repl, uv_now(h->loop));
         repl_pump(h->repl, uv_now(h->loop));
+    }
 }
 
 const char *http_metrics_get(http_t *h, size_t *len)

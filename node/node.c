@@ -331,6 +331,7 @@ static void on_poke(uv_poll_t *h, int status, int events)
     (void)events;
     while (read(n->poke_fd, buf, sizeof buf) > 0)
         ;
+    repl_note_write(n->repl, now_ms(n));
     repl_pump(n->repl, now_ms(n));
 }
 

@@ -874,6 +874,8 @@ bool repl_group_open(const repl_t *r) { return r->gtx != NULL; }
 
 uint64_t repl_last_data(const repl_t *r) { return r->last_data; }
 
+void repl_note_write(repl_t *r, uint64_t now) { r->last_data = now; }
+
 static void on_repair(repl_t *r, link_t *l, wmsg_t *m)
 {
     stxn_t *t;

@@ -48,6 +48,10 @@ bool repl_group_open(const repl_t *r);
  * local write (the loop's clock; 0: never): the node's idle work waits
  * for a pause in data, not in heartbeats. */
 uint64_t repl_last_data(const repl_t *r);
+/* A local write was made (the API's, or a command's poke): activity for
+ * repl_last_data, with or without a link up (repl_pump also notices the
+ * log growing, but only while it has a link to send on). */
+void repl_note_write(repl_t *r, uint64_t now);
 
 /* At a clean stop, with nothing left open and the network stopped: gives
  * back the log numbers reserved for sending on early, so commands writing
