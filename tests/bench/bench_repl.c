@@ -545,7 +545,7 @@ int main(int argc, char **argv)
     uint64_t at_first = records_at(ts);
     double cu = wait_records(ts, before + n, t0, 600);
     cpu_snap(&c1);
-    c0.u[1] = c0.s[1] = 0; /* the township started here */
+    c0.u[1] = c0.s[1] = c0.f[1] = 0; /* the township started here */
     printf("catchup_changes %.0f changes/s\n", cu > 0 ? (double)n / cu : 0);
     printf("catchup_start %.3f s\n", first);
     printf("catchup_transfer %.0f changes/s\n",

@@ -108,7 +108,7 @@ rows = [
      "lx_chain_idle_rss_node", [], None, L, "pg_default_idle_pss_node", "pg_sync_idle_pss_node"),
     ("7. idle memory per node, PSS on both sides", "lx_chain_idle_pss_node", [], None, L,
      "pg_default_idle_pss_node", "pg_sync_idle_pss_node"),
-    ("7. loaded memory per node, peak during row 2: Lianxin private (RssAnon) vs the cluster's PSS",
+    ("7. loaded memory per node, peak during rows 2b and 2 (Lianxin carries twice the changes): Lianxin private (RssAnon) vs the cluster's PSS",
      "lx_chain_loaded_anon_node", [], None, L, "pg_default_loaded_pss_node", "pg_sync_loaded_pss_node"),
     ("7. loaded, Lianxin peak VmRSS with the store's mapped pages (the OS page cache)",
      "lx_chain_loaded_rss_node", [], None, L, None, None),
@@ -169,7 +169,9 @@ w("Row 2 is the tree's steady state: the same five processes have already carrie
   "(row 2b), so each has touched its working memory once, and it includes what running on costs, such as folding "
   "131,072 pending ID numbers into the index. Row 2b is the first batch after the processes start%s."
   % ("; at %dk changes it stays below the 131,072 numbers that start a fold" % (a.repl_n // 1000)
-     if a.repl_n < 131072 else ""))
+     if a.repl_n < 131072 else "") +
+  " PostgreSQL's row 2 is the median of its runs on the same five clusters, the table emptied between runs: "
+  "its first run is on clusters just started, the others on running ones.")
 w("")
 w("Row 4 starts the stopped township process and counts until its store holds the backlog: the restart, "
   "the village's reconnect (it looks for a parent at most every 100 ms) and the handshake are inside it; "
