@@ -1170,8 +1170,8 @@ static void test_idn_filter(void **state)
         hlc_t h = hlc_make(hlc_wall_ms() - 100000, 0);
         stxn_t *t;
         /* 3,000 distinct numbers (the filter, made for about a thousand,
-         * fills and is built again, larger), then one of them again,
-         * within one transaction. */
+         * fills and grows a stage), then one of them again, within one
+         * transaction. */
         for (int i = 0; i < 3000; i += 500) {
             assert_int_equal(store_begin(s, true, &t), LX_OK);
             for (int k = i; k < i + 500; k++) {
