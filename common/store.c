@@ -1152,7 +1152,9 @@ bool store_idn_filter(store_t *s)
      * transaction sees them; it writes nothing, so its abort keeps the
      * map (and what pend_sync read for it). A grown filter that is built
      * again stays in use until the new one is whole. */
-    bool ok = pend_ready(t) == 0 && (s->nf_ok ? nf_build(t, &s->nf) : nf_ready(t));
+    bool ok = pend_ready(t) == 0 && nf_build(t, &s->nf);
+    if (ok)
+        s->nf_ok = true;
     store_abort(&t);
     s->nf_due = !ok;
     return ok;
