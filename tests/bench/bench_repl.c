@@ -366,6 +366,28 @@ static int ingest(store_t *s, record_t **recs, size_t from, size_t to, size_t ba
     return 0;
 }
 
+/* One end-to-end pass: recs[from, to) entered at the village, until the
+ * province holds all `to`; prints the rate as `key` and each process's
+ * CPU as `phase`. With mark, the profiling window on stderr (BENCH_MARK). */
+static int e2e_pass(store_t *vs, store_t *ps, record_t **recs, size_t from, size_t to,
+                    const char *key, const char *phase, bool mark)
+{
+    cpu_t c0, c1;
+    cpu_snap(&c0);
+    if (mark)
+        fprintf(stderr, "e2e_start\n");
+    double t0 = now();
+    if (ingest(vs, recs, from, to, 1000))
+        return 1;
+    if (mark)
+        fprintf(stderr, "e2e_ingested %.3f s\n", now() - t0);
+    double t = wait_records(ps, to, t0, 600);
+    cpu_snap(&c1);
+    printf("%s %.0f changes/s\n", key, t > 0 ? (double)(to - from) / t : 0);
+    cpu_report(phase, &c0, &c1, to - from);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc != 5) {
@@ -437,29 +459,11 @@ int main(int argc, char **argv)
      * of their working memory for the first time (tens of megabytes each:
      * a page fault per 4 KiB, about 10 us each in some VMs), then on the
      * same tree running, as a node runs for months: the steady state. */
-    cpu_t c0, c1;
-    cpu_snap(&c0);
-    double t0 = now();
-    if (ingest(vs, recs, 0, n, 1000))
+    if (e2e_pass(vs, ps, recs, 0, n, "e2e_cold_changes", "e2ecold", false))
         return 1;
-    double cold = wait_records(ps, n, t0, 600);
-    cpu_snap(&c1);
-    printf("e2e_cold_changes %.0f changes/s\n", cold > 0 ? (double)n / cold : 0);
-    cpu_report("e2ecold", &c0, &c1, n);
     usleep(500000);
-
-    cpu_snap(&c0);
-    if (getenv("BENCH_MARK"))
-        fprintf(stderr, "e2e_start\n");
-    t0 = now();
-    if (ingest(vs, recs, n, 2 * n, 1000))
+    if (e2e_pass(vs, ps, recs, n, 2 * n, "e2e_changes", "e2e", getenv("BENCH_MARK") != NULL))
         return 1;
-    if (getenv("BENCH_MARK"))
-        fprintf(stderr, "e2e_ingested %.3f s\n", now() - t0);
-    double e2e = wait_records(ps, 2 * n, t0, 600);
-    cpu_snap(&c1);
-    printf("e2e_changes %.0f changes/s\n", e2e > 0 ? (double)n / e2e : 0);
-    cpu_report("e2e", &c0, &c1, n);
 
     /* 2. One change at a time, village -> province, on a settled tree:
      * the hundreds of MB the five nodes just wrote are flushed first (the
@@ -535,7 +539,8 @@ int main(int argc, char **argv)
     if (store_open(td, STORE_RDONLY, &ts, &why))
         return 1;
     uint64_t before = records_at(ts);
-    t0 = now();
+    cpu_t c0, c1;
+    double t0 = now();
     start_node(1);
     cpu_snap(&c0);
     /* Also timed from the first batch's commit: the restart, the
