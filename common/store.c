@@ -1367,7 +1367,11 @@ static int idn_fold(stxn_t *t, size_t max)
     }
     fold_sort(f, m);
     t->idn_touched = true;
-    int rc = 0;
+    /* One cursor for the whole walk: LMDB finds a key that falls within
+     * the leaf the cursor is on without descending from the root, and
+     * sorted keys fall mostly on the page of the one before. */
+    MDB_cursor *c;
+    int rc = mdb_cursor_open(t->txn, s->byidn, &c);
     for (size_t i = 0; !rc && i < m; i++) {
         /* The strings lie all over the map's pool once sorted: ask for
          * them ahead, or each put waits on memory twice. */
@@ -1375,8 +1379,17 @@ static int idn_fold(stxn_t *t, size_t max)
             __builtin_prefetch(f[i + FOLD_AHEAD].num);
             __builtin_prefetch(f[i + FOLD_AHEAD].id);
         }
-        rc = byidn_set(t, f[i].num, f[i].id, f[i].del);
+        unsigned char key[IDNUM_MAX + 1 + IDNMAP_ID_MAX];
+        MDB_val k = {idn_key(key, f[i].num, f[i].id), key}, e = {0, ""};
+        if (!f[i].del)
+            rc = mdb_cursor_put(c, &k, &e, 0);
+        else if (!(rc = mdb_cursor_get(c, &k, NULL, MDB_SET)))
+            rc = mdb_cursor_del(c, 0);
+        else if (rc == MDB_NOTFOUND)
+            rc = 0; /* one that is not there is no error (byidn_set) */
     }
+    if (c)
+        mdb_cursor_close(c);
     free(f);
     if (!rc && take == n) {
         rc = mdb_drop(t->txn, s->idnp, 0);
