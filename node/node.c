@@ -569,6 +569,43 @@ static int parse_config(const char *cmd, const char *usage, int argc, char **arg
     return 0;
 }
 
+/* The node's heap in transparent huge pages. A busy node allocates and
+ * frees frame buffers, decoding blocks and LMDB's dirty pages all the
+ * time, and the kernel maps that memory a 4 KiB page at a time, each map
+ * a fault; in 2 MiB pages it is one fault where it was 512. glibc asks
+ * the kernel for them (MADV_HUGEPAGE) when its tunable
+ * glibc.malloc.hugetlb is 1, and reads its tunables only as a program
+ * starts: so the node runs itself again, with the same process id, with
+ * that set. In the five-node chain bench (tests/bench) the page faults
+ * fell from about 200 to 30 per 1000 changes, and the steady-state rate
+ * rose about 7%, for about 4 MiB more resident memory per idle node
+ * (12.5 to 16.4) and 17% more anonymous memory under load. Where the
+ * system allows huge pages only on advice
+ * (the usual default) this is the advice; where it forbids them, nothing
+ * changes. An operator who sets glibc.malloc.hugetlb (0 keeps 4 KiB
+ * pages) is left as set. */
+void node_hugepage_heap(char **argv)
+{
+    const char *cur = getenv("GLIBC_TUNABLES");
+    if (cur && strstr(cur, "glibc.malloc.hugetlb"))
+        return;
+    char *was = cur ? strdup(cur) : NULL, *val;
+    if ((cur && !was)
+        || asprintf(&val, "%s%sglibc.malloc.hugetlb=1", was ? was : "", was && *was ? ":" : "") < 0) {
+        free(was);
+        return;
+    }
+    if (setenv("GLIBC_TUNABLES", val, 1) == 0)
+        execv("/proc/self/exe", argv);
+    /* Not run again (no /proc, say): on with the heap as it is. */
+    if (was)
+        setenv("GLIBC_TUNABLES", was, 1);
+    else
+        unsetenv("GLIBC_TUNABLES");
+    free(was);
+    free(val);
+}
+
 int cmd_node(int argc, char **argv)
 {
     const char *path;

@@ -394,8 +394,16 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: bench_repl LIANXIN DIR N SAMPLES\n");
         return 2;
     }
-    /* As a node does (node.c): the entering here stands for the
-     * village's API, which runs in the node's process. */
+    /* As a node does (node.c: node_hugepage_heap, node_run): the
+     * entering here stands for the village's API, which runs in the
+     * node's process. The nodes it starts inherit the setting. */
+    const char *tun = getenv("GLIBC_TUNABLES");
+    if (!tun || !strstr(tun, "glibc.malloc.hugetlb")) {
+        char val[512];
+        snprintf(val, sizeof val, "%s%sglibc.malloc.hugetlb=1", tun ? tun : "", tun && *tun ? ":" : "");
+        setenv("GLIBC_TUNABLES", val, 1);
+        execv("/proc/self/exe", argv);
+    }
     mallopt(M_MMAP_THRESHOLD, 16 << 20);
     mallopt(M_TRIM_THRESHOLD, 64 << 20);
     mallopt(M_TOP_PAD, 4 << 20);

@@ -43,6 +43,15 @@ for _ in $(seq 100); do
 done
 grep -q "children connect to" "$LOG" || fail "the node did not start within 10 s: $(cat "$LOG")"
 
+# The node ran itself again, same process, with its heap in huge pages
+# (node_hugepage_heap): the tunable is in the environment of the PID the
+# shell started.
+# (glibc cuts the variable at each ':' in place, in the memory /proc
+# shows: the tunables after the first show as entries of their own.)
+tunables() { tr '\0' '\n' <"/proc/$1/environ" | sed -n 's/^GLIBC_TUNABLES=//p'; }
+tunable_entries() { tr '\0' '\n' <"/proc/$1/environ" | grep -c 'glibc\.malloc\.hugetlb'; }
+assert_eq "$(tunables "$NODE")" "glibc.malloc.hugetlb=1" "GLIBC_TUNABLES of the running node"
+
 # status_check PYTHON-CONDITION: s is the status object, c the entry of V1 in
 # s["children"]. Polls (the node saves its link state within a second).
 status_check() {
@@ -207,5 +216,16 @@ for _ in $(seq 100); do kill -0 "$NODE" 2>/dev/null || break; sleep 0.1; done
 kill -0 "$NODE" 2>/dev/null && fail "the node did not stop within 10 s of SIGTERM"
 wait "$NODE"; rc=$?
 assert_eq "$rc" "0" "node exit status after SIGTERM"
+
+# An operator's own heap setting is kept as set.
+GLIBC_TUNABLES=glibc.malloc.hugetlb=0 "$LIANXIN" node --config "$PC" >"$LOG" 2>&1 &
+NODE=$!
+PIDS+=("$NODE")
+for _ in $(seq 100); do grep -q "children connect to" "$LOG" && break; sleep 0.1; done
+grep -q "children connect to" "$LOG" || fail "the node did not start again within 10 s: $(cat "$LOG")"
+assert_eq "$(tunables "$NODE")" "glibc.malloc.hugetlb=0" "GLIBC_TUNABLES of a node started with the operator's own"
+assert_eq "$(tunable_entries "$NODE")" "1" "hugetlb settings in the environment of a node started with the operator's own"
+kill -TERM "$NODE"
+wait "$NODE" || fail "the node restarted with the operator's tunables did not stop cleanly"
 [ ${#BUGS[@]} -eq 0 ] || fail "${#BUGS[@]} check(s) failed: $(printf '%s; ' "${BUGS[@]}")"
 echo "ok"
