@@ -224,39 +224,10 @@ int idnmap_set(idnmap_t *m, const char *id, const char *old, const char *now)
     return idnmap_set_ent(m, id, old, now, NULL);
 }
 
-int idnmap_set_ent(idnmap_t *m, const char *id, const char *old, const char *now,
-                   idnmap_ent_t *out)
+/* A new entry for id (none is held). */
+static int insert(idnmap_t *m, const char *id, size_t lid, const char *old, size_t lold,
+                  const char *now, size_t lnow, uint64_t hid, uint64_t hnow, idnmap_ent_t *out)
 {
-    if (!old)
-        old = "";
-    if (!now)
-        now = "";
-    size_t lid = strlen(id), lold = strlen(old), lnow = strlen(now);
-    if (lid > IDNMAP_ID_MAX || lold > IDNMAP_NUM_MAX || lnow > IDNMAP_NUM_MAX)
-        return LX_EINVAL;
-    uint64_t hid = hash(id), hnow = hash(now);
-    unsigned i = find(m, id, hid);
-    if (i) {
-        ent_t *x = &m->e[i - 1];
-        unlink_now(m, i);
-        if (lnow <= x->lnow) {
-            memcpy(m->pool + x->off + x->lid + 1 + x->lold + 1, now, lnow + 1);
-            x->lnow = (uint8_t)lnow;
-        } else {
-            /* Longer than the room it had: all three again at the end
-             * (the old copy is garbage until the map is cleared). */
-            char keep[IDNMAP_ID_MAX + IDNMAP_NUM_MAX + 2];
-            size_t kl = x->lid + 1 + x->lold + 1;
-            memcpy(keep, m->pool + x->off, kl);
-            if (pool_room(m, kl + lnow + 1))
-                return LX_ENOMEM;
-            pool_put(m, x, keep, x->lid, keep + x->lid + 1, x->lold, now, lnow);
-        }
-        x->hnow = hnow;
-        link_now(m, i);
-        view(m, x, out);
-        return LX_OK;
-    }
     if (m->n == m->cap) {
         size_t cap = m->cap ? m->cap * 2 : 256;
         if (cap < m->hint)
@@ -281,13 +252,63 @@ int idnmap_set_ent(idnmap_t *m, const char *id, const char *old, const char *now
     pool_put(m, x, id, lid, old, lold, now, lnow);
     x->hid = hid;
     x->hnow = hnow;
-    i = (unsigned)m->n;
+    unsigned i = (unsigned)m->n;
     size_t h = hid & (m->nb - 1);
     x->next_id = m->by_id[h];
     m->by_id[h] = i;
     link_now(m, i);
     view(m, x, out);
     return LX_OK;
+}
+
+/* set_ent and add_ent: with look, an entry the map holds for id is
+ * updated; without, the caller knows there is none. */
+static int set(idnmap_t *m, const char *id, const char *old, const char *now, bool look,
+               idnmap_ent_t *out)
+{
+    if (!old)
+        old = "";
+    if (!now)
+        now = "";
+    size_t lid = strlen(id), lold = strlen(old), lnow = strlen(now);
+    if (lid > IDNMAP_ID_MAX || lold > IDNMAP_NUM_MAX || lnow > IDNMAP_NUM_MAX)
+        return LX_EINVAL;
+    uint64_t hid = hash(id), hnow = hash(now);
+    unsigned i = look ? find(m, id, hid) : 0;
+    if (i) {
+        ent_t *x = &m->e[i - 1];
+        unlink_now(m, i);
+        if (lnow <= x->lnow) {
+            memcpy(m->pool + x->off + x->lid + 1 + x->lold + 1, now, lnow + 1);
+            x->lnow = (uint8_t)lnow;
+        } else {
+            /* Longer than the room it had: all three again at the end
+             * (the old copy is garbage until the map is cleared). */
+            char keep[IDNMAP_ID_MAX + IDNMAP_NUM_MAX + 2];
+            size_t kl = x->lid + 1 + x->lold + 1;
+            memcpy(keep, m->pool + x->off, kl);
+            if (pool_room(m, kl + lnow + 1))
+                return LX_ENOMEM;
+            pool_put(m, x, keep, x->lid, keep + x->lid + 1, x->lold, now, lnow);
+        }
+        x->hnow = hnow;
+        link_now(m, i);
+        view(m, x, out);
+        return LX_OK;
+    }
+    return insert(m, id, lid, old, lold, now, lnow, hid, hnow, out);
+}
+
+int idnmap_set_ent(idnmap_t *m, const char *id, const char *old, const char *now,
+                   idnmap_ent_t *out)
+{
+    return set(m, id, old, now, true, out);
+}
+
+int idnmap_add_ent(idnmap_t *m, const char *id, const char *old, const char *now,
+                   idnmap_ent_t *out)
+{
+    return set(m, id, old, now, false, out);
 }
 
 int idnmap_each_holder(const idnmap_t *m, const char *num, idnmap_cb cb, void *arg)

@@ -58,6 +58,12 @@ int idnmap_set(idnmap_t *m, const char *id, const char *old, const char *now);
 /* The same, and (out may be NULL) the entry as it now is. */
 int idnmap_set_ent(idnmap_t *m, const char *id, const char *old, const char *now,
                    idnmap_ent_t *out);
+/* idnmap_set_ent for an id the caller knows has no entry (a record new
+ * to the store: the map holds only records the store holds), without
+ * looking for one: a chain of the table less to walk, at memory's pace,
+ * for nearly every new child. */
+int idnmap_add_ent(idnmap_t *m, const char *id, const char *old, const char *now,
+                   idnmap_ent_t *out);
 
 /* Forgets the last entry (idnmap_at(m, count - 1)); nothing when empty. */
 void idnmap_pop(idnmap_t *m);

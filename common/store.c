@@ -1183,8 +1183,9 @@ static bool nf_fresh(stxn_t *t, const char *ni)
 /* Record id held `oldi` (or none) and holds `ni` (or none) now: notes it
  * as pending (or, when the store folds at every commit and nothing is
  * pending, writes the index itself) and keeps every holder's duplicate
- * flag right. */
-static int idn_move(stxn_t *t, const char *id, const char *oldi, const char *ni)
+ * flag right. created: the record is new to the store, so the pending map
+ * holds nothing for it (it holds only records the store holds). */
+static int idn_move(stxn_t *t, const char *id, const char *oldi, const char *ni, bool created)
 {
     store_t *s = t->s;
     int prc = pend_ready(t);
@@ -1212,7 +1213,8 @@ static int idn_move(stxn_t *t, const char *id, const char *oldi, const char *ni)
         return idn_flags(t, id, oldi, fresh ? NULL : ni);
     }
     idnmap_ent_t pe;
-    rc = idnmap_set_ent(s->pend, id, oldi, ni, &pe);
+    rc = created ? idnmap_add_ent(s->pend, id, oldi, ni, &pe)
+                 : idnmap_set_ent(s->pend, id, oldi, ni, &pe);
     if (rc)
         return rc == LX_ENOMEM ? ENOMEM : MDB_BAD_VALSIZE;
     /* What byidn holds for the record: oldi when it was not pending. */
@@ -1900,7 +1902,7 @@ int store_apply_ex(stxn_t *t, const char *id, const field_t *w, uint32_t n,
     const char *ni = new_live ? record_str(r, "id_number") : NULL;
     const char *oldi = old_live && old_idn[0] ? old_idn : NULL;
     if (!(oldi && ni && strcmp(oldi, ni) == 0) && (oldi || ni)
-        && (mrc = idn_move(t, id, oldi, ni)))
+        && (mrc = idn_move(t, id, oldi, ni, res->created)))
         goto lmdb_fail;
 
     /* The change joins the log in the same transaction. */

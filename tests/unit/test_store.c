@@ -893,6 +893,15 @@ static void test_idnmap(void **state)
     assert_string_equal(e.old, "");
     assert_string_equal(e.now, "n1234567890");
     assert_false(idnmap_get(m, "r5000", NULL));
+    /* An id known to be new goes in without a search, and is found like
+     * any other by id and by number. */
+    assert_int_equal(idnmap_add_ent(m, "r5000", "", "n9", &e), LX_OK);
+    assert_string_equal(e.id, "r5000");
+    assert_true(idnmap_get(m, "r5000", &e));
+    assert_string_equal(e.now, "n9");
+    assert_int_equal(idnmap_count(m), 5001);
+    idnmap_pop(m);
+    assert_false(idnmap_get(m, "r5000", NULL));
     int n = 0;
     assert_int_equal(idnmap_each_holder(m, "n1", dup_count_holder, &n), 0);
     assert_int_equal(n, 714); /* i % 7 == 1 below 5000, less r4999 */
