@@ -1372,7 +1372,7 @@ static int idn_fold(stxn_t *t, size_t max)
     /* One cursor for the whole walk: LMDB finds a key that falls within
      * the leaf the cursor is on without descending from the root, and
      * sorted keys fall mostly on the page of the one before. */
-    MDB_cursor *c;
+    MDB_cursor *c = NULL;
     int rc = mdb_cursor_open(t->txn, s->byidn, &c);
     for (size_t i = 0; !rc && i < m; i++) {
         /* The strings lie all over the map's pool once sorted: ask for

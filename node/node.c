@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/auxv.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <uv.h>
@@ -580,14 +581,21 @@ static int parse_config(const char *cmd, const char *usage, int argc, char **arg
  * fell from about 200 to 30 per 1000 changes, and the steady-state rate
  * rose about 7%, for about 4 MiB more resident memory per idle node
  * (12.5 to 16.4) and 17% more anonymous memory under load. Where the
- * system allows huge pages only on advice
- * (the usual default) this is the advice; where it forbids them, nothing
- * changes. An operator who sets glibc.malloc.hugetlb (0 keeps 4 KiB
- * pages) is left as set. */
+ * system allows huge pages only on advice (the usual default) this is
+ * the advice; where it forbids them, nothing changes. An operator who
+ * sets glibc.malloc.hugetlb (0 keeps 4 KiB pages) is left as set. */
+#define REEXEC_MARK "LIANXIN_HEAP_REEXEC"
 void node_hugepage_heap(char **argv)
 {
+    /* Once: the image run again finds the mark and goes on (whatever
+     * glibc made of the variable). Not for a program run with privileges
+     * (setuid, file capabilities): glibc drops tunables there. */
+    if (getenv(REEXEC_MARK)) {
+        unsetenv(REEXEC_MARK);
+        return;
+    }
     const char *cur = getenv("GLIBC_TUNABLES");
-    if (cur && strstr(cur, "glibc.malloc.hugetlb"))
+    if ((cur && strstr(cur, "glibc.malloc.hugetlb")) || getauxval(AT_SECURE))
         return;
     char *was = cur ? strdup(cur) : NULL, *val;
     if ((cur && !was)
@@ -595,9 +603,10 @@ void node_hugepage_heap(char **argv)
         free(was);
         return;
     }
-    if (setenv("GLIBC_TUNABLES", val, 1) == 0)
+    if (setenv("GLIBC_TUNABLES", val, 1) == 0 && setenv(REEXEC_MARK, "1", 1) == 0)
         execv("/proc/self/exe", argv);
     /* Not run again (no /proc, say): on with the heap as it is. */
+    unsetenv(REEXEC_MARK);
     if (was)
         setenv("GLIBC_TUNABLES", was, 1);
     else

@@ -398,11 +398,16 @@ int main(int argc, char **argv)
      * entering here stands for the village's API, which runs in the
      * node's process. The nodes it starts inherit the setting. */
     const char *tun = getenv("GLIBC_TUNABLES");
-    if (!tun || !strstr(tun, "glibc.malloc.hugetlb")) {
-        char val[512];
-        snprintf(val, sizeof val, "%s%sglibc.malloc.hugetlb=1", tun ? tun : "", tun && *tun ? ":" : "");
-        setenv("GLIBC_TUNABLES", val, 1);
+    char *tv;
+    if (getenv("BENCH_HEAP_REEXEC")) {
+        unsetenv("BENCH_HEAP_REEXEC");  /* run again once, not more */
+    } else if ((!tun || !strstr(tun, "glibc.malloc.hugetlb"))
+               && asprintf(&tv, "%s%sglibc.malloc.hugetlb=1", tun ? tun : "",
+                           tun && *tun ? ":" : "") >= 0) {
+        setenv("GLIBC_TUNABLES", tv, 1);
+        setenv("BENCH_HEAP_REEXEC", "1", 1);
         execv("/proc/self/exe", argv);
+        return 1;
     }
     mallopt(M_MMAP_THRESHOLD, 16 << 20);
     mallopt(M_TRIM_THRESHOLD, 64 << 20);
