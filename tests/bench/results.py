@@ -299,13 +299,14 @@ except OSError:
 w("")
 w("## How it is measured")
 w("")
-w("- The 8 MiB idle target (not met in VmRSS): a village node's VmRSS is about 12.4 MiB, of which about "
+w("- The 8 MiB idle target (not met in VmRSS): a village node's VmRSS is about 12.5 to 13.7 MiB, of which about "
   "10.5 MiB are pages of the shared libraries it maps — libcrypto alone about 3.7 MiB since every node "
   "serves its API over TLS (OpenSSL's provider and key set-up touch them; 1.4 MiB without the API), libc, "
   "libstdc++, libzmq, libssl, libh2o, libsodium, ... — the same physical pages in all 323 nodes, and the "
   "touched pages of its LMDB map (the map itself, 1 GiB and more of address space, is virtual). What each "
-  "node adds is its private memory, about 1.8 MiB (four threads: the libuv loop, the ZeroMQ thread, "
-  "ZeroMQ's I/O thread and reaper; thread stacks are touched only a few KiB deep), and the tree as a whole "
+  "node adds is its private memory, about 2 to 3 MiB (four threads: the libuv loop, the ZeroMQ thread, "
+  "ZeroMQ's I/O thread and reaper, sharing one heap whose first 2 MiB come as one huge page once used, "
+  "see README, Memory; thread stacks are touched only a few KiB deep), and the tree as a whole "
   "needs the sum of PSS. Every node once held the names of all 37,000 Sichuan units for its reports "
   "(2.2 MiB of 3.8 MiB private); it now loads only its own subtree's.")
 for t in [
