@@ -459,8 +459,9 @@ static int node_run(const char *cmd, const char *path, repl_mode_t mode)
     /* One heap for the node's four threads (set before they start): in
      * huge pages (node_hugepage_heap) an arena of each thread's own took
      * a 2 MiB page at its first allocation, 5 MiB more per idle node (a
-     * county's 323 nodes on one machine: 679 MiB -> 2.3 GiB), where one
-     * heap costs nothing at idle; the chain bench ran no slower for it. */
+     * county's 323 nodes on one machine: 679 MiB -> 2.3 GiB of PSS); one
+     * heap takes about 1 MiB more (1.0 GiB), and the chain bench ran no
+     * slower for it. */
     mallopt(M_ARENA_MAX, 1);
     int rc;
     if ((rc = pin_keys(n.store, n.cfg))) {
