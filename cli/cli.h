@@ -64,10 +64,6 @@ int cmd_status(int argc, char **argv);
 int cmd_conflicts(int argc, char **argv);
 int cmd_gen(int argc, char **argv);
 int cmd_node(int argc, char **argv);
-/* For the node and restore commands, before anything else: runs the
- * program again with its heap in transparent huge pages (see node.c);
- * returns only when it is not run again. argv is main's. */
-void node_hugepage_heap(char **argv);
 int cmd_topology(int argc, char **argv);
 int cmd_bundle(int argc, char **argv);
 int cmd_restore(int argc, char **argv);

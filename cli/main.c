@@ -1,5 +1,6 @@
 /* lianxin: one program, the node daemon and the operator's commands. */
 #include "cli.h"
+#include "common/heap.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -47,8 +48,9 @@ int main(int argc, char **argv)
         usage(stdout);
         return 0;
     }
+    /* The long-running ones (common/heap.h). */
     if (strcmp(argv[1], "node") == 0 || strcmp(argv[1], "restore") == 0)
-        node_hugepage_heap(argv);
+        heap_hugepages(argv);
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
         if (strcmp(argv[1], commands[i].name) == 0)
             return commands[i].fn(argc - 1, argv + 1);

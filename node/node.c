@@ -11,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/auxv.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <uv.h>
@@ -457,7 +456,7 @@ static int node_run(const char *cmd, const char *path, repl_mode_t mode)
     mallopt(M_TRIM_THRESHOLD, 64 << 20);
     mallopt(M_TOP_PAD, 4 << 20);
     /* One heap for the node's four threads (set before they start): in
-     * huge pages (node_hugepage_heap) an arena of each thread's own took
+     * huge pages (heap_hugepages) an arena of each thread's own took
      * a 2 MiB page at its first allocation, 5 MiB more per idle node (a
      * county's 323 nodes on one machine: 679 MiB -> 2.3 GiB of PSS); one
      * heap takes about 1 MiB more (1.0 GiB), and the chain bench ran no
@@ -575,51 +574,6 @@ static int parse_config(const char *cmd, const char *usage, int argc, char **arg
     if (!*path)
         return cli_usage(cmd, usage, "--config is required");
     return 0;
-}
-
-/* The node's heap in transparent huge pages. A busy node allocates and
- * frees frame buffers, decoding blocks and LMDB's dirty pages all the
- * time, and the kernel maps that memory a 4 KiB page at a time, each map
- * a fault; in 2 MiB pages it is one fault where it was 512. glibc asks
- * the kernel for them (MADV_HUGEPAGE) when its tunable
- * glibc.malloc.hugetlb is 1, and reads its tunables only as a program
- * starts: so the node runs itself again, with the same process id, with
- * that set. In the five-node chain bench (tests/bench) the page faults
- * fell from about 200 to 30 per 1000 changes, and the steady-state rate
- * rose about 9% (CPU per change fell 11%), for about 20% more anonymous
- * memory under load (with one arena, see node_run). Where the
- * system allows huge pages only on advice (the usual default) this is
- * the advice; where it forbids them, nothing changes. An operator who
- * sets glibc.malloc.hugetlb (0 keeps 4 KiB pages) is left as set. */
-#define REEXEC_MARK "LIANXIN_HEAP_REEXEC"
-void node_hugepage_heap(char **argv)
-{
-    /* Once: the image run again finds the mark and goes on (whatever
-     * glibc made of the variable). Not for a program run with privileges
-     * (setuid, file capabilities): glibc drops tunables there. */
-    if (getenv(REEXEC_MARK)) {
-        unsetenv(REEXEC_MARK);
-        return;
-    }
-    const char *cur = getenv("GLIBC_TUNABLES");
-    if ((cur && strstr(cur, "glibc.malloc.hugetlb")) || getauxval(AT_SECURE))
-        return;
-    char *was = cur ? strdup(cur) : NULL, *val;
-    if ((cur && !was)
-        || asprintf(&val, "%s%sglibc.malloc.hugetlb=1", was ? was : "", was && *was ? ":" : "") < 0) {
-        free(was);
-        return;
-    }
-    if (setenv("GLIBC_TUNABLES", val, 1) == 0 && setenv(REEXEC_MARK, "1", 1) == 0)
-        execv("/proc/self/exe", argv);
-    /* Not run again (no /proc, say): on with the heap as it is. */
-    unsetenv(REEXEC_MARK);
-    if (was)
-        setenv("GLIBC_TUNABLES", was, 1);
-    else
-        unsetenv("GLIBC_TUNABLES");
-    free(was);
-    free(val);
 }
 
 int cmd_node(int argc, char **argv)

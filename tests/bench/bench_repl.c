@@ -22,6 +22,7 @@
 #include <pthread.h>
 
 #include "common/gen.h"
+#include "common/heap.h"
 #include "common/schema.h"
 #include "common/store.h"
 #include "common/wire.h"
@@ -394,21 +395,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: bench_repl LIANXIN DIR N SAMPLES\n");
         return 2;
     }
-    /* As a node does (node.c: node_hugepage_heap, node_run): the
-     * entering here stands for the village's API, which runs in the
-     * node's process. The nodes it starts inherit the setting. */
-    const char *tun = getenv("GLIBC_TUNABLES");
-    char *tv;
-    if (getenv("BENCH_HEAP_REEXEC")) {
-        unsetenv("BENCH_HEAP_REEXEC");  /* run again once, not more */
-    } else if ((!tun || !strstr(tun, "glibc.malloc.hugetlb"))
-               && asprintf(&tv, "%s%sglibc.malloc.hugetlb=1", tun ? tun : "",
-                           tun && *tun ? ":" : "") >= 0) {
-        setenv("GLIBC_TUNABLES", tv, 1);
-        setenv("BENCH_HEAP_REEXEC", "1", 1);
-        execv("/proc/self/exe", argv);
-        return 1;
-    }
+    /* As a node does (cli/main.c, node_run): the entering here stands
+     * for the village's API, which runs in the node's process. The nodes
+     * it starts inherit the setting. */
+    heap_hugepages(argv);
     mallopt(M_MMAP_THRESHOLD, 16 << 20);
     mallopt(M_TRIM_THRESHOLD, 64 << 20);
     mallopt(M_TOP_PAD, 4 << 20);

@@ -44,7 +44,7 @@ done
 grep -q "children connect to" "$LOG" || fail "the node did not start within 10 s: $(cat "$LOG")"
 
 # The node ran itself again, same process, with its heap in huge pages
-# (node_hugepage_heap): the tunable is in the environment of the PID the
+# (common/heap.c): the tunable is in the environment of the PID the
 # shell started.
 # (glibc cuts the variable at each ':' in place, in the memory /proc
 # shows: the tunables after the first show as entries of their own.)
